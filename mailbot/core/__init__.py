@@ -1,0 +1,1 @@
+"""The pure domain: frozen dataclasses and functions, no I/O, no imports from outside core."""

@@ -1,0 +1,1 @@
+"""Loading the admin-tunable rules in `rules/` (YAML) into validated, frozen objects."""
