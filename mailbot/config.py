@@ -1,0 +1,257 @@
+"""Layered configuration: built-in defaults, then a TOML file, then MAILBOT_* environment.
+
+The file comes from `--config PATH` or `MAILBOT_CONFIG`. Environment variables
+named `MAILBOT_<SECTION>_<KEY>` (e.g. MAILBOT_IMAP_PASSWORD) override the file, so
+secrets never need to be written into it. The result is one frozen `Settings`.
+Unknown keys and wrong types are errors that name the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from mailbot.core.errors import ConfigError
+
+TLS_MODES = ("ssl", "starttls", "none")
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str = "localhost"
+    port: int = 993
+    tls: str = "ssl"
+    username: str = ""
+    password: str = ""
+    # XOAUTH2 (Microsoft 365, Gmail): a command whose stdout, or a file whose
+    # content, is a fresh access token. Used instead of the password when set.
+    oauth2_token_command: str = ""
+    oauth2_token_file: str = ""
+    folders: tuple[str, ...] = ("INBOX",)
+    processed_folder: str = "mailbot/processed"
+    quarantine_folder: str = "mailbot/quarantine"
+    # "move": move processed mail to processed_folder; "flag": set \Seen + a keyword and keep it.
+    processed_action: str = "move"
+    idle: bool = True
+    poll_seconds: int = 60
+    batch_size: int = 100
+    max_message_bytes: int = 25 * 1024 * 1024
+    timeout_seconds: float = 30.0
+    account: str = ""
+    """A stable name for this mailbox in the ledger; defaults to username@host."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "localhost"
+    port: int = 465
+    tls: str = "ssl"
+    username: str = ""
+    password: str = ""
+    from_address: str = "claims@example.com"
+    reply_to: str = ""
+    timeout_seconds: float = 30.0
+    # how many replies one recipient may get per hour; the excess is held, not dropped
+    rate_limit_per_hour: int = 5
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+    """SQLAlchemy URL; empty means a SQLite file `mailbot.db` in data_dir."""
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    data_dir: str = "./data"
+    rules_dir: str = ""
+    """Empty means the rules shipped with mailbot."""
+    templates_dir: str = ""
+    """Site overrides, searched before the built-in templates; empty means none."""
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    languages: str = ""
+    """Tesseract languages, e.g. "nor+eng"; empty means the campaign's language."""
+    workers: int = 1
+    timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "json"
+    """"json" (one object per line, for journald/ELK) or "text"."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source: str = "defaults"
+    """Where the settings came from (for `mailbot check`)."""
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir).expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_dir / 'mailbot.db'}"
+
+    @property
+    def imap_account(self) -> str:
+        return self.imap.account or f"{self.imap.username}@{self.imap.host}"
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings as a dict with secrets replaced, for printing."""
+        out = dataclasses.asdict(self)
+        for section in ("imap", "smtp"):
+            if out[section]["password"]:
+                out[section]["password"] = "***"
+        if "@" in out["database"]["url"] and ":" in out["database"]["url"].split("@")[0]:
+            head, tail = out["database"]["url"].rsplit("@", 1)
+            out["database"]["url"] = head.rsplit(":", 1)[0] + ":***@" + tail
+        return out
+
+
+_SECTIONS: dict[str, type] = {
+    "imap": ImapSettings,
+    "smtp": SmtpSettings,
+    "database": DatabaseSettings,
+    "paths": PathSettings,
+    "ocr": OcrSettings,
+    "log": LogSettings,
+}
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("imap", "tls"): TLS_MODES,
+    ("smtp", "tls"): TLS_MODES,
+    ("imap", "processed_action"): ("move", "flag"),
+    ("log", "format"): ("json", "text"),
+    ("log", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+def _coerce(value: Any, typ: Any, where: str, from_env: bool) -> Any:
+    """Check (file) or convert (environment strings) one value to the field's type."""
+    if typ is bool:
+        if from_env:
+            low = str(value).strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        elif isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is int:
+        if from_env:
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if typ is float:
+        if from_env:
+            try:
+                return float(str(value).strip())
+            except ValueError:
+                pass
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if typ == tuple[str, ...]:
+        if from_env:
+            text = str(value).strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ConfigError(f"{where}: expected a JSON list, got {text!r}") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type")  # pragma: no cover - a bug in this module
+
+
+def _apply(
+    current: dict[str, dict[str, Any]],
+    section: str,
+    key: str,
+    value: Any,
+    where: str,
+    from_env: bool,
+) -> None:
+    cls = _SECTIONS.get(section)
+    if cls is None:
+        raise ConfigError(f"{where}: unknown section [{section}]")
+    hints = get_type_hints(cls)
+    if key not in hints:
+        raise ConfigError(f"{where}: unknown key {section}.{key}")
+    coerced = _coerce(value, hints[key], where, from_env)
+    choices = _CHOICES.get((section, key))
+    if choices is not None and coerced not in choices:
+        raise ConfigError(f"{where}: {section}.{key} must be one of {', '.join(choices)}")
+    current[section][key] = coerced
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: defaults <- file (path or $MAILBOT_CONFIG) <- MAILBOT_* env."""
+    env = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    sources = ["defaults"]
+    file_path = path if path is not None else env.get("MAILBOT_CONFIG") or None
+    if file_path is not None:
+        fp = Path(file_path)
+        try:
+            data = tomllib.loads(fp.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{fp}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{fp}: cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{fp}: TOML syntax: {exc}") from None
+        for section, body in data.items():
+            if not isinstance(body, dict):
+                raise ConfigError(f"{fp}: [{section}] must be a table")
+            for key, value in body.items():
+                _apply(values, section, key, value, f"{fp}: {section}.{key}", from_env=False)
+        sources.append(str(fp))
+    for name, raw in sorted(env.items()):
+        if not name.startswith("MAILBOT_") or name == "MAILBOT_CONFIG":
+            continue
+        rest = name[len("MAILBOT_") :].lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS:
+            continue  # other MAILBOT_* variables (e.g. MAILBOT_DEMO_*) are not ours
+        _apply(values, section, key, raw, f"environment {name}", from_env=True)
+        if "environment" not in sources:
+            sources.append("environment")
+    built = {name: cls(**values[name]) for name, cls in _SECTIONS.items()}
+    return Settings(**built, source=" <- ".join(sources))
