@@ -1,0 +1,1 @@
+"""The `mailbot` command: argument parsing in main.py, one module per command group."""

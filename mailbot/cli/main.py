@@ -1,0 +1,187 @@
+"""`mailbot` argument parsing and dispatch.
+
+Each subcommand names its handler as "module:function" and is imported only when
+run, so one command's heavy imports (OCR, IMAP) never slow down another. Handlers
+take (args, app) and return the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mailbot import __version__
+from mailbot.core.errors import MailbotError
+
+HANDLERS = "mailbot.cli."
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _cmd(sub: argparse._SubParsersAction, name: str, handler: str, help_: str,
+         desc: str | None = None) -> argparse.ArgumentParser:  # fmt: skip
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=desc or help_)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailbot",
+        description="Email-driven claims processing: cashback claims and warranty returns.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help="TOML config file (default: $MAILBOT_CONFIG)"
+    )
+    parser.add_argument("--log-format", choices=("json", "text"), help="override log.format")
+    parser.add_argument("--log-level", help="override log.level (DEBUG, INFO, ...)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    _cmd(sub, "run", "run_cmd:cmd_run", "run the daemon: watch IMAP (IDLE or poll), "
+         "process mail, deliver replies, run deadline sweeps, until SIGTERM")  # fmt: skip
+    p = _cmd(sub, "once", "run_cmd:cmd_once",
+             "process everything pending, deliver the outbox, run the sweeps, exit")  # fmt: skip
+    _json(p)
+    p = _cmd(sub, "check", "check_cmd:cmd_check",
+             "check config, rules, templates, database, IMAP login, SMTP greeting and "
+             "tesseract; one line per item, OK or the exact problem")  # fmt: skip
+    p.add_argument("--offline", action="store_true", help="skip the IMAP and SMTP checks")
+    _json(p)
+
+    p = sub.add_parser("db", help="database schema", description="database schema")
+    dsub = p.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(dsub, "upgrade", "db_cmd:cmd_upgrade", "create or migrate the schema to the newest")
+    q.add_argument("--revision", default="head", help="target alembic revision (default head)")
+
+    p = sub.add_parser("claims", help="cashback claims", description="cashback claims")
+    csub = p.add_subparsers(dest="claims_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(csub, "register", "claims_cmd:cmd_register",
+             "register a claim: prints its 8-digit code and queues the confirmation mail")  # fmt: skip
+    q.add_argument("--campaign", required=True, help="campaign id, e.g. cashback-2022")
+    q.add_argument("--email", required=True)
+    q.add_argument("--name", required=True)
+    q.add_argument("--model", required=True, help="product model as registered")
+    q.add_argument("--serial")
+    q.add_argument("--purchase-date", help="YYYY-MM-DD")
+    q.add_argument("--retailer")
+    q.add_argument("--country", help="ISO country code, e.g. NO")
+    q.add_argument("--language", help="nb, sv, da, fi or en (default: the campaign's)")
+    q.add_argument("--price", help="purchase price, for percentage payouts")
+    q.add_argument("--currency", help="ISO currency of the price")
+    _json(q)
+    q = _cmd(csub, "import", "claims_cmd:cmd_import",
+             "register claims in bulk from the registration form's CSV export")  # fmt: skip
+    q.add_argument("file", help="CSV with columns campaign,email,name,model[,serial,...]")
+    _json(q)
+    q = _cmd(csub, "show", "claims_cmd:cmd_show", "one claim: state, fields, documents, events")
+    q.add_argument("code")
+    _json(q)
+    q = _cmd(csub, "list", "claims_cmd:cmd_list", "list claims")
+    q.add_argument("--state")
+    q.add_argument("--campaign")
+    q.add_argument("--limit", type=int, default=100)
+    _json(q)
+    q = _cmd(csub, "pay", "claims_cmd:cmd_pay", "mark an approved claim as paid")
+    q.add_argument("code")
+    _json(q)
+
+    p = sub.add_parser("rma", help="warranty returns (RMA)", description="warranty returns")
+    rsub = p.add_subparsers(dest="rma_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(rsub, "issue", "rma_cmd:cmd_issue",
+             "issue an RMA number and queue the RMA mail with the return instructions")  # fmt: skip
+    q.add_argument("--email", required=True)
+    q.add_argument("--product", required=True)
+    q.add_argument("--serial")
+    q.add_argument("--kind", choices=("warranty", "return"), default="warranty")
+    q.add_argument("--language", default="nb")
+    _json(q)
+    q = _cmd(rsub, "show", "rma_cmd:cmd_show", "one RMA with its events")
+    q.add_argument("number")
+    _json(q)
+    q = _cmd(rsub, "list", "rma_cmd:cmd_list", "list RMAs")
+    q.add_argument("--state")
+    q.add_argument("--limit", type=int, default=100)
+    _json(q)
+    q = _cmd(rsub, "receive", "rma_cmd:cmd_receive", "record that the returned item arrived")
+    q.add_argument("number")
+    _json(q)
+
+    p = sub.add_parser("messages", help="the ledger of fetched mail",
+                       description="the ledger: every fetched mail and its final status")  # fmt: skip
+    msub = p.add_subparsers(dest="messages_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(msub, "list", "messages_cli:cmd_list", "list ledger rows (newest first)")
+    q.add_argument("--status", help="processed, ignored, quarantined, failed, duplicate, pending")
+    q.add_argument("--limit", type=int, default=50)
+    _json(q)
+    q = _cmd(msub, "stats", "messages_cli:cmd_stats", "counts per status and reason")
+    _json(q)
+
+    p = _cmd(sub, "inspect", "inspect_cli:cmd_inspect",
+             "parse, classify, match and judge the attachments of one .eml; changes nothing")  # fmt: skip
+    p.add_argument("file")
+    _json(p)
+    p = _cmd(sub, "extract", "extract_cli:cmd_extract",
+             "read receipt fields from documents; one JSON object per file with --json")  # fmt: skip
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--campaign", help="use this campaign's models, retailers and language")
+    p.add_argument("--languages", help="tesseract languages, e.g. nor+eng")
+    _json(p)
+
+    p = sub.add_parser("rules", help="admin rules in rules/", description="admin rules")
+    usub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(usub, "check", "rules_cli:cmd_check", "validate every rules file")
+    _json(q)
+    q = _cmd(usub, "test", "rules_cli:cmd_test",
+             "show what extraction reads from a document: text, fields, the rule that fired")  # fmt: skip
+    q.add_argument("file")
+    q.add_argument("--campaign")
+    _json(q)
+
+    p = _cmd(sub, "reprocess", "run_cmd:cmd_reprocess",
+             "process failed ledger rows (or given ones) again from their stored bytes")  # fmt: skip
+    p.add_argument("--failed", action="store_true", help="every row with status failed")
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="ledger row ids")
+    _json(p)
+    p = _cmd(sub, "sweep", "sweep_cmd:cmd_sweep",
+             "run the deadline sweeps once: void overdue claims, expire RMAs, send reminders")  # fmt: skip
+    p.add_argument("--as-of", metavar="ISO-DATETIME", help="pretend it is this time (UTC)")
+    _json(p)
+    p = _cmd(sub, "demo", "demo_cmd:cmd_demo",
+             "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)")  # fmt: skip
+    p.add_argument("--keep", action="store_true", help="keep the demo's data directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from mailbot.cli.app import App
+    from mailbot.config import load_settings
+    from mailbot.log import setup_logging
+
+    try:
+        settings = load_settings(args.config)
+    except MailbotError as exc:
+        print(f"mailbot: config: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or settings.log.level, args.log_format or settings.log.format)
+    module_name, func_name = args.handler.split(":")
+    module = importlib.import_module(HANDLERS + module_name)
+    handler = getattr(module, func_name)
+    try:
+        code: int = handler(args, App(settings))
+    except MailbotError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
