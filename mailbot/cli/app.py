@@ -36,8 +36,10 @@ class App:
 
     @property
     def rules_dir(self) -> Path:
-        return Path(self.settings.paths.rules_dir) if self.settings.paths.rules_dir else (
-            resources.rules_dir()
+        return (
+            Path(self.settings.paths.rules_dir)
+            if self.settings.paths.rules_dir
+            else (resources.rules_dir())
         )
 
     @property

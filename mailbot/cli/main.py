@@ -22,8 +22,9 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def _cmd(sub: argparse._SubParsersAction, name: str, handler: str, help_: str,
-         desc: str | None = None) -> argparse.ArgumentParser:  # fmt: skip
+def _cmd(
+    sub: argparse._SubParsersAction, name: str, handler: str, help_: str, desc: str | None = None
+) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=desc or help_)
     p.set_defaults(handler=handler)
     return p
@@ -42,14 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", help="override log.level (DEBUG, INFO, ...)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    _cmd(sub, "run", "run_cmd:cmd_run", "run the daemon: watch IMAP (IDLE or poll), "
-         "process mail, deliver replies, run deadline sweeps, until SIGTERM")  # fmt: skip
-    p = _cmd(sub, "once", "run_cmd:cmd_once",
-             "process everything pending, deliver the outbox, run the sweeps, exit")  # fmt: skip
+    _cmd(
+        sub,
+        "run",
+        "run_cmd:cmd_run",
+        "run the daemon: watch IMAP (IDLE or poll), "
+        "process mail, deliver replies, run deadline sweeps, until SIGTERM",
+    )
+    p = _cmd(
+        sub,
+        "once",
+        "run_cmd:cmd_once",
+        "process everything pending, deliver the outbox, run the sweeps, exit",
+    )
     _json(p)
-    p = _cmd(sub, "check", "check_cmd:cmd_check",
-             "check config, rules, templates, database, IMAP login, SMTP greeting and "
-             "tesseract; one line per item, OK or the exact problem")  # fmt: skip
+    p = _cmd(
+        sub,
+        "check",
+        "check_cmd:cmd_check",
+        "check config, rules, templates, database, IMAP login, SMTP greeting and "
+        "tesseract; one line per item, OK or the exact problem",
+    )
     p.add_argument("--offline", action="store_true", help="skip the IMAP and SMTP checks")
     _json(p)
 
@@ -60,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("claims", help="cashback claims", description="cashback claims")
     csub = p.add_subparsers(dest="claims_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(csub, "register", "claims_cmd:cmd_register",
-             "register a claim: prints its 8-digit code and queues the confirmation mail")  # fmt: skip
+    q = _cmd(
+        csub,
+        "register",
+        "claims_cmd:cmd_register",
+        "register a claim: prints its 8-digit code and queues the confirmation mail",
+    )
     q.add_argument("--campaign", required=True, help="campaign id, e.g. cashback-2022")
     q.add_argument("--email", required=True)
     q.add_argument("--name", required=True)
@@ -74,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--price", help="purchase price, for percentage payouts")
     q.add_argument("--currency", help="ISO currency of the price")
     _json(q)
-    q = _cmd(csub, "import", "claims_cmd:cmd_import",
-             "register claims in bulk from the registration form's CSV export")  # fmt: skip
+    q = _cmd(
+        csub,
+        "import",
+        "claims_cmd:cmd_import",
+        "register claims in bulk from the registration form's CSV export",
+    )
     q.add_argument("file", help="CSV with columns campaign,email,name,model[,serial,...]")
     _json(q)
     q = _cmd(csub, "show", "claims_cmd:cmd_show", "one claim: state, fields, documents, events")
@@ -92,8 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rma", help="warranty returns (RMA)", description="warranty returns")
     rsub = p.add_subparsers(dest="rma_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(rsub, "issue", "rma_cmd:cmd_issue",
-             "issue an RMA number and queue the RMA mail with the return instructions")  # fmt: skip
+    q = _cmd(
+        rsub,
+        "issue",
+        "rma_cmd:cmd_issue",
+        "issue an RMA number and queue the RMA mail with the return instructions",
+    )
     q.add_argument("--email", required=True)
     q.add_argument("--product", required=True)
     q.add_argument("--serial")
@@ -111,8 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("number")
     _json(q)
 
-    p = sub.add_parser("messages", help="the ledger of fetched mail",
-                       description="the ledger: every fetched mail and its final status")  # fmt: skip
+    p = sub.add_parser(
+        "messages",
+        help="the ledger of fetched mail",
+        description="the ledger: every fetched mail and its final status",
+    )
     msub = p.add_subparsers(dest="messages_command", metavar="SUBCOMMAND", required=True)
     q = _cmd(msub, "list", "messages_cli:cmd_list", "list ledger rows (newest first)")
     q.add_argument("--status", help="processed, ignored, quarantined, failed, duplicate, pending")
@@ -121,12 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     q = _cmd(msub, "stats", "messages_cli:cmd_stats", "counts per status and reason")
     _json(q)
 
-    p = _cmd(sub, "inspect", "inspect_cli:cmd_inspect",
-             "parse, classify, match and judge the attachments of one .eml; changes nothing")  # fmt: skip
+    p = _cmd(
+        sub,
+        "inspect",
+        "inspect_cli:cmd_inspect",
+        "parse, classify, match and judge the attachments of one .eml; changes nothing",
+    )
     p.add_argument("file")
     _json(p)
-    p = _cmd(sub, "extract", "extract_cli:cmd_extract",
-             "read receipt fields from documents; one JSON object per file with --json")  # fmt: skip
+    p = _cmd(
+        sub,
+        "extract",
+        "extract_cli:cmd_extract",
+        "read receipt fields from documents; one JSON object per file with --json",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--campaign", help="use this campaign's models, retailers and language")
     p.add_argument("--languages", help="tesseract languages, e.g. nor+eng")
@@ -136,23 +173,39 @@ def build_parser() -> argparse.ArgumentParser:
     usub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
     q = _cmd(usub, "check", "rules_cli:cmd_check", "validate every rules file")
     _json(q)
-    q = _cmd(usub, "test", "rules_cli:cmd_test",
-             "show what extraction reads from a document: text, fields, the rule that fired")  # fmt: skip
+    q = _cmd(
+        usub,
+        "test",
+        "rules_cli:cmd_test",
+        "show what extraction reads from a document: text, fields, the rule that fired",
+    )
     q.add_argument("file")
     q.add_argument("--campaign")
     _json(q)
 
-    p = _cmd(sub, "reprocess", "run_cmd:cmd_reprocess",
-             "process failed ledger rows (or given ones) again from their stored bytes")  # fmt: skip
+    p = _cmd(
+        sub,
+        "reprocess",
+        "run_cmd:cmd_reprocess",
+        "process failed ledger rows (or given ones) again from their stored bytes",
+    )
     p.add_argument("--failed", action="store_true", help="every row with status failed")
     p.add_argument("ids", nargs="*", type=int, metavar="ID", help="ledger row ids")
     _json(p)
-    p = _cmd(sub, "sweep", "sweep_cmd:cmd_sweep",
-             "run the deadline sweeps once: void overdue claims, expire RMAs, send reminders")  # fmt: skip
+    p = _cmd(
+        sub,
+        "sweep",
+        "sweep_cmd:cmd_sweep",
+        "run the deadline sweeps once: void overdue claims, expire RMAs, send reminders",
+    )
     p.add_argument("--as-of", metavar="ISO-DATETIME", help="pretend it is this time (UTC)")
     _json(p)
-    p = _cmd(sub, "demo", "demo_cmd:cmd_demo",
-             "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)")  # fmt: skip
+    p = _cmd(
+        sub,
+        "demo",
+        "demo_cmd:cmd_demo",
+        "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the demo's data directory")
     return parser
 

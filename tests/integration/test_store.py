@@ -1,0 +1,136 @@
+"""The schema migrates and works on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from mailbot.store import db
+from mailbot.store.models import Campaign, Claim, Event, Message, Outbox
+
+
+def test_upgrade_creates_all_tables_and_is_idempotent(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    db.upgrade(engine)  # a second run changes nothing
+    tables = set(inspect(engine).get_table_names())
+    assert {
+        "claims",
+        "rmas",
+        "campaigns",
+        "messages",
+        "documents",
+        "extractions",
+        "events",
+        "outbox",
+        "mailbox_state",
+    } <= tables
+    assert db.check_schema(engine) is None
+    engine.dispose()
+
+
+def test_check_schema_reports_missing_migration(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    assert "db upgrade" in (db.check_schema(engine) or "")
+
+
+def test_roundtrip_and_constraints(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with db.transaction(factory) as s:
+        s.add(Campaign(id="cashback-2022", name="Cashback"))
+        s.add(
+            Claim(
+                code="12345674",
+                campaign_id="cashback-2022",
+                email="a@example.no",
+                state="registered",
+                created_at=now,
+                updated_at=now,
+                facts={"note": "æøå"},
+            )
+        )
+        s.add(
+            Message(
+                account="acc",
+                folder="INBOX",
+                uidvalidity=1,
+                uid=1,
+                status="pending",
+                fetched_at=now,
+            )
+        )
+    with db.transaction(factory) as s:
+        claim = s.scalars(select(Claim)).one()
+        assert claim.created_at == now and claim.created_at.tzinfo is not None
+        assert claim.facts == {"note": "æøå"}
+        s.add(
+            Event(
+                claim_id=claim.id,
+                kind="registered",
+                to_state="registered",
+                reasons=["ok"],
+                created_at=now,
+            )
+        )
+    # the ledger key is unique: the same (account, folder, uidvalidity, uid) twice fails
+    with pytest.raises(IntegrityError), db.transaction(factory) as s:
+        s.add(
+            Message(
+                account="acc",
+                folder="INBOX",
+                uidvalidity=1,
+                uid=1,
+                status="pending",
+                fetched_at=now,
+            )
+        )
+    # one reply per event
+    with db.transaction(factory) as s:
+        event_id = s.scalars(select(Event.id)).one()
+        s.add(
+            Outbox(
+                message_id="<1@x>",
+                event_id=event_id,
+                template="t",
+                to_addr="a@b.c",
+                subject="s",
+                body_text="b",
+                status="queued",
+                created_at=now,
+            )
+        )
+    with pytest.raises(IntegrityError), db.transaction(factory) as s:
+        s.add(
+            Outbox(
+                message_id="<2@x>",
+                event_id=event_id,
+                template="t",
+                to_addr="a@b.c",
+                subject="s",
+                body_text="b",
+                status="queued",
+                created_at=now,
+            )
+        )
+    engine.dispose()
+
+
+def test_sqlite_pragmas(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    with pytest.raises(Exception, match="naive"), db.transaction(factory) as s:
+        s.add(Campaign(id="x", loaded_at=datetime(2023, 1, 1)))
