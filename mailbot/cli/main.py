@@ -23,7 +23,11 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd(
-    sub: argparse._SubParsersAction, name: str, handler: str, help_: str, desc: str | None = None
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: str,
+    help_: str,
+    desc: str | None = None,
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=desc or help_)
     p.set_defaults(handler=handler)

@@ -186,6 +186,29 @@ def _context_rejects(text: str, start: int, end: int, ignore_re: re.Pattern[str]
     return bool(_RIGHT_GROUP.match(text[end : end + 9]))
 
 
+def _scan(text: str, ignore_words: Iterable[str] | None, want_valid: bool) -> tuple[str, ...]:
+    ignore_re = _DEFAULT_IGNORE_RE if ignore_words is None else _ignore_pattern(ignore_words)
+    found: list[str] = []
+    for m in _TOKEN.finditer(text):
+        digits = m.group(1)
+        if is_valid_code(digits) != want_valid or looks_like_date(digits):
+            continue
+        if _context_rejects(text, m.start(1), m.end(1), ignore_re):
+            continue
+        if digits not in found:
+            found.append(digits)
+    return tuple(found)
+
+
+def find_mistyped_codes(text: str, ignore_words: Iterable[str] | None = None) -> tuple[str, ...]:
+    """8-digit numbers that stand where a code would, but fail the check digit.
+
+    Not matched to anything; reported so a reply or a reviewer can say
+    "the code you wrote looks mistyped" instead of "we found no code".
+    """
+    return _scan(text, ignore_words, want_valid=False)
+
+
 def find_codes(text: str, ignore_words: Iterable[str] | None = None) -> tuple[str, ...]:
     """Valid registration codes standing alone in `text`, in order, without repeats.
 
@@ -193,14 +216,4 @@ def find_codes(text: str, ignore_words: Iterable[str] | None = None) -> tuple[st
     follow a phone/order/receipt/... word (`ignore_words`, default
     `DEFAULT_IGNORE_WORDS`) or an international dialling prefix.
     """
-    ignore_re = _DEFAULT_IGNORE_RE if ignore_words is None else _ignore_pattern(ignore_words)
-    found: list[str] = []
-    for m in _TOKEN.finditer(text):
-        digits = m.group(1)
-        if not is_valid_code(digits) or looks_like_date(digits):
-            continue
-        if _context_rejects(text, m.start(1), m.end(1), ignore_re):
-            continue
-        if digits not in found:
-            found.append(digits)
-    return tuple(found)
+    return _scan(text, ignore_words, want_valid=True)

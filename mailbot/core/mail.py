@@ -81,3 +81,6 @@ class Classification:
     """For bounces: the addresses the bounce says could not be reached."""
     bounced_message_id: str | None = None
     """For bounces: the Message-ID of our mail that bounced, when the DSN carries it."""
+    temporary: bool = False
+    """For bounces: only a delay or temporary failure (DSN "delayed", 4.x.x); the
+    address may still work, so it must not be marked dead."""

@@ -80,7 +80,8 @@ def _walk(node: yaml.Node, loc: PathKey, lines: dict[PathKey, int], loader: _Loa
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*loc, i), lines, loader) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
-    if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str" and not node.style:
+    plain = isinstance(node, yaml.ScalarNode) and not node.style
+    if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str" and plain:
         value = _TRUE_FALSE.get(value, value)
     return value
 
