@@ -155,6 +155,10 @@ class _DateHit:
     kind: str
 
 
+def _is_day_word(h: _DateHit) -> bool:
+    return h.kind in ("relative", "weekday", "ago")
+
+
 def _year_for(month: int, day: int, now: datetime) -> int | None:
     for year in (now.year, now.year - 1):
         try:
@@ -210,9 +214,7 @@ def _dates(text: str, now: datetime) -> list[_DateHit]:
                 before = text[max(0, m.start() - 12) : m.start()].lower()
                 if re.search(r"(kl\.?|klokk\w*|klockan|at|om)\s*$", before):
                     continue
-                if any(
-                    h.kind in ("relative", "weekday", "ago") and 0 <= m.start() - h.end <= 3 for h in hits
-                ):
+                if any(_is_day_word(h) and 0 <= m.start() - h.end <= 3 for h in hits):
                     continue
             d = _make_date(kind, m, now)
             if d is not None:
@@ -246,7 +248,9 @@ def _time_near(text: str, hit: _DateHit, taken: list[tuple[int, int]]) -> tuple[
         for m in rx.finditer(text, max(0, hit.start - 30), min(len(text), hit.end + 40)):
             if any(m.start("h") < e and s < m.end("h") for s, e in taken):
                 continue  # the digits belong to a date
-            between = text[hit.end : m.start()] if m.start() >= hit.end else text[m.end() : hit.start]
+            between = (
+                text[hit.end : m.start()] if m.start() >= hit.end else text[m.end() : hit.start]
+            )
             if "\n\n" in between or re.search(r"[.!?]\s+[A-ZÆØÅÄÖ]", between):
                 continue  # another sentence
             t = _hm(m["h"], m.groupdict().get("mi"), m.groupdict().get("ap"))

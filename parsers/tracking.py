@@ -211,7 +211,9 @@ def find_tracking_numbers(
     verified by a check digit, then carrier named, then earliest. `exclude`
     holds numbers never to return (the RMA number, registration codes)."""
     lowered = text.lower()
-    named = {n for c in rules.carriers for n in c.names if re.search(rf"\b{re.escape(n)}\b", lowered)}
+    named = {
+        n for c in rules.carriers for n in c.names if re.search(rf"\b{re.escape(n)}\b", lowered)
+    }
     kw_re = _keyword_re(rules.all_tracking_keywords())
     excluded = {e.upper() for e in exclude}
     taken: list[tuple[int, int]] = []

@@ -132,9 +132,7 @@ def generate_code(rng: random.Random) -> str:
 
 def is_valid_code(s: str) -> bool:
     """8 ASCII digits, first non-zero, Damm check digit correct."""
-    return (
-        len(s) == CODE_LENGTH and s.isascii() and s.isdigit() and s[0] != "0" and _damm_ok(s)
-    )
+    return len(s) == CODE_LENGTH and s.isascii() and s.isdigit() and s[0] != "0" and _damm_ok(s)
 
 
 def generate_rma_number(rng: random.Random) -> str:

@@ -121,7 +121,8 @@ def _regex_ok(doc: YamlDoc, pattern: str, loc: tuple[str | int, ...]) -> None:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise doc.error(f"{'.'.join(map(str, loc))}: invalid regular expression: {exc}", loc)
+        where = ".".join(map(str, loc))
+        raise doc.error(f"{where}: invalid regular expression: {exc}", loc) from None
 
 
 def rules_from_doc(doc: YamlDoc) -> MatchingRules:
