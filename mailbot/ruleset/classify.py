@@ -1,0 +1,145 @@
+"""Load `rules/classify.yaml` (bounce and auto-reply signals) into frozen `ClassifyRules`.
+
+The word lists live in YAML so an admin can add a language's out-of-office
+phrase without a release; mistakes are reported with file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailbot.resources import rules_dir
+from mailbot.ruleset.yamlfile import YamlDoc, check, load_yaml, parse_yaml, validate
+
+
+class _HeaderRuleSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    any: bool = False
+    values: list[str] | None = None
+    not_values: list[str] | None = None
+
+
+class _BounceSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sender_localparts: list[str] = Field(min_length=1)
+    subject_phrases: list[str] = Field(min_length=1)
+
+
+class _AutoReplySchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    headers: list[_HeaderRuleSchema]
+    subject_phrases: dict[str, list[str]]
+
+
+class _ClassifySchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bounce: _BounceSchema
+    auto_reply: _AutoReplySchema
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """A header that marks machine mail: present with any value, one of
+    `values`, or none of `not_values` (all lower-case, compared trimmed)."""
+
+    name: str
+    any_value: bool = False
+    values: tuple[str, ...] = ()
+    not_values: tuple[str, ...] = ()
+
+    def matches(self, value: str) -> bool:
+        v = value.strip().lower()
+        if self.any_value:
+            return True
+        if self.values:
+            return v in self.values
+        if self.not_values:
+            return v not in self.not_values
+        return False
+
+
+@dataclass(frozen=True)
+class ClassifyRules:
+    source: str
+    bounce_sender_localparts: frozenset[str]
+    bounce_subject_phrases: tuple[str, ...]
+    auto_reply_headers: tuple[HeaderRule, ...]
+    ooo_subject_phrases: tuple[tuple[str, str], ...]
+    """(language, phrase) pairs, phrase lower-case."""
+
+    def bounce_subject(self, subject: str) -> str | None:
+        s = subject.lower()
+        return next((p for p in self.bounce_subject_phrases if p in s), None)
+
+    def ooo_subject(self, subject: str) -> tuple[str, str] | None:
+        """(language, phrase) of the first out-of-office phrase starting a word."""
+        s = " ".join(subject.lower().split())
+        for lang, phrase in self.ooo_subject_phrases:
+            if re.search(r"(?<!\w)" + re.escape(phrase), s):
+                return lang, phrase
+        return None
+
+
+def _build(doc: YamlDoc) -> ClassifyRules:
+    schema = validate(doc, _ClassifySchema)
+    rules: list[HeaderRule] = []
+    for i, r in enumerate(schema.auto_reply.headers):
+        kinds = sum([r.any, r.values is not None, r.not_values is not None])
+        check(
+            doc,
+            kinds == 1,
+            f"auto_reply.headers.{i}: give exactly one of any, values, not_values",
+            ("auto_reply", "headers", i),
+        )
+        rules.append(
+            HeaderRule(
+                name=r.name,
+                any_value=r.any,
+                values=tuple(v.strip().lower() for v in r.values or ()),
+                not_values=tuple(v.strip().lower() for v in r.not_values or ()),
+            )
+        )
+    phrases: list[tuple[str, str]] = []
+    for lang, words in schema.auto_reply.subject_phrases.items():
+        for j, w in enumerate(words):
+            check(
+                doc,
+                bool(w.strip()),
+                "empty phrase",
+                ("auto_reply", "subject_phrases", lang, j),
+            )
+            phrases.append((lang, " ".join(w.lower().split())))
+    # Longest first, so "out of office" is reported rather than a shorter overlap.
+    phrases.sort(key=lambda lp: -len(lp[1]))
+    return ClassifyRules(
+        source=doc.path,
+        bounce_sender_localparts=frozenset(
+            x.strip().lower() for x in schema.bounce.sender_localparts
+        ),
+        bounce_subject_phrases=tuple(x.strip().lower() for x in schema.bounce.subject_phrases),
+        auto_reply_headers=tuple(rules),
+        ooo_subject_phrases=tuple(phrases),
+    )
+
+
+def load_classify_rules(path: Path | str | None = None) -> ClassifyRules:
+    """Load and validate a classify rules file (default: the built-in one).
+    Raises `RulesError` naming file and line."""
+    return _build(load_yaml(path if path is not None else rules_dir() / "classify.yaml"))
+
+
+def parse_classify_rules(text: str, path: str = "<string>") -> ClassifyRules:
+    """The same from YAML text (tests, admin previews)."""
+    return _build(parse_yaml(text, path))
+
+
+@lru_cache(maxsize=1)
+def default_classify_rules() -> ClassifyRules:
+    """The built-in rules, read once per process."""
+    return load_classify_rules()

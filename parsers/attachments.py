@@ -1,0 +1,495 @@
+"""Judge every file a mail carries: accept (JPEG, PNG, PDF), ignore, or refuse with a reason.
+
+Types are decided by magic bytes, never by the name or the declared MIME type
+(both are chosen by the sender). Phone HEIC/HEIF photos are converted to JPEG,
+Outlook `winmail.dat` (TNEF) is unpacked, forwarded mails (message/rfc822) are
+opened for their files, inline logos are ignored. Each refusal carries a human
+reason a reply can quote and a stable `refusal_code` templates can key on.
+Pure: nothing here writes files.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import io
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass, replace
+from email.message import Message
+
+import pdfplumber
+import pillow_heif
+import tnefparse
+from PIL import Image
+
+from mailbot.core.mail import Attachment
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    max_bytes: int = 5 * 1024 * 1024
+    """The campaign's rule: at most 5 MB per file."""
+    max_pixels: int = 89_478_485
+    """Decompression-bomb guard (Pillow's own default), checked before decoding."""
+    max_pdf_pages: int = 50
+    inline_min_bytes: int = 10 * 1024
+    """Inline images smaller than this are logos or signature art."""
+    inline_min_side: int = 200
+    """Inline images narrower or lower than this (px) are logos too."""
+    photo_min_side: int = 1000
+    """A cid-referenced image at least this long on one side is kept: Apple Mail
+    embeds the photos a customer attaches as cid-referenced inline images."""
+    max_depth: int = 5
+    """Nesting of forwarded mails and TNEF containers we open."""
+    max_parts: int = 500
+    """MIME parts looked at per mail (torture tests carry thousands)."""
+
+
+DEFAULT_LIMITS = AttachmentLimits()
+
+ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "application/pdf"})
+
+# Magic-byte table. No sniffing library is in the dependency set (python-magic
+# needs the system libmagic), and a dozen prefixes is all this decision needs.
+# (prefix, offset, mime type, refusal code or None for "look closer")
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\x78\x9f\x3e\x22", 0, "application/ms-tnef"),
+    (b"PK\x03\x04", 0, "application/zip"),
+    (b"PK\x05\x06", 0, "application/zip"),
+    (b"PK\x07\x08", 0, "application/zip"),
+    (b"Rar!\x1a\x07", 0, "application/vnd.rar"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "application/x-7z-compressed"),
+    (b"\x1f\x8b", 0, "application/gzip"),
+    (b"BZh", 0, "application/x-bzip2"),
+    (b"\xfd7zXZ\x00", 0, "application/x-xz"),
+    (b"MSCF", 0, "application/vnd.ms-cab-compressed"),
+    (b"ustar", 257, "application/x-tar"),
+    (b"MZ", 0, "application/x-msdownload"),
+    (b"\x7fELF", 0, "application/x-executable"),
+    (b"\xcf\xfa\xed\xfe", 0, "application/x-mach-binary"),
+    (b"\xce\xfa\xed\xfe", 0, "application/x-mach-binary"),
+    (b"\xca\xfe\xba\xbe", 0, "application/x-mach-binary"),
+    (b"#!", 0, "text/x-script"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, "application/x-ole-storage"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+)
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+_ARCHIVES = frozenset(
+    {
+        "application/zip",
+        "application/vnd.rar",
+        "application/x-7z-compressed",
+        "application/gzip",
+        "application/x-bzip2",
+        "application/x-xz",
+        "application/vnd.ms-cab-compressed",
+        "application/x-tar",
+    }
+)
+_EXECUTABLES = frozenset(
+    {
+        "application/x-msdownload",
+        "application/x-executable",
+        "application/x-mach-binary",
+        "text/x-script",
+    }
+)
+_ALLOWED_HINT = "please send the receipt as JPG, PNG or PDF"
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The MIME type the content's first bytes prove, or None when unknown."""
+    for prefix, offset, mime in _MAGIC:
+        if data[offset : offset + len(prefix)] == prefix:
+            return mime
+    if b"%PDF-" in data[:1024]:  # PDF allows junk before the header
+        return "application/pdf"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _HEIF_BRANDS:
+            return "image/heic"
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+_UNSAFE_CHARS = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", re.IGNORECASE)
+_MAX_NAME = 100
+
+
+def safe_filename(name: str) -> str:
+    """A name safe to show and to store under: no path, no '..', no control
+    characters, no reserved device names, at most 100 characters (extension kept)."""
+    name = unicodedata.normalize("NFC", str(name))
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = _UNSAFE_CHARS.sub("_", name)
+    while ".." in name:
+        name = name.replace("..", ".")
+    name = name.strip(" .")
+    if _WINDOWS_RESERVED.match(name):
+        name = "_" + name
+    if len(name) > _MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: _MAX_NAME - len(ext) - 1].rstrip(" .") + "." + ext
+        else:
+            name = name[:_MAX_NAME]
+    return name or "attachment"
+
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
+
+
+def _cid_refs(html: str) -> frozenset[str]:
+    return frozenset(
+        m.strip().strip("<>").lower()
+        for m in re.findall(r"cid:([^\"'\s>)]+)", html or "", re.IGNORECASE)
+    )
+
+
+def _part_filename(part: Message, index: int) -> str:
+    from parsers.email import decode_header_value  # lazy: email.py imports us
+
+    try:
+        raw = part.get_filename()
+    except Exception:  # malformed RFC 2231 parameters
+        raw = None
+    if raw is None:
+        try:
+            raw = part.get_param("name")  # type: ignore[assignment]
+        except Exception:
+            raw = None
+    name = decode_header_value(raw) if isinstance(raw, str) else ""
+    return safe_filename(name) if name else f"attachment-{index}"
+
+
+def extract_attachments(
+    msg: Message, html: str = "", limits: AttachmentLimits = DEFAULT_LIMITS
+) -> tuple[Attachment, ...]:
+    """Every file in `msg` (and in forwarded mails and TNEF inside it), judged."""
+    out: list[Attachment] = []
+    cids = _cid_refs(html)
+    _walk(msg, cids, limits, out, depth=0, counter=[0])
+    return tuple(out)
+
+
+def _walk(
+    msg: Message,
+    cids: frozenset[str],
+    limits: AttachmentLimits,
+    out: list[Attachment],
+    depth: int,
+    counter: list[int],
+) -> None:
+    stack: list[Message] = [msg]
+    while stack:
+        part = stack.pop(0)
+        counter[0] += 1
+        if counter[0] > limits.max_parts:
+            return
+        ctype = part.get_content_type()
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(p for p in payload if isinstance(p, Message))
+            continue
+        if ctype == "message/rfc822" or ctype == "message/global":
+            # A forwarded mail the parser did not open (e.g. base64-encoded,
+            # which RFC 2046 forbids but clients do): parse it ourselves.
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes) and depth < limits.max_depth:
+                try:
+                    inner = email.message_from_bytes(data, policy=email.policy.compat32)
+                except Exception:
+                    continue
+                _walk(inner, _cid_refs_of(inner) | cids, limits, out, depth + 1, counter)
+            continue
+        disposition = part.get_content_disposition()
+        has_name = bool(part.get_filename() or part.get_param("name"))
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not has_name:
+            continue  # a body part
+        if part.get_content_maintype() in ("message", "multipart"):
+            continue  # delivery-status and the like: not files
+        if ctype == "text/rfc822-headers":
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        if not data and not has_name:
+            continue
+        content_id = part.get("Content-ID")
+        cid = str(content_id).strip().strip("<>") if content_id else None
+        inline = disposition == "inline" or (cid is not None and disposition != "attachment")
+        out.extend(
+            judge_file(
+                _part_filename(part, len(out) + 1),
+                ctype,
+                data,
+                content_id=cid,
+                inline=inline,
+                cid_referenced=bool(cid and cid.lower() in cids),
+                limits=limits,
+                depth=depth,
+            )
+        )
+
+
+def _cid_refs_of(msg: Message) -> frozenset[str]:
+    """cid: references in the HTML parts of a forwarded mail."""
+    refs: set[str] = set()
+    for part in msg.walk():
+        if part.get_content_type() == "text/html":
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                refs |= _cid_refs(data.decode("utf-8", "replace"))
+    return frozenset(refs)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def judge_file(
+    filename: str,
+    declared_type: str,
+    data: bytes,
+    *,
+    content_id: str | None = None,
+    inline: bool = False,
+    cid_referenced: bool = False,
+    limits: AttachmentLimits = DEFAULT_LIMITS,
+    depth: int = 0,
+) -> list[Attachment]:
+    """Judge one file; a list because a TNEF container yields the files inside it."""
+    filename = safe_filename(filename)
+    sniffed = sniff_type(data)
+    base = Attachment(
+        filename=filename,
+        declared_type=declared_type,
+        sniffed_type=sniffed,
+        size=len(data),
+        sha256=_sha(data),
+        content=data,
+        content_id=content_id,
+    )
+
+    def refuse(code: str, reason: str) -> list[Attachment]:
+        return [replace(base, accepted=False, refusal=reason, refusal_code=code)]
+
+    if sniffed == "application/ms-tnef":
+        return _unpack_tnef(base, limits, depth)
+    if sniffed in _ARCHIVES:
+        return refuse(
+            "archive",
+            f"{filename}: archives (ZIP, RAR, 7z ...) are not accepted; {_ALLOWED_HINT} directly",
+        )
+    if sniffed in _EXECUTABLES:
+        return refuse("executable", f"{filename}: programs and scripts are not accepted")
+    if len(data) > limits.max_bytes:
+        mb = limits.max_bytes / (1024 * 1024)
+        return refuse("too_large", f"{filename}: the file is larger than {mb:g} MB")
+    if sniffed in ("image/jpeg", "image/png"):
+        return [_judge_image(base, inline, cid_referenced, limits)]
+    if sniffed == "image/heic":
+        return [_convert_heic(base, limits)]
+    if sniffed == "application/pdf":
+        return [_judge_pdf(base, limits)]
+    if inline and (sniffed or "").startswith("image/") and len(data) < limits.inline_min_bytes:
+        return [replace(base, ignored=True)]  # a small GIF logo and the like
+    if not data:
+        return refuse("unsupported_type", f"{filename}: the file is empty")
+    what = _KIND_NAMES.get(sniffed or "", "this file type")
+    return refuse("unsupported_type", f"{filename}: {what} is not accepted; {_ALLOWED_HINT}")
+
+
+_KIND_NAMES = {
+    "application/x-ole-storage": "an Office document",
+    "image/gif": "a GIF image",
+    "image/bmp": "a BMP image",
+    "image/tiff": "a TIFF image",
+    "image/webp": "a WebP image",
+    "image/avif": "an AVIF image",
+}
+
+
+def _open_image(data: bytes, limits: AttachmentLimits) -> tuple[Image.Image | None, str | None]:
+    """(image, None) when fully decodable within limits, else (None, refusal code)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > limits.max_pixels:  # checked before any pixel is decoded
+                return None, "too_large"
+            im.load()
+        return im, None
+    except Image.DecompressionBombError:
+        return None, "too_large"
+    except Exception:
+        return None, "image_unreadable"
+
+
+def _judge_image(
+    base: Attachment, inline: bool, cid_referenced: bool, limits: AttachmentLimits
+) -> Attachment:
+    im, problem = _open_image(base.content, limits)
+    if im is None:
+        if problem == "too_large":
+            return replace(
+                base,
+                refusal_code="too_large",
+                refusal=f"{base.filename}: the image has too many pixels to be read safely",
+            )
+        return replace(
+            base,
+            refusal_code="image_unreadable",
+            refusal=f"{base.filename}: the image is damaged or cannot be opened",
+        )
+    w, h = im.size
+    tiny = (
+        base.size < limits.inline_min_bytes
+        or w < limits.inline_min_side
+        or (h < limits.inline_min_side)
+    )
+    if (inline or cid_referenced) and tiny:
+        return replace(base, ignored=True)
+    if cid_referenced and max(w, h) < limits.photo_min_side:
+        return replace(base, ignored=True)  # a logo drawn by the HTML, not a photo
+    return replace(base, accepted=True)
+
+
+def _convert_heic(base: Attachment, limits: AttachmentLimits) -> Attachment:
+    """HEIC/HEIF phone photo -> JPEG, so readers and people downstream can open it."""
+    unreadable = replace(
+        base,
+        refusal_code="image_unreadable",
+        refusal=f"{base.filename}: the HEIC photo is damaged or cannot be opened",
+    )
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(base.content))
+        w, h = heif.size
+        if w * h > limits.max_pixels:
+            return replace(
+                base,
+                refusal_code="too_large",
+                refusal=f"{base.filename}: the image has too many pixels to be read safely",
+            )
+        im = heif.to_pillow().convert("RGB")
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=90)
+    except Exception:
+        return unreadable
+    jpeg = buf.getvalue()
+    stem = base.filename.rsplit(".", 1)[0] if "." in base.filename else base.filename
+    converted = replace(
+        base,
+        filename=safe_filename(stem + ".jpg"),
+        sniffed_type="image/jpeg",
+        size=len(jpeg),
+        sha256=_sha(jpeg),
+        content=jpeg,
+        converted_from="image/heic",
+    )
+    if len(jpeg) > limits.max_bytes:
+        mb = limits.max_bytes / (1024 * 1024)
+        return replace(
+            converted,
+            refusal_code="too_large",
+            refusal=f"{base.filename}: the photo is larger than {mb:g} MB",
+        )
+    return replace(converted, accepted=True)
+
+
+def _judge_pdf(base: Attachment, limits: AttachmentLimits) -> Attachment:
+    """Open the PDF the way the text reader will (pdfplumber/pdfminer)."""
+    name = base.filename
+    try:
+        with pdfplumber.open(io.BytesIO(base.content)) as pdf:
+            doc = pdf.doc
+            pages = 0
+            from pdfminer.pdfpage import PDFPage
+
+            for _ in PDFPage.create_pages(doc):
+                pages += 1
+                if pages > limits.max_pdf_pages:
+                    return replace(
+                        base,
+                        refusal_code="too_large",
+                        refusal=f"{name}: the PDF has more than {limits.max_pdf_pages} pages",
+                    )
+    except Exception as exc:
+        if _is_password_error(exc):
+            return replace(
+                base,
+                refusal_code="pdf_encrypted",
+                refusal=f"{name}: the PDF is password-protected; please send it without a password",
+            )
+        return replace(
+            base,
+            refusal_code="pdf_broken",
+            refusal=f"{name}: the PDF is damaged and cannot be read",
+        )
+    if pages == 0:
+        return replace(
+            base,
+            refusal_code="pdf_broken",
+            refusal=f"{name}: the PDF is damaged and cannot be read",
+        )
+    return replace(base, accepted=True)
+
+
+def _is_password_error(exc: BaseException) -> bool:
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # pdfplumber wraps pdfminer's errors
+        if seen is None:
+            break
+        if isinstance(seen, PDFPasswordIncorrect | PDFEncryptionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "password" in text or "encrypt" in text
+
+
+def _unpack_tnef(base: Attachment, limits: AttachmentLimits, depth: int) -> list[Attachment]:
+    """Outlook's winmail.dat: the files inside are what the customer sent."""
+    unreadable = [
+        replace(
+            base,
+            refusal_code="unsupported_type",
+            refusal=f"{base.filename}: this Outlook winmail.dat cannot be unpacked; "
+            f"{_ALLOWED_HINT}",
+        )
+    ]
+    if depth >= limits.max_depth:
+        return unreadable
+    try:
+        tnef = tnefparse.TNEF(base.content, do_checksum=False)
+        inner = [(str(a.long_filename() or a.name or ""), bytes(a.data)) for a in tnef.attachments]
+    except Exception:
+        return unreadable
+    if not inner:
+        return [replace(base, ignored=True)]  # only the rich-text body, no files
+    out: list[Attachment] = []
+    for i, (name, data) in enumerate(inner, 1):
+        for att in judge_file(
+            name or f"winmail-{i}", "application/octet-stream", data, limits=limits, depth=depth + 1
+        ):
+            out.append(att)
+    return out

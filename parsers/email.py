@@ -1,0 +1,431 @@
+"""Raw bytes of one mail -> `InboundEmail`, for any input, without ever raising.
+
+mail-parser does the MIME work (body parts, charsets, defects). It raises on
+some real-world bounces and on absurdly nested MIME; then we fall back to the
+standard library's parser, and if even that fails, to the headers alone.
+Headers are decoded here rather than by mail-parser because customers' clients
+send undeclared 8-bit Nordic letters, which mail-parser leaves as surrogates.
+The reply's new text (quote headers, quoted lines and signatures removed) comes
+from mail-parser-reply plus our own Nordic rules (see `new_text_of`).
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import logging
+import re
+from datetime import UTC, datetime
+from email.message import Message
+from typing import Any
+
+import html2text
+import mailparser
+from mailparser_reply.parser import EmailMessage as _ReplySplitter
+
+from mailbot.core.mail import InboundEmail
+from parsers.attachments import DEFAULT_LIMITS, AttachmentLimits, extract_attachments
+
+# mail-parser logs file names and header values at debug level (personal data)
+# and a warning for every MIME type it does not render (noise): errors only.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+# Headers longer than this are cut: a claim mail never needs more, and
+# pathological headers must not cost time downstream.
+_MAX_HEADER_CHARS = 20_000
+# A body larger than this is cut before HTML conversion (only text matters).
+_MAX_BODY_CHARS = 2_000_000
+
+_MSGID_RE = re.compile(r"<([^<>\s]+)>")
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+# Charset labels that in practice mean their Windows superset: Outlook and
+# friends label Windows-1252 text as ISO-8859-1 (the € sign, curly quotes).
+_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "ks_c_5601-1987": "cp949",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+}
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Bytes of a declared or undeclared charset -> text, never raising.
+
+    Without a usable declared charset: UTF-8 if it decodes, else Windows-1252
+    (the common case for undeclared Nordic letters), else Latin-1 (total)."""
+    if charset:
+        cs = _CHARSET_ALIASES.get(charset.strip().lower(), charset.strip().lower())
+        try:
+            return data.decode(cs)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _raw_to_text(value: Any) -> str:
+    """A raw header value from the compat32 parser -> str with 8-bit decoded.
+
+    The parser keeps undeclared 8-bit bytes as surrogate escapes (or returns a
+    Header object); turn them back into bytes and guess the charset."""
+    if isinstance(value, email.header.Header):
+        try:
+            return str(value)
+        except Exception:  # a Header with a broken charset
+            value = value.encode()
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = decode_bytes(text.encode("utf-8", "surrogateescape"))
+    return text[:_MAX_HEADER_CHARS]
+
+
+def decode_header_value(value: Any) -> str:
+    """Decode RFC 2047 encoded words (any charset) and raw 8-bit in one header."""
+    text = _raw_to_text(value)
+    if "=?" not in text:
+        return _unfold(text)
+    try:
+        parts = email.header.decode_header(text)
+    except Exception:
+        return _unfold(text)
+    out: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            out.append(decode_bytes(chunk, charset))
+        else:
+            out.append(chunk)
+    return _unfold("".join(out))
+
+
+def _unfold(text: str) -> str:
+    return re.sub(r"\r?\n[ \t]*", " ", text).strip()
+
+
+def normalise_message_ids(value: str | None) -> tuple[str, ...]:
+    """Every `<id>` in a Message-ID / In-Reply-To / References value, in order,
+    without duplicates; a bare id without brackets gets them."""
+    if not value:
+        return ()
+    found = [f"<{m}>" for m in _MSGID_RE.findall(value)]
+    if not found:
+        bare = value.strip().split()
+        if len(bare) == 1 and "@" in bare[0]:
+            found = [f"<{bare[0].strip('<>')}>"]
+    seen: dict[str, None] = {}
+    for item in found:
+        seen.setdefault(item, None)
+    return tuple(seen)
+
+
+def _addresses(raw_values: list[str]) -> list[tuple[str, str]]:
+    """(name, address) pairs; names decoded after splitting, so an encoded
+    name containing a comma does not split one address into two."""
+    pairs: list[tuple[str, str]] = []
+    try:
+        parsed = email.utils.getaddresses(raw_values)
+    except Exception:
+        return pairs
+    for name, addr in parsed:
+        addr = addr.strip()
+        if not addr or "@" not in addr:
+            continue
+        pairs.append((decode_header_value(name) if name else "", addr.lower()))
+    return pairs
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if dt.tzinfo is None:  # "-0000": UTC, origin unknown (RFC 5322 3.3)
+        dt = dt.replace(tzinfo=UTC)
+    return dt
+
+
+def html_to_text(html: str) -> str:
+    """HTML body -> readable plain text (quoted blocks become "> " lines)."""
+    conv = html2text.HTML2Text()
+    conv.body_width = 0
+    conv.ignore_images = True
+    conv.ignore_links = True
+    conv.ignore_emphasis = True
+    conv.ignore_tables = True
+    try:
+        return str(conv.handle(html[:_MAX_BODY_CHARS]))
+    except Exception:
+        # html2text's parser is lenient, but must never take the mail down.
+        return re.sub(r"<[^>]*>", " ", html)
+
+
+def _stdlib_bodies(msg: Message) -> tuple[list[str], list[str]]:
+    """Text and HTML body parts (not attachments, not inside forwarded mails)."""
+    plain: list[str] = []
+    html: list[str] = []
+    stack: list[Message] = [msg]
+    seen = 0
+    while stack and seen < 2000:
+        part = stack.pop(0)
+        seen += 1
+        if part.get_content_maintype() == "message":
+            continue  # a forwarded mail: its attachments are read, not its text
+        payload = part.get_payload()
+        if part.is_multipart():
+            if isinstance(payload, list):
+                stack.extend(p for p in payload if isinstance(p, Message))
+            continue
+        if part.get_content_maintype() == "multipart" and isinstance(payload, str):
+            # a multipart whose boundary was lost: its raw text is all we have
+            plain.append(payload)
+            continue
+        if part.get_content_disposition() == "attachment" or part.get_filename():
+            continue
+        ctype = part.get_content_type()
+        if ctype not in ("text/plain", "text/html"):
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        text = decode_bytes(data, part.get_content_charset())
+        (html if ctype == "text/html" else plain).append(text)
+    return plain, html
+
+
+def _bodies_from_mailparser(mp: Any) -> tuple[list[str], list[str]]:
+    plain = [str(t) for t in (mp.text_plain or [])]
+    html = [str(t) for t in (mp.text_html or [])]
+    return plain, html
+
+
+def _message_from(raw: bytes, defects: list[str]) -> tuple[Message | None, Any]:
+    """The parsed message and the mail-parser object (None on fallback)."""
+    try:
+        mp = mailparser.parse_from_bytes(raw)
+        msg = mp.message
+        if isinstance(msg, Message):
+            return msg, mp
+        defects.append("mail-parser returned no message; standard library parser used")
+    except Exception as exc:  # mail-parser raises many kinds on real mail
+        defects.append(f"mail-parser failed ({type(exc).__name__}); standard library parser used")
+    try:
+        return email.message_from_bytes(raw, policy=email.policy.compat32), None
+    except Exception as exc:  # RecursionError on hostile nesting, mostly
+        defects.append(f"standard library parser failed ({type(exc).__name__}); headers only")
+    try:
+        parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+        return parser.parsebytes(raw), None
+    except Exception as exc:
+        defects.append(f"header parser failed ({type(exc).__name__}); nothing read")
+        return None, None
+
+
+def parse_email(raw: bytes, *, limits: AttachmentLimits = DEFAULT_LIMITS) -> InboundEmail:
+    """Parse one raw mail. Never raises: what cannot be read is left empty and
+    the problem is recorded in `parse_defects`."""
+    defects: list[str] = []
+    try:
+        return _parse(bytes(raw), defects, limits)
+    except Exception as exc:  # the last line of "never raises"
+        defects.append(f"unexpected parse failure ({type(exc).__name__})")
+        return _empty(defects)
+
+
+def _empty(defects: list[str]) -> InboundEmail:
+    return InboundEmail(
+        message_id=None,
+        in_reply_to=(),
+        references=(),
+        from_address=None,
+        from_name=None,
+        to=(),
+        subject="",
+        date=None,
+        text="",
+        new_text="",
+        attachments=(),
+        headers=(),
+        parse_defects=tuple(defects),
+    )
+
+
+def _parse(raw: bytes, defects: list[str], limits: AttachmentLimits) -> InboundEmail:
+    msg, mp = _message_from(raw, defects)
+    if msg is None:
+        return _empty(defects)
+
+    raw_headers: list[tuple[str, str]] = []
+    headers: list[tuple[str, str]] = []
+    for name, value in msg.raw_items():
+        text = _raw_to_text(value)
+        raw_headers.append((name, text))
+        headers.append((name, decode_header_value(value)))
+
+    def raw_all(hname: str) -> list[str]:
+        return [v for k, v in raw_headers if k.lower() == hname]
+
+    def first(hname: str) -> str | None:
+        values = raw_all(hname)
+        return values[0] if values else None
+
+    from_pairs = _addresses(raw_all("from")[:1])
+    to_pairs = _addresses(raw_all("to") + raw_all("cc"))
+    message_ids = normalise_message_ids(first("message-id"))
+    subject = decode_header_value(first("subject") or "")
+
+    plain: list[str] = []
+    html: list[str] = []
+    if mp is not None:
+        try:
+            plain, html = _bodies_from_mailparser(mp)
+        except Exception as exc:
+            defects.append(f"mail-parser bodies unreadable ({type(exc).__name__})")
+    if mp is None or (not plain and not html):
+        try:
+            plain, html = _stdlib_bodies(msg)
+        except Exception as exc:
+            defects.append(f"body unreadable ({type(exc).__name__})")
+    if mp is not None:
+        try:
+            if mp.has_defects:
+                defects.extend(sorted(f"MIME: {c}" for c in mp.defects_categories))
+        except Exception:
+            pass
+
+    html_joined = "\n".join(html)[:_MAX_BODY_CHARS]
+    if plain:
+        text = "\n".join(plain)[:_MAX_BODY_CHARS]
+    elif html_joined:
+        text = html_to_text(html_joined)
+    else:
+        text = ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+
+    try:
+        attachments = extract_attachments(msg, html=html_joined, limits=limits)
+    except Exception as exc:  # extract_attachments is defensive; this is a backstop
+        defects.append(f"attachments unreadable ({type(exc).__name__})")
+        attachments = ()
+
+    return InboundEmail(
+        message_id=message_ids[0] if message_ids else None,
+        in_reply_to=normalise_message_ids(" ".join(raw_all("in-reply-to"))),
+        references=normalise_message_ids(" ".join(raw_all("references"))),
+        from_address=from_pairs[0][1] if from_pairs else None,
+        from_name=(from_pairs[0][0] or None) if from_pairs else None,
+        to=tuple(dict.fromkeys(addr for _, addr in to_pairs)),
+        subject=subject,
+        date=_parse_date(first("date")),
+        text=text,
+        new_text=new_text_of(text),
+        attachments=attachments,
+        headers=tuple(headers),
+        parse_defects=tuple(defects),
+    )
+
+
+# --- the reply's new text -------------------------------------------------
+#
+# mail-parser-reply splits a body at quote headers for the languages it ships
+# (en, de, sv, da ... but no Norwegian or Finnish). Its only extension point is
+# its module-global MAIL_LANGUAGES dict, and mutating a library's global would
+# change it for every user in the process, so the Norwegian/Finnish headers and
+# the Nordic separators it lacks are our own small rules below: we cut at the
+# earliest of them first, then let mail-parser-reply split what is left.
+# Its signature lists are not used: its Danish sign-off "Tak", matched case-
+# insensitively at a line start, would eat Norwegian "Takk for ..." lines.
+
+_REPLY_LANGUAGES = ["en", "de", "sv", "da"]
+_MAX_REPLY_CHARS = 30_000  # what a person writes now sits at the top; bounds regex time
+_Q = r"(?:> ?)*"  # allow the header inside quoted levels
+_NORDIC_QUOTE_HEADERS = [
+    # "Den 12. mars 2023 skrev X:", "man. 13. mar. 2023 kl. 10:02 skrev X <x@y>:",
+    # "tis 14 mars 2023 kl. 10:02 skrev X:", "ma 13.3.2023 klo 12.00 X kirjoitti:";
+    # a digit (the date) is required so "som jeg skrev:" in prose is not a header.
+    # Gmail wraps long attribution lines, so one continuation line is allowed.
+    rf"^{_Q}[^\n]{{0,200}}\d[^\n]{{0,200}}\s(?:skrev|kirjoitti|wrote|schrieb)\b"
+    r"[^\n]{0,200}(?:\n[^\n]{0,120})?:[ \t]*$",
+    # Outlook blocks: "Fra:/Från:/Lähettäjä:/From:" followed within three lines
+    # by "Sendt:/Skickat:/Lähetetty:/Sent:/Date:/Til:/Aihe: ..."
+    rf"^{_Q}\**(?:Fra|Från|Lähettäjä|From|Von)\**:[^\n]*\n(?:[^\n]*\n){{0,2}}{_Q}\**"
+    r"(?:Sendt|Skickat|Lähetetty|Sent|Date|Dato|Datum|Päivämäärä|Gesendet|Til|Till|To|"
+    r"Vastaanottaja|An|Emne|Ämne|Aihe|Subject|Betreff)\**:",
+    # "-----Opprinnelig melding-----" and its cousins, incl. forwarded-message bars
+    rf"^{_Q}[-_ ]{{3,}}\s*(?:Opprinnelig melding|Original melding|Videresendt melding|"
+    r"Ursprungligt meddelande|Vidarebefordrat meddelande|Oprindelig meddelelse|"
+    r"Videresendt meddelelse|Alkuperäinen viesti|Välitetty viesti|Original Message|"
+    r"Forwarded message|Ursprüngliche Nachricht|Weitergeleitete Nachricht)\s*[-_ ]{3,}",
+]
+_QUOTE_HEADER_RE = re.compile("|".join(_NORDIC_QUOTE_HEADERS), re.MULTILINE | re.IGNORECASE)
+# Phone/app signatures: everything from this line on is boilerplate.
+_PHONE_SIGNATURE_RE = re.compile(
+    r"^[ \t]*(?:Sent from my|Sent from Outlook|Get Outlook for|Sendt fra min|Sendt fra Outlook|"
+    r"Hent Outlook|Skickat från min|Skickat från Outlook|Skaffa Outlook|Hämta Outlook|"
+    r"Lähetetty (?:iPhonesta|iPadista|Android|Outlook|Samsung|Huawei|mobiili|puhelim)|"
+    r"Hanki Outlook|Von meinem iPhone gesendet|Gesendet von meinem|Gesendet mit)\b.*",
+    re.MULTILINE | re.IGNORECASE | re.DOTALL,
+)
+# Sign-offs: cut only near the end (few lines follow), never the first line.
+_SIGN_OFF_RE = re.compile(
+    r"^[ \t]*(?:Med vennlig hilsen|Vennlig hilsen|Med venlig hilsen|Venlig hilsen|"
+    r"Med vänlig(?:a)? hälsning(?:ar)?|Vänlig(?:a)? hälsning(?:ar)?|Mvh|Hilsen|Hälsningar|"
+    r"Ystävällisin terveisin|Ystävällisesti|Terveisin|Best regards|Kind regards|Regards|"
+    r"Mit freundlichen Grüßen|Viele Grüße)\b[ \t,.!]*(?:\n|$)",
+    re.MULTILINE | re.IGNORECASE,
+)
+_SIGN_OFF_MAX_TAIL_LINES = 8
+_SIG_DASHES_RE = re.compile(r"^-- ?$", re.MULTILINE)
+
+
+def new_text_of(text: str) -> str:
+    """Only what the sender wrote now: quoted history, quote headers, phone
+    signatures and the sign-off block removed. Never raises."""
+    try:
+        return _new_text(text[:_MAX_REPLY_CHARS])
+    except Exception:
+        return ""  # better no new text than a wrong one: matching then abstains
+
+
+def _new_text(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    m = _QUOTE_HEADER_RE.search(text)
+    if m:
+        text = text[: m.start()]
+    if text.strip():
+        splitter = _ReplySplitter(
+            text=text, languages=list(_REPLY_LANGUAGES), keep_hyphen_lists=True
+        ).read()
+        first = splitter.replies[0] if splitter.replies else None
+        # A first fragment that starts with a quote header means nothing was
+        # written above the quote: the new text is empty, not the quote.
+        text = "" if first is None or first.headers else first.content
+    lines = [ln for ln in text.split("\n") if not ln.lstrip().startswith(">")]
+    text = "\n".join(lines)
+    m = _SIG_DASHES_RE.search(text)
+    if m:
+        text = text[: m.start()]
+    m = _PHONE_SIGNATURE_RE.search(text)
+    if m:
+        text = text[: m.start()]
+    for m in _SIGN_OFF_RE.finditer(text):
+        if not text[: m.start()].strip():
+            continue
+        if text[m.end() :].count("\n") < _SIGN_OFF_MAX_TAIL_LINES:
+            text = text[: m.start()]
+            break
+    return text.strip()
