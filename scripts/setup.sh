@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-nor tesseract-ocr-swe tesseract-ocr-dan tesseract-ocr-fin
-  dovecot-imapd poppler-utils python3-venv
+  dovecot-imapd poppler-utils python3-venv fonts-dejavu-core
 )
 if [[ "${1:-}" == "--dev" ]]; then
   APT_PACKAGES+=(systemd)   # for systemd-analyze verify in the tests

@@ -1,0 +1,142 @@
+"""Sample documents and customer mails for the demo, the end-to-end tests and benchmarks.
+
+Receipts are rendered here (a JPEG "photo" with Pillow, a text-layer PDF written
+by hand) so nothing depends on files we may not ship. The PDF writer is ours
+because no dependency of mailbot writes PDFs with a text layer, and a one-page
+PDF with one font is a few dozen lines of the PDF 1.4 syntax.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+_FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"),
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in _FONT_DIRS:
+        if path.exists():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
+
+
+def receipt_image(lines: Sequence[str], *, width: int = 1000, font_size: int = 30) -> bytes:
+    """A clean receipt 'photo' as JPEG bytes, one text line per entry."""
+    font = _font(font_size)
+    line_h = int(font_size * 1.5)
+    img = Image.new("L", (width, 80 + line_h * len(lines)), 255)
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((50, 40 + i * line_h), line, fill=0, font=font)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _pdf_escape(text: str) -> bytes:
+    raw = text.encode("cp1252", errors="replace")
+    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+
+
+def text_pdf(lines: Sequence[str]) -> bytes:
+    """A one-page A4 PDF with a real text layer (Helvetica, WinAnsi: Nordic letters work)."""
+    content = b"BT /F1 11 Tf 14 TL 56 790 Td\n"
+    for line in lines:
+        content += b"(" + _pdf_escape(line) + b") Tj T*\n"
+    content += b"ET\n"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"endstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def customer_mail(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
+    in_reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+    date: datetime | None = None,
+    domain: str = "customer.example",
+) -> bytes:
+    """A mail as a customer's client would send it; attachments are (name, mime, bytes)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain=domain)
+    if date is not None:
+        msg["Date"] = format_datetime(date)
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    for filename, mime, data in attachments:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes()
+
+
+def bounce_for(original_message_id: str, failed: str, *, to: str, reporting: str) -> bytes:
+    """A standard DSN (RFC 3464, multipart/report) saying `failed` could not be reached."""
+    boundary = "dsn-boundary-0001"
+    text = (
+        f"From: Mail Delivery System <MAILER-DAEMON@{reporting}>\r\n"
+        f"To: {to}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        f"Message-ID: {make_msgid(domain=reporting)}\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
+        "\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "Your message could not be delivered to one or more recipients.\r\n\r\n"
+        f"<{failed}>: host said: 550 5.1.1 mailbox unavailable\r\n\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; {reporting}\r\n\r\n"
+        f"Final-Recipient: rfc822; {failed}\r\n"
+        "Action: failed\r\n"
+        "Status: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{failed}>: Recipient address rejected\r\n\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {original_message_id}\r\n"
+        f"To: {failed}\r\n"
+        f"Subject: (our reply)\r\n\r\n"
+        f"--{boundary}--\r\n"
+    )
+    return text.encode("ascii")
