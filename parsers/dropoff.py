@@ -336,7 +336,9 @@ def _dateparser_fallback(text: str, now: datetime, keywords: tuple[str, ...]) ->
         except Exception:  # dateparser raises assorted errors on odd input
             continue
         for phrase, value in found or ():
-            # a bare word like "on" or "sent" is not a date
+            # a bare number ("2023", "14") or a bare word ("on", "sent") is not a date
+            if re.fullmatch(r"\W*\d+\W*", phrase):
+                continue
             if not re.search(r"\d", phrase) and not re.search(
                 _MONTH_ALT + "|" + _WEEKDAY_ALT, phrase, re.IGNORECASE
             ):
@@ -344,6 +346,8 @@ def _dateparser_fallback(text: str, now: datetime, keywords: tuple[str, ...]) ->
             when = value.replace(tzinfo=now.tzinfo)
             if when > now + timedelta(days=1):
                 continue
-            has_time = bool(re.search(r"\d[:.]\d{2}|\d\s*[ap]\.?m|kl", phrase, re.IGNORECASE))
+            has_time = bool(
+                re.search(r"\d[:.]\d{2}|\d\s*[ap]\.?m|kl|hour|minute|timer|timmar", phrase, re.I)
+            )
             return DropOff(when=when, time_known=has_time, evidence=phrase, source="dateparser")
     return None
