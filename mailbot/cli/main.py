@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from mailbot import __version__
 from mailbot.core.errors import MailbotError
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", choices=("json", "text"), help="override log.format")
     parser.add_argument("--log-level", help="override log.level (DEBUG, INFO, ...)")
+    parser.add_argument(
+        "--now",
+        metavar="ISO-DATETIME",
+        help="pretend it is this time (UTC unless an offset is given): for demos, "
+        "replays and tests against campaigns that have ended",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     _cmd(
@@ -214,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fixed_clock(text: str) -> Callable[[], datetime]:
+    moment = parse_moment(text)
+    return lambda: moment
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO date or datetime from the command line; naive means UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"mailbot: not an ISO date/time: {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -227,11 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailbot: config: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or settings.log.level, args.log_format or settings.log.format)
+    clock = _fixed_clock(args.now) if args.now else None
     module_name, func_name = args.handler.split(":")
     module = importlib.import_module(HANDLERS + module_name)
     handler = getattr(module, func_name)
     try:
-        code: int = handler(args, App(settings))
+        app = App(settings) if clock is None else App(settings, clock=clock)
+        code: int = handler(args, app)
     except MailbotError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,47 @@
+"""The claim directory the pure matcher asks, backed by the database.
+
+Implements `mailbot.core.matching.ClaimDirectory` over one Session: our sent
+Message-IDs come from the outbox, codes and open claims from the claims table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailbot.core.matching import ClaimRef, normalize_message_id
+from mailbot.store.models import Claim, Outbox
+
+CLOSED_STATES = ("approved", "paid", "rejected", "void")
+"""A claim in these states takes no more documents; mail about it goes to review."""
+
+
+def _ref(claim: Claim) -> ClaimRef:
+    return ClaimRef(claim_id=claim.id, code=claim.code, email=claim.email, state=claim.state)
+
+
+class StoreClaimDirectory:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_sent_message_id(self, mid: str) -> ClaimRef | None:
+        bare = normalize_message_id(mid)
+        row = self.session.execute(
+            select(Claim)
+            .join(Outbox, Outbox.claim_id == Claim.id)
+            .where(Outbox.message_id.in_((bare, f"<{bare}>")))
+        ).scalar_one_or_none()
+        return _ref(row) if row is not None else None
+
+    def by_code(self, code: str) -> ClaimRef | None:
+        row = self.session.execute(select(Claim).where(Claim.code == code)).scalar_one_or_none()
+        return _ref(row) if row is not None else None
+
+    def open_claims_for(self, address: str) -> tuple[ClaimRef, ...]:
+        rows = self.session.scalars(
+            select(Claim)
+            .where(func.lower(Claim.email) == address.strip().lower())
+            .where(Claim.state.not_in(CLOSED_STATES))
+            .order_by(Claim.id)
+        ).all()
+        return tuple(_ref(r) for r in rows)
