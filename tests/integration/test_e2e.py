@@ -61,10 +61,21 @@ level = "WARNING"
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "mailbot", "--config", str(self.config), "--now", self.now,
-             *args],
-            capture_output=True, text=True, timeout=300, cwd=self.tmp,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mailbot",
+                "--config",
+                str(self.config),
+                "--now",
+                self.now,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=self.tmp,
+        )
         if ok:
             assert proc.returncode == 0, f"mailbot {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -95,14 +106,22 @@ def _serial_photo() -> bytes:
 
 
 def _receipt_photo_without_vat() -> bytes:
-    return receipt_image(["ELKJØP", "Kvittering", "Dato: 12.12.2022", "Sony WH-1000XM5  3990,00",
-                          "Totalt  3990,00"])  # fmt: skip
+    return receipt_image(
+        ["ELKJØP", "Kvittering", "Dato: 12.12.2022", "Sony WH-1000XM5  3990,00", "Totalt  3990,00"]
+    )
 
 
 def _good_receipt_pdf() -> bytes:
-    return text_pdf(["Elkjøp Norge AS", "Org.nr 988 077 917 MVA", "Kvittering 123456",
-                     "Dato: 12.12.2022", "Sony WH-1000XM5 hodetelefoner   3 990,00",
-                     "Totalt NOK 3 990,00"])  # fmt: skip
+    return text_pdf(
+        [
+            "Elkjøp Norge AS",
+            "Org.nr 988 077 917 MVA",
+            "Kvittering 123456",
+            "Dato: 12.12.2022",
+            "Sony WH-1000XM5 hodetelefoner   3 990,00",
+            "Totalt NOK 3 990,00",
+        ]
+    )
 
 
 @pytest.fixture
@@ -114,10 +133,28 @@ def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
 
 def test_cashback_conversation(op: Operator) -> None:
     # 1. registration -> confirmation with the code in the subject
-    out = op.run("claims", "register", "--campaign", "cashback-2022", "--email", KARI,
-                 "--name", "Kari Nordmann", "--model", "WH-1000XM5", "--serial", "5123456",
-                 "--purchase-date", "2022-12-12", "--retailer", "Elkjøp", "--country", "NO",
-                 "--language", "nb").stdout  # fmt: skip
+    out = op.run(
+        "claims",
+        "register",
+        "--campaign",
+        "cashback-2022",
+        "--email",
+        KARI,
+        "--name",
+        "Kari Nordmann",
+        "--model",
+        "WH-1000XM5",
+        "--serial",
+        "5123456",
+        "--purchase-date",
+        "2022-12-12",
+        "--retailer",
+        "Elkjøp",
+        "--country",
+        "NO",
+        "--language",
+        "nb",
+    ).stdout
     code = out.strip().splitlines()[-1]
     assert len(code) == 8 and code.isdigit()
     op.run("once")
@@ -127,13 +164,19 @@ def test_cashback_conversation(op: Operator) -> None:
     assert confirmation.message["Auto-Submitted"] == "auto-replied"
 
     # 2. a reply with a receipt photo lacking the VAT number (and the serial photo)
-    op.deliver(customer_mail(
-        sender=KARI, to=BOT, subject=f"Re: {confirmation.message['Subject']}",
-        body="Hei, her er kvitteringen og serienummeret.\n\nHilsen Kari",
-        in_reply_to=confirmation.message["Message-ID"],
-        attachments=[("kvittering.jpg", "image/jpeg", _receipt_photo_without_vat()),
-                     ("serienummer.jpg", "image/jpeg", _serial_photo())],
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender=KARI,
+            to=BOT,
+            subject=f"Re: {confirmation.message['Subject']}",
+            body="Hei, her er kvitteringen og serienummeret.\n\nHilsen Kari",
+            in_reply_to=confirmation.message["Message-ID"],
+            attachments=[
+                ("kvittering.jpg", "image/jpeg", _receipt_photo_without_vat()),
+                ("serienummer.jpg", "image/jpeg", _serial_photo()),
+            ],
+        )
+    )
     op.run("once")
     [missing] = op.replies_after(1, 1)
     text = _text(missing).lower()
@@ -145,11 +188,16 @@ def test_cashback_conversation(op: Operator) -> None:
     assert isinstance(claim, dict) and claim["state"] == "incomplete"
 
     # 3. the customer answers with a good PDF -> approved
-    op.deliver(customer_mail(
-        sender=KARI, to=BOT, subject=f"SV: {missing.message['Subject']}",
-        body="Her er en bedre kvittering.", in_reply_to=missing.message["Message-ID"],
-        attachments=[("kvittering.pdf", "application/pdf", _good_receipt_pdf())],
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender=KARI,
+            to=BOT,
+            subject=f"SV: {missing.message['Subject']}",
+            body="Her er en bedre kvittering.",
+            in_reply_to=missing.message["Message-ID"],
+            attachments=[("kvittering.pdf", "application/pdf", _good_receipt_pdf())],
+        )
+    )
     op.run("once")
     [approved] = op.replies_after(2, 1)
     claim = op.json("claims", "show", code)
@@ -158,14 +206,20 @@ def test_cashback_conversation(op: Operator) -> None:
     assert str(claim["payout"]["amount"]).split(".")[0] in _text(approved).replace(" ", "")
 
     # 4. an out-of-office reply -> no answer
-    op.deliver(customer_mail(
-        sender=KARI, to=BOT, subject=f"Automatisk svar: {approved.message['Subject']}",
-        body="Jeg er på ferie til 1. februar.", in_reply_to=approved.message["Message-ID"],
-        headers={"Auto-Submitted": "auto-replied"},
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender=KARI,
+            to=BOT,
+            subject=f"Automatisk svar: {approved.message['Subject']}",
+            body="Jeg er på ferie til 1. februar.",
+            in_reply_to=approved.message["Message-ID"],
+            headers={"Auto-Submitted": "auto-replied"},
+        )
+    )
     # 5. the same mail delivered twice -> one answer
-    dup = customer_mail(sender=KARI, to=BOT, subject=f"Spørsmål om {code}",
-                        body=f"Når kommer pengene for {code}?")  # fmt: skip
+    dup = customer_mail(
+        sender=KARI, to=BOT, subject=f"Spørsmål om {code}", body=f"Når kommer pengene for {code}?"
+    )
     op.deliver(dup)
     op.deliver(dup)
     op.run("once")
@@ -175,8 +229,7 @@ def test_cashback_conversation(op: Operator) -> None:
     assert len(op.sink.messages) <= 4, [m.message["Subject"] for m in op.sink.messages]
 
     # 6. a bounce of one of our mails -> the claim's address is flagged
-    op.deliver(bounce_for(approved.message["Message-ID"], KARI, to=BOT,
-                          reporting="mx.example.no"))  # fmt: skip
+    op.deliver(bounce_for(approved.message["Message-ID"], KARI, to=BOT, reporting="mx.example.no"))
     op.run("once")
     claim = op.json("claims", "show", code)
     assert isinstance(claim, dict) and claim["address_undeliverable"] is True
@@ -188,17 +241,37 @@ def test_cashback_conversation(op: Operator) -> None:
 
 
 def test_refused_attachments_are_named(op: Operator) -> None:
-    out = op.run("claims", "register", "--campaign", "cashback-2022", "--email", KARI,
-                 "--name", "Kari", "--model", "WH-1000XM5", "--purchase-date", "2022-12-12",
-                 "--language", "nb").stdout  # fmt: skip
+    out = op.run(
+        "claims",
+        "register",
+        "--campaign",
+        "cashback-2022",
+        "--email",
+        KARI,
+        "--name",
+        "Kari",
+        "--model",
+        "WH-1000XM5",
+        "--purchase-date",
+        "2022-12-12",
+        "--language",
+        "nb",
+    ).stdout
     code = out.strip().splitlines()[-1]
     big = b"\xff\xd8\xff\xe0" + b"\0" * (7 * 1024 * 1024)
     zipped = b"PK\x03\x04" + b"\0" * 200
-    op.deliver(customer_mail(
-        sender=KARI, to=BOT, subject=f"Kvittering {code}", body="Vedlagt.",
-        attachments=[("stort-bilde.jpg", "image/jpeg", big),
-                     ("dokumenter.zip", "application/zip", zipped)],
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender=KARI,
+            to=BOT,
+            subject=f"Kvittering {code}",
+            body="Vedlagt.",
+            attachments=[
+                ("stort-bilde.jpg", "image/jpeg", big),
+                ("dokumenter.zip", "application/zip", zipped),
+            ],
+        )
+    )
     op.run("once")
     replies = op.sink.wait_for(2, timeout=5)
     refusal = replies[-1]
@@ -208,16 +281,34 @@ def test_refused_attachments_are_named(op: Operator) -> None:
 
 
 def test_rma_shipment_notifications(op: Operator) -> None:
-    number = op.run("rma", "issue", "--email", "ola@example.no", "--product", "Sonos One",
-                    "--kind", "warranty", "--language", "nb").stdout.strip().splitlines()[-1]  # fmt: skip
+    number = (
+        op.run(
+            "rma",
+            "issue",
+            "--email",
+            "ola@example.no",
+            "--product",
+            "Sonos One",
+            "--kind",
+            "warranty",
+            "--language",
+            "nb",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     op.run("once")
     [issued] = op.replies_after(0, 1)
     assert number in issued.message["Subject"]
 
-    op.deliver(customer_mail(
-        sender="ola@example.no", to=BOT, subject=f"Shipment Notification: RMA# {number}",
-        body="Sporingsnummer: 1Z999AA10123456784\nLevert på posten 21.01.2023 kl. 15:30\n",
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender="ola@example.no",
+            to=BOT,
+            subject=f"Shipment Notification: RMA# {number}",
+            body="Sporingsnummer: 1Z999AA10123456784\nLevert på posten 21.01.2023 kl. 15:30\n",
+        )
+    )
     op.now = "2023-01-21T18:00:00+00:00"
     op.run("once")
     [ack] = op.replies_after(1, 1)
@@ -228,28 +319,48 @@ def test_rma_shipment_notifications(op: Operator) -> None:
     assert rma["carrier"] == "UPS"
 
     # unknown RMA -> polite policy answer
-    op.deliver(customer_mail(
-        sender="per@example.no", to=BOT, subject="shipment notification rma #7654321",
-        body="Tracking 1Z999AA10123456784",
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender="per@example.no",
+            to=BOT,
+            subject="shipment notification rma #7654321",
+            body="Tracking 1Z999AA10123456784",
+        )
+    )
     op.run("once")
     [policy] = op.replies_after(2, 1)
     assert "14" in _text(policy)
 
 
 def test_expired_rma_gets_policy_answer(op: Operator) -> None:
-    number = op.run("rma", "issue", "--email", "ola@example.no", "--product", "Sonos One",
-                    "--language", "en").stdout.strip().splitlines()[-1]  # fmt: skip
+    number = (
+        op.run(
+            "rma",
+            "issue",
+            "--email",
+            "ola@example.no",
+            "--product",
+            "Sonos One",
+            "--language",
+            "en",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     op.run("once")
     op.now = "2023-02-10T10:00:00+00:00"
     op.run("sweep")
     rma = op.json("rma", "show", number)
     assert isinstance(rma, dict) and rma["state"] == "expired"
     before = len(op.sink.wait_for(2, timeout=5))
-    op.deliver(customer_mail(
-        sender="ola@example.no", to=BOT, subject=f"Re: Shipment Notification: RMA# {number}",
-        body="Tracking number 1Z999AA10123456784, dropped off today at 3pm",
-    ))  # fmt: skip
+    op.deliver(
+        customer_mail(
+            sender="ola@example.no",
+            to=BOT,
+            subject=f"Re: Shipment Notification: RMA# {number}",
+            body="Tracking number 1Z999AA10123456784, dropped off today at 3pm",
+        )
+    )
     op.run("once")
     [policy] = op.replies_after(before, 1)
     assert "expired" in _text(policy).lower()
