@@ -10,10 +10,12 @@ Pure: nothing here writes files.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import hashlib
 import io
+import quopri
 import re
 import unicodedata
 import warnings
@@ -203,6 +205,15 @@ def _walk(
         if counter[0] > limits.max_parts:
             return
         ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global") and depth < limits.max_depth:
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if cte in ("base64", "quoted-printable"):
+                # RFC 2046 forbids encoding a message/rfc822 part, but clients
+                # do; the parser then reads base64 text as a mail. Decode it.
+                inner = _decode_encoded_message(part, cte)
+                if inner is not None:
+                    _walk(inner, _cid_refs_of(inner) | cids, limits, out, depth + 1, counter)
+                continue
         if part.is_multipart():
             payload = part.get_payload()
             if isinstance(payload, list):
@@ -247,6 +258,22 @@ def _walk(
                 depth=depth,
             )
         )
+
+
+def _decode_encoded_message(part: Message, cte: str) -> Message | None:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        text = "".join(p.as_string() if isinstance(p, Message) else str(p) for p in payload)
+    else:
+        text = str(payload)
+    try:
+        if cte == "base64":
+            data = base64.b64decode(re.sub(r"[^A-Za-z0-9+/=]", "", text) + "==")
+        else:
+            data = quopri.decodestring(text.encode("ascii", "replace"))
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    except Exception:
+        return None
 
 
 def _cid_refs_of(msg: Message) -> frozenset[str]:
@@ -467,6 +494,20 @@ def _is_password_error(exc: BaseException) -> bool:
     return "password" in text or "encrypt" in text
 
 
+def _tnef_name(att: object) -> str:
+    """The file's name. tnefparse decodes the short title as UTF-8, but Outlook
+    writes it in the OEM code page (cp1252 in the Nordics), so decode it ourselves."""
+    try:
+        return str(att.long_filename())  # type: ignore[attr-defined]
+    except Exception:
+        raw = getattr(att, "_name", b"")
+        if isinstance(raw, bytes):
+            from parsers.email import decode_bytes
+
+            return decode_bytes(raw.rstrip(b"\x00"))
+        return str(raw)
+
+
 def _unpack_tnef(base: Attachment, limits: AttachmentLimits, depth: int) -> list[Attachment]:
     """Outlook's winmail.dat: the files inside are what the customer sent."""
     unreadable = [
@@ -481,7 +522,7 @@ def _unpack_tnef(base: Attachment, limits: AttachmentLimits, depth: int) -> list
         return unreadable
     try:
         tnef = tnefparse.TNEF(base.content, do_checksum=False)
-        inner = [(str(a.long_filename() or a.name or ""), bytes(a.data)) for a in tnef.attachments]
+        inner = [(_tnef_name(a), bytes(a.data)) for a in tnef.attachments]
     except Exception:
         return unreadable
     if not inner:
