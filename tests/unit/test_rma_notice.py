@@ -11,6 +11,7 @@ from mailbot.core.codes import generate_code, generate_rma_number
 from mailbot.core.mail import InboundEmail
 from mailbot.ruleset.matching import load_matching_rules
 from parsers.rma import (
+    ShipmentNotice,
     find_rma_number,
     is_shipment_subject,
     parse_shipment_notification,
@@ -23,6 +24,10 @@ RMA = generate_rma_number(random.Random(11))
 BAD_RMA = RMA[:-1] + str((int(RMA[-1]) + 1) % 10)
 UPS = "1Z999AA10123456784"  # UPS's documented example, check digit 4
 BODY = f"Hei!\nPakken ble levert på posten i går kl 14.\nSporingsnummer: {UPS}\n\nMvh Kari"
+
+
+def parse(m: InboundEmail) -> ShipmentNotice | None:
+    return parse_shipment_notification(m, RULES, NOW)
 
 
 def mail(subject: str, body: str = BODY, text: str | None = None) -> InboundEmail:
@@ -77,7 +82,7 @@ def mail(subject: str, body: str = BODY, text: str | None = None) -> InboundEmai
     ],
 )
 def test_subject_variants(subject: str) -> None:
-    notice = parse_shipment_notification(mail(subject), RULES, NOW)
+    notice = parse(mail(subject))
     assert notice is not None, subject
     assert notice.rma_number == RMA and notice.rma_number_valid
     assert notice.rma_from == "subject"
@@ -98,36 +103,31 @@ def test_subject_variants(subject: str) -> None:
     ],
 )
 def test_other_mail_is_not_a_notice(subject: str) -> None:
-    assert (
-        parse_shipment_notification(mail(subject, "Hei, når får jeg pengene?"), RULES, NOW) is None
-    )
+    assert parse(mail(subject, "Hei, når får jeg pengene?")) is None
 
 
 def test_rma_subject_with_tracking_in_body_counts_without_the_phrase() -> None:
-    notice = parse_shipment_notification(mail(f"Retur RMA# {RMA}"), RULES, NOW)
+    notice = parse(mail(f"Retur RMA# {RMA}"))
     assert notice is not None and notice.rma_number == RMA
     # without a tracking number it is just a question about an RMA
-    assert (
-        parse_shipment_notification(mail(f"Retur RMA# {RMA}", "Når kommer den nye?"), RULES, NOW)
-        is None
-    )
+    assert parse(mail(f"Retur RMA# {RMA}", "Når kommer den nye?")) is None
 
 
 def test_rma_number_missing_from_subject_taken_from_body() -> None:
     body = f"RMA# {RMA}\n{BODY}"
-    notice = parse_shipment_notification(mail("Shipment Notification", body), RULES, NOW)
+    notice = parse(mail("Shipment Notification", body))
     assert notice is not None
     assert (notice.rma_number, notice.rma_from, notice.missing) == (RMA, "body", ())
 
 
 def test_no_rma_number_anywhere_is_missing() -> None:
-    notice = parse_shipment_notification(mail("Shipment Notification:"), RULES, NOW)
+    notice = parse(mail("Shipment Notification:"))
     assert notice is not None
     assert notice.rma_number is None and notice.missing == ("rma_number",)
 
 
 def test_mistyped_rma_number_is_kept_but_invalid() -> None:
-    notice = parse_shipment_notification(mail(f"Shipment Notification: RMA# {BAD_RMA}"), RULES, NOW)
+    notice = parse(mail(f"Shipment Notification: RMA# {BAD_RMA}"))
     assert notice is not None
     assert notice.rma_number == BAD_RMA and not notice.rma_number_valid
     assert notice.missing == ("rma_number",)
@@ -135,16 +135,12 @@ def test_mistyped_rma_number_is_kept_but_invalid() -> None:
 
 def test_valid_body_number_beats_mistyped_subject_number() -> None:
     body = f"Beklager, riktig nummer er RMA {RMA}.\n{BODY}"
-    notice = parse_shipment_notification(
-        mail(f"Shipment Notification: RMA# {BAD_RMA}", body), RULES, NOW
-    )
+    notice = parse(mail(f"Shipment Notification: RMA# {BAD_RMA}", body))
     assert notice is not None and notice.rma_number == RMA and notice.rma_number_valid
 
 
 def test_missing_tracking_and_dropoff_are_named() -> None:
-    notice = parse_shipment_notification(
-        mail(f"Shipment Notification: RMA# {RMA}", "Hei, den er sendt nå."), RULES, NOW
-    )
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}", "Hei, den er sendt nå."))
     assert notice is not None
     assert notice.tracking is None and notice.dropoff is None
     assert notice.missing == ("tracking_number", "dropoff_time")
@@ -152,18 +148,14 @@ def test_missing_tracking_and_dropoff_are_named() -> None:
 
 def test_rma_number_is_never_the_tracking_number() -> None:
     body = f"RMA# {RMA} levert i dag kl 10"
-    notice = parse_shipment_notification(
-        mail(f"Shipment Notification: RMA# {RMA}", body), RULES, NOW
-    )
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}", body))
     assert notice is not None and notice.tracking is None
 
 
 def test_tracking_below_quote_separator_still_found() -> None:
     # the reply splitter may cut a pasted receipt; the full text is the fallback
     full = f"Levert i går kl 14.\n\n--\nKari\nSporingsnummer: {UPS}"
-    notice = parse_shipment_notification(
-        mail(f"Shipment Notification: RMA# {RMA}", "Levert i går kl 14.", text=full), RULES, NOW
-    )
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}", "Levert i går kl 14.", text=full))
     assert notice is not None and notice.tracking is not None and notice.tracking.number == UPS
 
 
@@ -171,9 +163,7 @@ def test_swedish_notice_with_postnord_and_iso_date() -> None:
     # S10: 4*8+7*6+1*4+1*2+0*3+8*5+1*9+5*7 = 164; 164 % 11 = 10; 11 - 10 = 1
     s10 = "UA471108151SE"
     body = f"Hej! Jag lämnade paketet 2023-03-14 kl 9 hos ombudet. Kolli-ID: {s10}"
-    notice = parse_shipment_notification(
-        mail(f"SV: Shipment notification RMA {RMA}", body), RULES, NOW
-    )
+    notice = parse(mail(f"SV: Shipment notification RMA {RMA}", body))
     assert notice is not None
     assert notice.tracking is not None and notice.tracking.carrier == "PostNord"
     assert notice.dropoff == datetime(2023, 3, 14, 9, 0, tzinfo=UTC)
