@@ -19,6 +19,7 @@ import random
 import re
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 
 from stdnum import damm
 
@@ -159,7 +160,8 @@ _LEFT_GROUP = re.compile(r"(?:^|[^\d])(\d{1,7})[ \u00a0-]$")
 _RIGHT_GROUP = re.compile(r"^[ \u00a0-](\d{1,7})(?!\d)")
 
 
-def _ignore_pattern(words: Iterable[str]) -> re.Pattern[str]:
+@lru_cache(maxsize=32)
+def _ignore_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     alternation = "|".join(sorted((re.escape(w.lower()) for w in words), key=len, reverse=True))
     # keyword stem, rest of that word, then optional "nr"/"no."/"#"/":" before the number
     return re.compile(
@@ -185,7 +187,7 @@ def _context_rejects(text: str, start: int, end: int, ignore_re: re.Pattern[str]
 
 
 def _scan(text: str, ignore_words: Iterable[str] | None, want_valid: bool) -> tuple[str, ...]:
-    ignore_re = _DEFAULT_IGNORE_RE if ignore_words is None else _ignore_pattern(ignore_words)
+    ignore_re = _DEFAULT_IGNORE_RE if ignore_words is None else _ignore_pattern(tuple(ignore_words))
     found: list[str] = []
     for m in _TOKEN.finditer(text):
         digits = m.group(1)

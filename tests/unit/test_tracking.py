@@ -6,10 +6,13 @@ the published algorithm, independently of parsers.tracking.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailbot.core.errors import RulesError
 from mailbot.resources import rules_dir
 from mailbot.ruleset.matching import MatchingRules, load_matching_rules, parse_matching_rules
 from parsers.tracking import check_ok, find_tracking_number, find_tracking_numbers
@@ -203,3 +206,44 @@ def test_every_returned_number_passes_its_check(text: str) -> None:
     for tn in find_tracking_numbers(text, RULES):
         assert check_ok(tn.check, tn.number)
         assert len(tn.number) >= 10
+
+
+# --- the rules file -----------------------------------------------------------------
+
+
+def test_builtin_rules_load() -> None:
+    assert RULES.rma_check == "damm"
+    assert {c.check for c in RULES.carriers} <= {"ups", "s10", "gs1", "mod7", "fedex", "none"}
+    assert "sporingsnummer" in RULES.all_tracking_keywords()
+    assert "levert" in RULES.all_dropoff_keywords()
+
+
+@pytest.mark.parametrize(
+    ("carrier_yaml", "message", "line_offset"),
+    [
+        ("  - id: x\n    carrier: X\n    pattern: '([0-9'\n    check: none\n", "regular", 3),
+        ("  - id: x\n    carrier: X\n    pattern: '[0-9]{9}'\n    check: luhn\n", "check", 4),
+        (
+            "  - id: x\n    carrier: X\n    pattern: '1'\n    check: none\n"
+            "    require_name: true\n",
+            "require_name",
+            1,
+        ),
+    ],
+)
+def test_rules_errors_name_file_and_line(carrier_yaml: str, message: str, line_offset: int) -> None:
+    base = (rules_dir() / "matching.yaml").read_text(encoding="utf-8")
+    carriers_line = base.splitlines().index("carriers:") + 1
+    with pytest.raises(RulesError) as info:
+        _rules_with(carrier_yaml)
+    assert message in str(info.value)
+    assert info.value.path == "<string>"
+    assert info.value.line == carriers_line + line_offset
+
+
+def test_rules_file_error_names_path(tmp_path: Path) -> None:
+    bad = tmp_path / "matching.yaml"
+    bad.write_text("rma:\n  check: damm\n", encoding="utf-8")
+    with pytest.raises(RulesError) as info:
+        load_matching_rules(bad)
+    assert str(bad) in str(info.value)
