@@ -220,7 +220,8 @@ def find_tracking_numbers(
     scored: list[tuple[tuple[int, int, int, int], TrackingNumber]] = []
     # longest spans first so "1Z 999 AA1 ..." is taken whole, not in pieces
     for s, e, compact in sorted(_candidates(text), key=lambda t: (-(t[1] - t[0]), t[0])):
-        if len(compact) < 10 or compact in excluded:
+        # every format has at least 5 digits; this keeps words ("PAKKESHOP") out
+        if len(compact) < 10 or compact in excluded or sum(ch.isdigit() for ch in compact) < 5:
             continue
         if any(s < te and ts < e for ts, te in taken):
             continue

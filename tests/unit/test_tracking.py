@@ -154,6 +154,11 @@ def test_phone_numbers_dates_codes_are_never_tracking(text: str) -> None:
     assert find_tracking_numbers(text, RULES) == ()
 
 
+def test_words_are_never_tracking_numbers() -> None:
+    # "PAKKESHOP" would fit GLS's letters-and-digits format if words were candidates
+    assert find_tracking_numbers("Levert til GLS pakkeshop i Drammen sentrum", RULES) == ()
+
+
 def test_phone_prefix_blocks_a_number_that_would_pass_mod7() -> None:
     assert find_tracking_number(f"waybill {DHL}", RULES) is not None
     assert find_tracking_number(f"telefon {DHL}", RULES) is None
