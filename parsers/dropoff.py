@@ -15,9 +15,15 @@ rejected. Year-less dates take the latest year that is not in the future.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
+
+MAX_TEXT = 20_000
+"""Only the start of a body is read: a drop-off note is short, and a pasted
+log or newsletter must not cost seconds."""
 
 _MONTHS: dict[str, int] = {}
 for _num, _names in enumerate(
@@ -205,9 +211,10 @@ def _make_date(kind: str, m: re.Match[str], now: datetime) -> date | None:
 
 def _dates(text: str, now: datetime) -> list[_DateHit]:
     hits: list[_DateHit] = []
+    covered = bytearray(len(text))
     for kind, rx in _DATE_PATTERNS:
         for m in rx.finditer(text):
-            if any(m.start() < h.end and h.start < m.end() for h in hits):
+            if any(covered[m.start() : m.end()]):
                 continue  # a more specific pattern already took this text
             if kind == "dm":
                 # "10.15" after a day word or a "kl" is a time, not 10 March
@@ -219,6 +226,7 @@ def _dates(text: str, now: datetime) -> list[_DateHit]:
             d = _make_date(kind, m, now)
             if d is not None:
                 hits.append(_DateHit(m.start(), m.end(), d, kind))
+                covered[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     return sorted(hits, key=lambda h: h.start)
 
 
@@ -262,13 +270,17 @@ def _time_near(text: str, hit: _DateHit, taken: list[tuple[int, int]]) -> tuple[
     return (best[1], best[2]) if best else None
 
 
-def _keyword_distance(text: str, pos: int, keywords: tuple[str, ...]) -> int:
-    lowered = text.lower()
-    best = 10_000
-    for kw in keywords:
-        for m in re.finditer(re.escape(kw), lowered):
-            best = min(best, abs(m.start() - pos))
-    return best
+@lru_cache(maxsize=16)
+def _keywords_re(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    alt = "|".join(sorted((re.escape(k) for k in keywords), key=len, reverse=True))
+    return re.compile(alt, re.IGNORECASE)
+
+
+def _keyword_distance(positions: list[int], pos: int) -> int:
+    """Distance from `pos` to the nearest keyword start (positions sorted)."""
+    i = bisect_left(positions, pos)
+    near = [abs(positions[j] - pos) for j in (i - 1, i) if 0 <= j < len(positions)]
+    return min(near, default=10_000)
 
 
 def _at(d: date, t: time | None, now: datetime) -> datetime:
@@ -283,8 +295,10 @@ def parse_dropoff(
     Among several dates the one closest to a drop-off word (`keywords`, e.g.
     from `MatchingRules.all_dropoff_keywords()`) wins, then the first.
     """
+    text = text[:MAX_TEXT]
     limit = now + timedelta(days=1)
     hits = _dates(text, now)
+    kw_positions = [m.start() for m in _keywords_re(keywords).finditer(text)] if keywords else []
     taken = [(h.start, h.end) for h in hits]
     options: list[tuple[tuple[int, int, int], DropOff]] = []
     for h in hits:
@@ -294,7 +308,7 @@ def parse_dropoff(
             continue
         end = near[1] if near else h.end
         key = (
-            _keyword_distance(text, h.start, keywords) if keywords else 0,
+            _keyword_distance(kw_positions, h.start) if keywords else 0,
             0 if near else 1,
             h.start,
         )

@@ -117,6 +117,8 @@ def check_ok(algorithm: str, number: str) -> bool:
 # A group: letters/digits. Groups may be joined by one space / nbsp / hyphen.
 _GROUP = re.compile(r"[A-Za-z0-9]+")
 _MAX_LEN = 34
+MAX_TEXT = 50_000
+"""Only the start of a body is searched (a pasted log must not cost seconds)."""
 _MAX_GROUPS = 7
 
 
@@ -193,15 +195,13 @@ def _phone_context(text: str, start: int, rules: MatchingRules) -> bool:
         return True
     if not rules.phone_words:
         return False
-    return bool(
-        re.search(
-            r"\b(?:"
-            + "|".join(re.escape(w) for w in rules.phone_words)
-            + r")[\w.]*\s*(?:nr\.?|no\.?)?\s*[:.]?\s*$",
-            before,
-            re.IGNORECASE,
-        )
-    )
+    return bool(_phone_re(rules.phone_words).search(before))
+
+
+@lru_cache(maxsize=16)
+def _phone_re(words: tuple[str, ...]) -> re.Pattern[str]:
+    alt = "|".join(re.escape(w) for w in words)
+    return re.compile(r"\b(?:" + alt + r")[\w.]*\s*(?:nr\.?|no\.?)?\s*[:.]?\s*$", re.IGNORECASE)
 
 
 def find_tracking_numbers(
@@ -210,20 +210,21 @@ def find_tracking_numbers(
     """Every tracking number in `text`, best first: near a tracking word, then
     verified by a check digit, then carrier named, then earliest. `exclude`
     holds numbers never to return (the RMA number, registration codes)."""
+    text = text[:MAX_TEXT]
     lowered = text.lower()
     named = {
         n for c in rules.carriers for n in c.names if re.search(rf"\b{re.escape(n)}\b", lowered)
     }
     kw_re = _keyword_re(rules.all_tracking_keywords())
     excluded = {e.upper() for e in exclude}
-    taken: list[tuple[int, int]] = []
+    taken = bytearray(len(text))
     scored: list[tuple[tuple[int, int, int, int], TrackingNumber]] = []
     # longest spans first so "1Z 999 AA1 ..." is taken whole, not in pieces
     for s, e, compact in sorted(_candidates(text), key=lambda t: (-(t[1] - t[0]), t[0])):
         # every format has at least 5 digits; this keeps words ("PAKKESHOP") out
         if len(compact) < 10 or compact in excluded or sum(ch.isdigit() for ch in compact) < 5:
             continue
-        if any(s < te and ts < e for ts, te in taken):
+        if any(taken[s:e]):
             continue
         raw = text[s:e]
         if _DATE_LIKE.fullmatch(raw) or _phone_context(text, s, rules):
@@ -235,7 +236,7 @@ def find_tracking_numbers(
         line_start = text.rfind("\n", 0, s) + 1
         prev_line_start = text.rfind("\n", 0, max(0, line_start - 1)) + 1
         near = bool(kw_re.search(text[max(prev_line_start, s - 80) : s]))
-        taken.append((s, e))
+        taken[s:e] = b"\x01" * (e - s)
         tn = TrackingNumber(
             number=compact,
             carrier=carrier.carrier,

@@ -183,3 +183,14 @@ def test_prefix_and_phrase_helpers() -> None:
     assert strip_subject_prefixes("Reise til Oslo", RULES) == "Reise til Oslo"
     assert is_shipment_subject("shipment-notification", RULES)
     assert not is_shipment_subject("shipment delayed", RULES)
+
+
+def test_huge_body_is_fast() -> None:
+    # a pasted log or a newsletter must not stall the pipeline
+    import time
+
+    noise = " ".join(f"kl {i % 24}.{i % 60:02d} 14.03 +47 {i}0000" for i in range(20_000))
+    start = time.perf_counter()
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}", noise + "\n" + BODY))
+    assert time.perf_counter() - start < 3.0
+    assert notice is not None and notice.rma_number == RMA
