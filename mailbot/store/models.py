@@ -145,6 +145,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("account", "folder", "uidvalidity", "uid", name="uq_messages_location"),
         Index("ix_messages_message_id_sha", "message_id", "sha256"),
+        # the ingest loop asks "any mailbox action left to retry here?" on every poll
+        Index("ix_messages_mailbox_todo", "account", "folder", "mailbox_done"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account: Mapped[str] = mapped_column(String(320))

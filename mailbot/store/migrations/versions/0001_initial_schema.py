@@ -120,6 +120,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_message_id_sha', ['message_id', 'sha256'], unique=False)
+        batch_op.create_index('ix_messages_mailbox_todo', ['account', 'folder', 'mailbox_done'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_sha256'), ['sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_status'), ['status'], unique=False)
 
@@ -246,6 +247,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_messages_status'))
         batch_op.drop_index(batch_op.f('ix_messages_sha256'))
         batch_op.drop_index('ix_messages_message_id_sha')
+        batch_op.drop_index('ix_messages_mailbox_todo')
 
     op.drop_table('messages')
     with op.batch_alter_table('claims', schema=None) as batch_op:

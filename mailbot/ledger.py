@@ -1,0 +1,271 @@
+"""The ledger's database side: record fetched mail, process one row, note mailbox actions.
+
+Every function here is one short transaction, so a kill -9 at any point leaves the
+ledger in a state the next start can finish from: a `pending` row is processed
+from its stored raw bytes; a final row with `mailbox_done = False` gets its
+mailbox action retried. A row's status only leaves `pending` in the same commit
+as the processor's own writes, which is what makes processing exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
+from typing import Literal
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.log import mask_email, scrub
+from mailbot.rawstore import RawStore
+from mailbot.store.db import transaction
+from mailbot.store.models import MailboxState, Message
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+FINAL = ("processed", "ignored", "quarantined", "failed", "duplicate")
+# where the mail goes after its row reaches a final status
+TO_QUARANTINE = ("quarantined", "failed")
+
+Factory = sessionmaker[Session]
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What the processor decided for one message (an exception means "failed")."""
+
+    status: Literal["processed", "ignored"]
+    reason: str | None = None
+
+
+Processor = Callable[[Session, Message, bytes], ProcessOutcome]
+
+# The database itself failing is not the message's fault: leave the row pending and
+# let the daemon back off, instead of quarantining a good mail.
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One message as read from the server, before it enters the ledger."""
+
+    uid: int
+    size: int
+    raw: bytes | None  # None: oversized, never downloaded
+    message_id: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def header_facts(raw: bytes) -> tuple[str | None, str | None]:
+    """(Message-ID, masked From) from the header block only; never raises."""
+    try:
+        head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[0]
+        msg = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n")
+        mid = msg.get("Message-ID")
+        sender = parseaddr(str(msg.get("From") or ""))[1]
+    except Exception:  # a header we cannot parse must not stop the ledger
+        return None, None
+    mid_text = " ".join(str(mid).split())[:998] if mid else None
+    return mid_text or None, (mask_email(sender)[:320] if sender else None)
+
+
+def load_state(session: Session, account: str, folder: str) -> MailboxState | None:
+    return session.get(MailboxState, (account, folder))
+
+
+def reset_state(factory: Factory, account: str, folder: str, uidvalidity: int) -> None:
+    """A new UIDVALIDITY: start again from UID 0 (duplicates are caught by content)."""
+    with transaction(factory) as s:
+        state = load_state(s, account, folder)
+        if state is None:
+            s.add(
+                MailboxState(
+                    account=account,
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    last_uid=0,
+                    updated_at=now(),
+                )
+            )
+        else:
+            state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, now()
+
+
+def _find_original(
+    s: Session, account: str, folder: str, uidvalidity: int, sha: str | None, mid: str | None
+) -> Message | None:
+    """An earlier ledger row for the same mail: identical bytes anywhere in the account,
+    or the same Message-ID in this folder under an older UIDVALIDITY (a resync)."""
+    conds = []
+    if sha:
+        conds.append(Message.sha256 == sha)
+    if mid:
+        conds.append(
+            and_(
+                Message.message_id == mid,
+                Message.folder == folder,
+                Message.uidvalidity != uidvalidity,
+            )
+        )
+    if not conds:
+        return None
+    stmt = (
+        select(Message)
+        .where(Message.account == account, Message.status != "duplicate", or_(*conds))
+        .order_by(Message.id)
+        .limit(1)
+    )
+    return s.scalars(stmt).first()
+
+
+def record_batch(
+    factory: Factory,
+    store: RawStore,
+    account: str,
+    folder: str,
+    uidvalidity: int,
+    items: Sequence[Fetched],
+    max_bytes: int,
+) -> list[Message]:
+    """Ledger first: raw bytes on disk, then one commit with every row and the new last_uid.
+
+    A location already in the ledger (we crashed after this commit last time) is
+    skipped; a mail seen before under another location becomes `duplicate`.
+    """
+    prepared = []
+    for item in items:
+        sha = path = None
+        mid, sender = item.message_id, None
+        if item.raw is not None:
+            sha, p = store.put(item.raw)
+            path = str(p)
+            mid, sender = header_facts(item.raw)
+        prepared.append((item, sha, path, mid, sender))
+    rows: list[Message] = []
+    with transaction(factory) as s:
+        state = load_state(s, account, folder)
+        assert state is not None and state.uidvalidity == uidvalidity, "reset_state first"
+        for item, sha, path, mid, sender in prepared:
+            exists = s.scalars(
+                select(Message.id).where(
+                    Message.account == account,
+                    Message.folder == folder,
+                    Message.uidvalidity == uidvalidity,
+                    Message.uid == item.uid,
+                )
+            ).first()
+            if exists is not None:
+                continue
+            status, reason = PENDING, None
+            original = _find_original(s, account, folder, uidvalidity, sha, mid)
+            if original is not None:
+                status, reason = "duplicate", f"same mail as ledger #{original.id}"
+            elif item.raw is None:
+                status, reason = "quarantined", f"too_large: {item.size} > {max_bytes} bytes"
+            row = Message(
+                account=account,
+                folder=folder,
+                uidvalidity=uidvalidity,
+                uid=item.uid,
+                message_id=mid,
+                sha256=sha,
+                size=item.size,
+                raw_path=path,
+                status=status,
+                reason=reason,
+                from_masked=sender,
+                attempts=0,
+                mailbox_done=False,
+                fetched_at=now(),
+                processed_at=None if status == PENDING else now(),
+            )
+            s.add(row)
+            rows.append(row)
+            s.flush()  # so a second identical mail in this batch finds this row
+        state.last_uid = max([state.last_uid, *(i.uid for i in items)])
+        state.updated_at = now()
+    return rows
+
+
+def pending_ids(factory: Factory, account: str) -> list[int]:
+    with transaction(factory) as s:
+        stmt = select(Message.id).where(Message.account == account, Message.status == PENDING)
+        return list(s.scalars(stmt.order_by(Message.id)))
+
+
+def process_one(
+    factory: Factory,
+    store: RawStore,
+    message_id: int,
+    processor: Processor,
+    *,
+    allowed: tuple[str, ...] = (PENDING,),
+) -> str:
+    """Run the processor for one ledger row in one transaction; return the new status.
+
+    A row not in `allowed` (someone already processed it) is left alone: this check
+    and the status change share the processor's transaction, so a row is never
+    processed twice. An exception rolls everything back and marks the row failed.
+    """
+    try:
+        with transaction(factory) as s:
+            row = s.get(Message, message_id, with_for_update=True)
+            if row is None or row.status not in allowed:
+                return row.status if row is not None else "missing"
+            if row.raw_path is None:  # oversized mail: nothing to process, status stays
+                return row.status
+            raw = store.get(row.raw_path, row.sha256)
+            outcome = processor(s, row, raw)
+            if outcome.status not in ("processed", "ignored"):
+                raise ValueError(f"processor returned status {outcome.status!r}")
+            row.status, row.reason = outcome.status, outcome.reason
+            row.error = None
+            row.attempts += 1
+            row.processed_at = now()
+            return outcome.status
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        trace = scrub(traceback.format_exc())[-8000:]
+        log.warning(
+            "message processing failed",
+            extra={"ledger_id": message_id, "error": scrub(f"{exc.__class__.__name__}: {exc}")},
+        )
+        with transaction(factory) as s:
+            row = s.get(Message, message_id)
+            assert row is not None
+            row.status, row.error = "failed", trace
+            row.reason = scrub(f"exception: {exc.__class__.__name__}")[:200]
+            row.attempts += 1
+            row.processed_at = now()
+        return "failed"
+
+
+def actions_due(factory: Factory, account: str, folder: str) -> list[tuple[int, int, int, str]]:
+    """(id, uidvalidity, uid, status) of final rows whose mailbox action is not done."""
+    with transaction(factory) as s:
+        stmt = select(Message.id, Message.uidvalidity, Message.uid, Message.status).where(
+            Message.account == account,
+            Message.folder == folder,
+            Message.mailbox_done == False,  # noqa: E712 (uses the index; IS FALSE does not)
+            Message.status.in_(FINAL),
+        )
+        return [tuple(r) for r in s.execute(stmt.order_by(Message.uid))]  # type: ignore[misc]
+
+
+def mark_mailbox_done(factory: Factory, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    with transaction(factory) as s:
+        s.execute(update(Message).where(Message.id.in_(list(ids))).values(mailbox_done=True))

@@ -1,0 +1,58 @@
+"""Content-addressed storage of raw mail bytes: data_dir/raw/ab/cd/<sha256>.eml.
+
+The ledger keeps only the path and the hash; the bytes live here so a message can
+be processed again (after a crash, or by `mailbot reprocess`) without the IMAP
+server. Writes are atomic (temp file, fsync, rename, fsync of the directory), so a
+file that exists is complete; writing the same content twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def sha256_hex(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+class RawStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha[2:4] / f"{sha}.eml"
+
+    def put(self, raw: bytes, sha: str | None = None) -> tuple[str, Path]:
+        """Store `raw`; return (sha256, path). Durable when it returns."""
+        sha = sha or sha256_hex(raw)
+        path = self.path_for(sha)
+        if path.exists() and path.stat().st_size == len(raw):
+            return sha, path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(raw)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        # the rename itself must survive a power cut before the ledger row points here
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return sha, path
+
+    def get(self, path: str | Path, sha: str | None = None) -> bytes:
+        """Read stored bytes; verify the hash when given (a corrupt file is an error)."""
+        raw = Path(path).read_bytes()
+        if sha is not None and sha256_hex(raw) != sha:
+            raise ValueError(f"raw file {path} does not match its sha256")
+        return raw
