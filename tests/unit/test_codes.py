@@ -209,3 +209,15 @@ def test_rma_numbers() -> None:
     assert not is_valid_rma_number(n[:-1] + str((int(n[-1]) + 1) % 10))
     assert not is_valid_rma_number(n + "0")
     assert format_rma_number(n) == f"RMA# {n}"
+
+
+def test_rules_file_covers_the_builtin_ignore_words() -> None:
+    # the pipeline passes the YAML list, which replaces the defaults: it must not lose any
+    from mailbot.ruleset.matching import load_matching_rules
+
+    stems = load_matching_rules().all_code_ignore_words()
+    for word in DEFAULT_IGNORE_WORDS:
+        assert any(word.startswith(stem) for stem in stems), word
+    c = code_from("3914177")
+    for stem in stems:
+        assert find_codes(f"{stem}: {c}", stems) == (), stem
