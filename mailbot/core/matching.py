@@ -196,10 +196,9 @@ def match_claim(
     return review("no_match")
 
 
-# States in which a claim still expects mail from the customer (see core.claims).
-DEFAULT_OPEN_STATES: frozenset[str] = frozenset(
-    {"registered", "awaiting_documents", "documents_received", "incomplete", "review"}
-)
+# States in which a claim takes no more documents (same list as the store's directory);
+# every other state counts as open.
+DEFAULT_CLOSED_STATES: frozenset[str] = frozenset({"approved", "paid", "rejected", "void"})
 
 
 @dataclass(frozen=True)
@@ -209,13 +208,13 @@ class InMemoryClaimDirectory:
     claims: tuple[ClaimRef, ...] = ()
     sent: Mapping[str, int] = field(default_factory=dict)
     """Message-ID we sent -> claim_id."""
-    open_states: frozenset[str] = DEFAULT_OPEN_STATES
+    closed_states: frozenset[str] = DEFAULT_CLOSED_STATES
 
     def with_claim(self, claim: ClaimRef, *sent_ids: str) -> InMemoryClaimDirectory:
         sent = dict(self.sent)
         sent.update({normalize_message_id(m): claim.claim_id for m in sent_ids})
         others = tuple(c for c in self.claims if c.claim_id != claim.claim_id)
-        return InMemoryClaimDirectory((*others, claim), sent, self.open_states)
+        return InMemoryClaimDirectory((*others, claim), sent, self.closed_states)
 
     def _by_id(self, claim_id: int) -> ClaimRef | None:
         return next((c for c in self.claims if c.claim_id == claim_id), None)
@@ -231,5 +230,5 @@ class InMemoryClaimDirectory:
         return tuple(
             c
             for c in self.claims
-            if _same_address(c.email, address) and c.state in self.open_states
+            if _same_address(c.email, address) and c.state not in self.closed_states
         )

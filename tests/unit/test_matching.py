@@ -221,7 +221,7 @@ def test_result_is_always_consistent(
         assert r.claim.email.casefold() == sender.casefold()
 
 
-@pytest.mark.parametrize("state", ["paid", "void", "rejected"])
+@pytest.mark.parametrize("state", ["paid", "void", "rejected", "approved"])
 def test_closed_claims_are_not_open(state: str) -> None:
     d = InMemoryClaimDirectory().with_claim(ClaimRef(9, CODE_A, "k@example.no", state))
     assert match_claim(mail(sender="k@example.no"), d).reason == "no_match"
