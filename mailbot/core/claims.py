@@ -449,24 +449,16 @@ def remind(claim: Claim, now: datetime) -> Transition[Claim]:
     )
 
 
-def to_review(claim: Claim, reason: str, now: datetime) -> Transition[Claim]:
+def to_review(claim: Claim, reason: str | Sequence[str], now: datetime) -> Transition[Claim]:
     """A human must look (fraud signal, conflicting match). Never replies: a suspect is not
-    told. Terminal claims do not move (the event is still recorded)."""
+    told. Terminal claims do not move (the event is still recorded, `changed=False`)."""
+    given = (reason,) if isinstance(reason, str) else tuple(reason)
     if claim.state in TERMINAL:
-        return _t(
-            claim,
-            claim,
-            "claim.review_ignored",
-            now,
-            (reason,),
-            {"state": claim.state.value},
-            changed=False,
-        )
-    reasons = (
-        tuple(dict.fromkeys((*claim.state_reasons, reason)))
-        if (claim.state is ClaimState.REVIEW)
-        else (reason,)
-    )
+        evidence = {"state": claim.state.value}
+        return _t(claim, claim, "claim.review_ignored", now, given, evidence, changed=False)
+    reasons = given
+    if claim.state is ClaimState.REVIEW:
+        reasons = tuple(dict.fromkeys((*claim.state_reasons, *given)))
     new = replace(
         claim,
         state=ClaimState.REVIEW,
@@ -476,4 +468,4 @@ def to_review(claim: Claim, reason: str, now: datetime) -> Transition[Claim]:
         deadline_at=None,
         deadline_set_at=None,
     )
-    return _t(claim, new, "claim.review", now, (reason,), {"previous": claim.state.value})
+    return _t(claim, new, "claim.review", now, given, {"previous": claim.state.value})
