@@ -155,7 +155,8 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
         for j in range(i + 1, min(i + _MAX_GROUPS, len(groups))):
             s2, e2, g2 = groups[j]
             gap = text[end:s2]
-            if gap not in (" ", "\u00a0", "-") or not _joinable(g2):
+            # spaces only: hyphenated runs are phone numbers, UUIDs, IBAN-like ids
+            if gap not in (" ", "\u00a0") or not _joinable(g2):
                 break
             compact += g2.upper()
             end = e2
@@ -165,8 +166,14 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def _degenerate(compact: str) -> bool:
+    """'000000000000', '222222222000': placeholders and test data, never a parcel."""
+    digits = [ch for ch in compact if ch.isdigit()]
+    return max(digits.count(d) for d in set(digits)) * 10 > len(digits) * 6
+
+
 def _identify(
-    compact: str, rules: MatchingRules, named: set[str]
+    compact: str, rules: MatchingRules, named: set[str], near: bool
 ) -> tuple[CarrierPattern, bool] | None:
     """The carrier for a compact number: the first matching pattern whose check
     passes, unless a later one is named in the mail. Returns (pattern, named)."""
@@ -178,6 +185,8 @@ def _identify(
             continue
         is_named = any(n in named for n in c.names)
         if c.require_name and not is_named:
+            continue
+        if c.needs_context and not (is_named or near):
             continue
         fits.append(c)
     if not fits:
@@ -218,25 +227,29 @@ def find_tracking_numbers(
     kw_re = _keyword_re(rules.all_tracking_keywords())
     excluded = {e.upper() for e in exclude}
     taken = bytearray(len(text))
+    seen: set[str] = set()
     scored: list[tuple[tuple[int, int, int, int], TrackingNumber]] = []
     # longest spans first so "1Z 999 AA1 ..." is taken whole, not in pieces
     for s, e, compact in sorted(_candidates(text), key=lambda t: (-(t[1] - t[0]), t[0])):
         # every format has at least 5 digits; this keeps words ("PAKKESHOP") out
         if len(compact) < 10 or compact in excluded or sum(ch.isdigit() for ch in compact) < 5:
             continue
+        if compact in seen or _degenerate(compact):
+            continue
         if any(taken[s:e]):
             continue
         raw = text[s:e]
         if _DATE_LIKE.fullmatch(raw) or _phone_context(text, s, rules):
             continue
-        found = _identify(compact, rules, named)
-        if found is None:
-            continue
-        carrier, is_named = found
         line_start = text.rfind("\n", 0, s) + 1
         prev_line_start = text.rfind("\n", 0, max(0, line_start - 1)) + 1
         near = bool(kw_re.search(text[max(prev_line_start, s - 80) : s]))
+        found = _identify(compact, rules, named, near)
+        if found is None:
+            continue
+        carrier, is_named = found
         taken[s:e] = b"\x01" * (e - s)
+        seen.add(compact)
         tn = TrackingNumber(
             number=compact,
             carrier=carrier.carrier,

@@ -33,6 +33,7 @@ class _CarrierSchema(BaseModel):
     check: CheckName
     names: list[str] = Field(default_factory=list)
     require_name: bool = False
+    needs_context: bool = False
 
 
 class _RmaSchema(BaseModel):
@@ -60,7 +61,9 @@ class CarrierPattern:
     without spaces, upper case. `check` names an algorithm in `parsers.tracking`.
     `names` are words that name the carrier in a mail ("bring", "postnord"); with
     `require_name` the pattern is only believed when one of them appears (for
-    formats without a check digit that look like any other number)."""
+    formats without a check digit that look like any other number). With
+    `needs_context` a tracking word just before the number also suffices (for
+    all-digit formats whose check digit passes by chance too often: 1 in 7 or 10)."""
 
     id: str
     carrier: str
@@ -68,6 +71,7 @@ class CarrierPattern:
     check: str
     names: tuple[str, ...] = ()
     require_name: bool = False
+    needs_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ def rules_from_doc(doc: YamlDoc) -> MatchingRules:
                 check=c.check,
                 names=tuple(n.lower() for n in c.names),
                 require_name=c.require_name,
+                needs_context=c.needs_context,
             )
             for c in schema.carriers
         ),

@@ -159,6 +159,25 @@ def test_words_are_never_tracking_numbers() -> None:
     assert find_tracking_numbers("Levert i GLS pakkeautomat, Drammen", RULES) == ()
 
 
+@pytest.mark.parametrize("number", [DHL, FEDEX, FEDEX15, SSCC])
+def test_all_digit_formats_need_a_tracking_word_or_the_carrier_named(number: str) -> None:
+    # a random number passes these check digits 1 time in 7-10: timestamps, order numbers
+    assert find_tracking_number(f"Sent {number} from the web form", RULES) is None
+    assert find_tracking_number(f"Tracking: {number}", RULES) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["id 000000000000", "ref 222222222000", "tracking 00000000-0000-0000-0000", "555-931-0702"],
+)
+def test_placeholders_and_hyphenated_ids_are_not_tracking(text: str) -> None:
+    assert find_tracking_numbers(text, RULES) == ()
+
+
+def test_same_number_twice_is_reported_once() -> None:
+    assert len(find_tracking_numbers(f"tracking {UPS}\nOnce more: {UPS}", RULES)) == 1
+
+
 def test_phone_prefix_blocks_a_number_that_would_pass_mod7() -> None:
     assert find_tracking_number(f"waybill {DHL}", RULES) is not None
     assert find_tracking_number(f"telefon {DHL}", RULES) is None
@@ -166,13 +185,13 @@ def test_phone_prefix_blocks_a_number_that_would_pass_mod7() -> None:
 
 
 def test_rma_number_excluded() -> None:
-    text = f"RMA# {DHL}"  # (a 10-digit RMA would fit the DHL format)
+    text = f"DHL RMA# {DHL}"  # (a 10-digit RMA would fit the DHL format)
     assert find_tracking_number(text, RULES) is not None
     assert find_tracking_number(text, RULES, exclude=(DHL,)) is None
 
 
 def test_number_near_tracking_word_preferred() -> None:
-    text = f"Ordre {FEDEX} ble returnert.\nSporingsnummer: {S10_NO}"
+    text = f"FedEx ordre {FEDEX} ble returnert.\nSporingsnummer: {S10_NO}"
     found = find_tracking_numbers(text, RULES)
     assert [t.number for t in found] == [S10_NO, FEDEX]
     assert found[0].near_keyword and not found[1].near_keyword
