@@ -1,0 +1,326 @@
+"""Benchmark of receipt reading on a labelled corpus: accuracy, precision, time.
+
+    python bench/extraction.py ../shared/corpus/receipts [--workers 1,2] [--limit N]
+        [--sources nordic,lv] [--languages eng|campaign] [--needs-more extractor|oracle|off]
+
+Prints, per source and field: labelled, predicted, correct, accuracy, precision
+(scored as ../shared/corpus/README.md says: a null label is not scored; the
+retailer is right when it fuzzy-equals one of `retailer_names` after folding
+case and punctuation; VAT numbers compare digits only; dates by ISO equality;
+products case-insensitively). Also the *ceiling*: in how many documents the
+labelled value appears anywhere in the text read (what any extractor can reach
+from that text). Then seconds per document (median, p90, max) for images,
+scanned PDFs and text PDFs, and throughput with each worker count.
+
+Without `parsers.receipt` (not landed yet) only the ceiling and times are
+measured. `--needs-more oracle` decides the extra OCR passes from the labels
+(a missing labelled value triggers them): for measuring what the passes and the
+optional engine can gain and cost, never a production setting.
+The corpus is read in place, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import statistics
+import sys
+import time
+import unicodedata
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mailbot.core.errors import ExtractionError
+from parsers.text import read_document
+
+FIELDS = ("retailer", "purchase_date", "vat_number", "product")
+MONTHS = (
+    "jan",
+    "feb|fev",
+    "mar|maa|mrz",
+    "apr|avr",
+    "mai|may|mei",
+    "jun|juin",
+    "jul|juil",
+    "aug|aou",
+    "sep",
+    "okt|oct",
+    "nov",
+    "des|dec|dez",
+)
+COUNTRY_LANG = {"NO": "nor", "SE": "swe", "DK": "dan", "FI": "fin"}
+
+
+def fold(text: str) -> str:
+    """Lower case, no diacritics, letters and digits separated by single spaces."""
+    text = unicodedata.normalize("NFKD", text.casefold().replace("ø", "o").replace("æ", "ae"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text).split())
+
+
+def retailer_equal(value: str, names: list[str]) -> bool:
+    from rapidfuzz import fuzz
+
+    got = fold(value)
+    return any(got and fuzz.ratio(got, fold(name)) >= 90 for name in names)
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def labels(meta: dict[str, Any]) -> dict[str, Any]:
+    vat = meta.get("vat") or {}
+    names = meta.get("retailer_names") or ([meta["retailer"]] if meta.get("retailer") else [])
+    return {
+        "retailer": names or None,
+        "purchase_date": meta.get("purchase_date"),
+        "vat_number": vat.get("number") or None,
+        "product": meta.get("product"),
+    }
+
+
+def correct(name: str, value: str, label: Any) -> bool:
+    if name == "retailer":
+        return retailer_equal(value, label)
+    if name == "vat_number":
+        return digits(value) == digits(label)
+    if name == "product":
+        return value.casefold() == str(label).casefold()
+    return value == label
+
+
+def in_text(name: str, label: Any, text: str) -> bool:
+    """Whether the labelled value appears in the text at all (the ceiling)."""
+    if name == "retailer":
+        folded = f" {fold(text)} "
+        return any(fold(n) and f" {fold(n)} " in folded for n in label)
+    if name == "product":
+        return fold(label).replace(" ", "") in fold(text).replace(" ", "")
+    if name == "vat_number":
+        return digits(label) in re.sub(r"[\s.\-]", "", text)
+    year, month, day = (int(x) for x in str(label).split("-"))
+    folded = fold(text)
+    for name in MONTHS[month - 1].split("|"):
+        if re.search(rf"\b0?{day}\b\D{{0,3}}\b{name}\w*\D{{0,3}}\b{year}\b", folded):
+            return True
+        if re.search(rf"\b{name}\w*\D{{0,3}}\b0?{day}\b\D{{0,3}}{year}\b", folded):
+            return True
+    for m in re.finditer(r"(\d{1,4})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{2,4})", text):
+        a, b, c = (int(x) for x in m.groups())
+        for y, mo, d in ((c, b, a), (a, b, c), (c, a, b)):
+            if mo == month and d == day and y in (year, year % 100):
+                return True
+    return False
+
+
+def _oracle(lab: dict[str, Any]) -> Any:
+    def needs_more(text: str) -> bool:
+        return any(v is not None and not in_text(k, v, text) for k, v in lab.items())
+
+    return needs_more
+
+
+def bench_one(path: str, mode: str, languages: str) -> dict[str, Any]:
+    """Read and extract one document (runs in a worker process)."""
+    meta = json.loads(Path(path).with_suffix(".json").read_text())
+    lab = labels(meta)
+    lang = languages
+    if languages == "campaign":  # the campaign's country language, as a claim would set
+        lang = "eng"
+        if meta.get("country") in COUNTRY_LANG:
+            lang = f"{COUNTRY_LANG[meta['country']]}+eng"
+    content = Path(path).read_bytes()
+    started, cpu_started = time.monotonic(), _cpu()
+    predicted: dict[str, Any] = {}
+    try:
+        if mode == "extractor":
+            from mailbot.extraction import extract
+
+            result = extract(content, rules=_rules(), campaign_models=_models(), languages=lang)
+            doc = result.document
+            predicted = {k: (v["value"] if v else None) for k, v in _fields(result).items()}
+        else:
+            needs = _oracle(lab) if mode == "oracle" else None
+            doc = read_document(content, "", languages=lang, needs_more=needs)
+    except ExtractionError as exc:
+        return {"path": path, "error": str(exc), "seconds": time.monotonic() - started}
+    seconds, cpu = time.monotonic() - started, _cpu() - cpu_started
+    kind = (
+        "image"
+        if not path.endswith(".pdf")
+        else f"pdf-{'text' if doc.source == 'pdf-text' else 'scan'}"
+    )
+    return {
+        "path": path,
+        "source": Path(path).parent.name,
+        "kind": kind,
+        "seconds": seconds,
+        "cpu": cpu,
+        "labels": lab,
+        "predicted": predicted,
+        "ceiling": {k: in_text(k, v, doc.text) for k, v in lab.items() if v is not None},
+        "notes": list(doc.notes),
+        "timed_out": doc.timed_out,
+    }
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def _rules() -> Any:
+    if "rules" not in _CACHE:
+        from mailbot.ruleset.receipts import load_receipt_rules
+
+        _CACHE["rules"] = load_receipt_rules()
+    return _CACHE["rules"]
+
+
+def _models() -> tuple[Any, ...]:
+    """Every campaign's eligible models (the corpus mixes campaigns)."""
+    if "models" not in _CACHE:
+        from mailbot.ruleset.campaigns import load_campaigns
+
+        models = {m.name: m for c in load_campaigns().values() for m in c.models}
+        _CACHE["models"] = tuple(models.values())
+    return tuple(_CACHE["models"])
+
+
+def _fields(result: Any) -> dict[str, Any]:
+    from mailbot.extraction import to_json
+
+    return dict(to_json(result)["fields"])
+
+
+def run(
+    paths: list[str], workers: int, mode: str, languages: str
+) -> tuple[list[dict[str, Any]], float]:
+    started = time.monotonic()
+    if workers == 1:
+        rows = [bench_one(p, mode, languages) for p in paths]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(pool.map(bench_one, paths, [mode] * len(paths), [languages] * len(paths)))
+    return rows, time.monotonic() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(rows: list[dict[str, Any]], mode: str) -> None:
+    ok = [r for r in rows if "error" not in r]
+    for r in rows:
+        if "error" in r:
+            print(f"ERROR {r['path']}: {r['error']}")
+    head = ("source", "field", "lab", "pred", "corr", "acc", "prec", "in-text")
+    print("\n{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*head))
+    for source in sorted({r["source"] for r in ok}):
+        mine = [r for r in ok if r["source"] == source]
+        for name in FIELDS:
+            labelled = [r for r in mine if r["labels"][name] is not None]
+            if not labelled:
+                continue
+            pred = [r for r in labelled if r["predicted"].get(name)]
+            good = [r for r in pred if correct(name, r["predicted"][name], r["labels"][name])]
+            ceiling = sum(1 for r in labelled if r["ceiling"][name])
+            n = len(labelled)
+            acc = f"{len(good) / n:.2f}" if mode == "extractor" else "  -"
+            prec = f"{len(good) / len(pred):.2f}" if pred else "  -"
+            cells = (source, name, n, len(pred), len(good), acc, prec, f"{ceiling / n:.2f}")
+            print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*cells))
+    print("\nseconds per document (wall; cpu = own + tesseract children, robust to a busy host)")
+    print(
+        "{:<10} {:>4} {:>7} {:>6} {:>6} {:>8} {:>7}".format(
+            "kind", "docs", "median", "p90", "max", "cpu-med", "cpu-max"
+        )
+    )
+    for kind in ("image", "pdf-scan", "pdf-text"):
+        mine = [r for r in ok if r["kind"] == kind]
+        if mine:
+            secs = [r["seconds"] for r in mine]
+            cpu = [r["cpu"] for r in mine]
+            cells = (kind, len(secs), statistics.median(secs), pct(secs, 0.9), max(secs))
+            print("{:<10} {:>4} {:>7.2f} {:>6.2f} {:>6.2f}".format(*cells), end="")
+            print(f" {statistics.median(cpu):>8.2f} {max(cpu):>7.2f}")
+    second = [r for r in ok if any("psm 11" in n for n in r["notes"])]
+    osd = [r for r in ok if any(n.startswith("osd") for n in r["notes"])]
+    rapid = [
+        float(n.split()[1].rstrip("s")) for r in ok for n in r["notes"] if n.startswith("rapidocr ")
+    ]
+    print(f"second tesseract pass: {len(second)}/{len(ok)} docs; osd rotations: {len(osd)}")
+    if rapid:
+        print(
+            f"rapidocr runs: {len(rapid)}/{len(ok)} docs, {statistics.mean(rapid):.2f} s each, "
+            f"{sum(rapid) / len(ok):.2f} s per document on average"
+        )
+    print(f"timed out (budget): {sum(1 for r in ok if r['timed_out'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--limit", type=int, default=0, help="documents per source (0: all)")
+    ap.add_argument("--sources", default="", help="comma-separated folders (default: all)")
+    ap.add_argument("--languages", default="eng", help="tesseract languages, or 'campaign'")
+    ap.add_argument("--needs-more", default="auto", choices=("auto", "extractor", "oracle", "off"))
+    ap.add_argument("--json", type=Path, help="also write every row here")
+    args = ap.parse_args(argv)
+    if not args.corpus.is_dir():
+        print(f"corpus not found: {args.corpus}", file=sys.stderr)
+        return 2
+    mode = args.needs_more
+    if mode == "auto":
+        try:
+            import mailbot.ruleset.receipts  # noqa: F401
+            import parsers.receipt  # noqa: F401
+
+            mode = "extractor"
+        except ImportError:
+            mode = "off"
+            print("parsers.receipt not available: measuring the text ceiling and times only")
+    wanted = [s for s in args.sources.split(",") if s]
+    paths: list[str] = []
+    for folder in sorted(p for p in args.corpus.iterdir() if p.is_dir()):
+        if wanted and folder.name not in wanted:
+            continue
+        docs = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".pdf")
+        )
+        paths.extend(str(p) for p in (docs[: args.limit] if args.limit else docs))
+    throughput: dict[int, float] = {}
+    for workers in (int(w) for w in args.workers.split(",")):
+        rows, wall = run(paths, workers, mode, args.languages)
+        throughput[workers] = len(paths) / wall
+        print(f"\n=== {workers} worker(s): {len(paths)} documents in {wall:.1f} s", end="")
+        print(f", mode {mode}, languages {args.languages}")
+        report(rows, mode)
+        if args.json:
+            args.json.with_suffix(f".w{workers}.json").write_text(json.dumps(rows, indent=1))
+    print(
+        "\nthroughput (documents/s): "
+        + ", ".join(f"{w} worker(s) {t:.2f}" for w, t in throughput.items())
+    )
+    if 1 in throughput and len(throughput) > 1:
+        best = max(throughput)
+        print(f"speed-up with {best} workers: {throughput[best] / throughput[1]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
