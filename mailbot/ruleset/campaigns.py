@@ -145,15 +145,17 @@ def _unique_names(doc: YamlDoc, items: list[_Named], key: str) -> None:
     # Two entries answering to the same spelling would make matching depend on order.
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        for spelling in (item.name, *item.aliases):
+        spellings = [(item.name, (key, i, "name"))]
+        spellings += [(a, (key, i, "aliases", j)) for j, a in enumerate(item.aliases)]
+        for spelling, loc in spellings:
             norm = normalize_name(spelling)
-            check(doc, bool(norm), f"{key}.{i}: {spelling!r} has no letters or digits", (key, i))
+            check(doc, bool(norm), f"{key}.{i}: {spelling!r} has no letters or digits", loc)
             other = seen.get(norm)
             check(
                 doc,
                 other is None or other == i,
                 f"{key}.{i}: {spelling!r} is also a name of {key}.{other}",
-                (key, i),
+                loc,
             )
             seen[norm] = i
 
@@ -161,7 +163,7 @@ def _unique_names(doc: YamlDoc, items: list[_Named], key: str) -> None:
 def _check_campaign(doc: YamlDoc, s: _CampaignSchema) -> None:
     p, w = s.purchase, s.claim_window
     if p.start and p.end:
-        check(doc, p.start <= p.end, "purchase: start is after end", ("purchase", "start"))
+        check(doc, p.start <= p.end, "purchase: start is after end", ("purchase", "end"))
     check(
         doc,
         w.closes_on is not None or w.accept_until is not None or w.weeks_after_first_mail,
