@@ -129,14 +129,18 @@ def parse_shipment_notification(
 
     exclude = tuple(n for n in (rma_number, rma_sub) if n)
     tracking = find_tracking_number(body, rules, exclude=exclude)
-    if tracking is None and body is not email.text and email.text:
-        # a number pasted below a signature separator still counts
-        tracking = find_tracking_number(email.text, rules, exclude=exclude)
+    full = email.text or ""
+    if tracking is None and full and full != body:
+        # a number pasted below a signature separator, or in a forwarded part, still counts
+        tracking = find_tracking_number(full, rules, exclude=exclude)
 
     if not phrase and not (rma_sub and tracking is not None):
         return None
 
-    drop = parse_dropoff(body, now, rules.all_dropoff_keywords())
+    keywords = rules.all_dropoff_keywords()
+    drop = parse_dropoff(body, now, keywords)
+    if drop is None and full and full != body:
+        drop = parse_dropoff(full, now, keywords)
     missing: list[str] = []
     if not rma_ok:
         missing.append("rma_number")

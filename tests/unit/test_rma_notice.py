@@ -159,6 +159,21 @@ def test_tracking_below_quote_separator_still_found() -> None:
     assert notice is not None and notice.tracking is not None and notice.tracking.number == UPS
 
 
+def test_forwarded_notice_read_from_the_full_text() -> None:
+    # "Fwd:" with nothing typed above: the splitter leaves new_text empty
+    full = f"---------- Forwarded message ---------\n{BODY}"
+    notice = parse(mail(f"Fwd: Shipment Notification: RMA# {RMA}", "", text=full))
+    assert notice is not None and notice.missing == ()
+    assert notice.dropoff == datetime(2023, 3, 14, 14, 0, tzinfo=UTC)
+
+
+def test_dropoff_below_quote_separator_still_found() -> None:
+    new = f"Sporingsnummer: {UPS}"
+    full = f"{new}\n\n--\nLevert på posten i går kl 14"
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}", new, text=full))
+    assert notice is not None and notice.missing == ()
+
+
 def test_swedish_notice_with_postnord_and_iso_date() -> None:
     # S10: 4*8+7*6+1*4+1*2+0*3+8*5+1*9+5*7 = 164; 164 % 11 = 10; 11 - 10 = 1
     s10 = "UA471108151SE"
