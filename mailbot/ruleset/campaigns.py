@@ -145,7 +145,7 @@ def _unique_names(doc: YamlDoc, items: list[_Named], key: str) -> None:
     # Two entries answering to the same spelling would make matching depend on order.
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        spellings = [(item.name, (key, i, "name"))]
+        spellings: list[tuple[str, tuple[str | int, ...]]] = [(item.name, (key, i, "name"))]
         spellings += [(a, (key, i, "aliases", j)) for j, a in enumerate(item.aliases)]
         for spelling, loc in spellings:
             norm = normalize_name(spelling)
@@ -166,7 +166,9 @@ def _check_campaign(doc: YamlDoc, s: _CampaignSchema) -> None:
         check(doc, p.start <= p.end, "purchase: start is after end", ("purchase", "end"))
     check(
         doc,
-        w.closes_on is not None or w.accept_until is not None or w.weeks_after_first_mail,
+        w.closes_on is not None
+        or w.accept_until is not None
+        or w.weeks_after_first_mail is not None,
         "claim_window: needs closes_on, accept_until or weeks_after_first_mail",
         ("claim_window",),
     )
