@@ -45,6 +45,7 @@ class SyncCounts:
     failed: int = 0
     quarantined: int = 0
     duplicate: int = 0
+    skipped: int = 0
     mailbox_actions: int = 0
     mailbox_errors: int = 0
 
@@ -194,8 +195,8 @@ class Ingestor:
         """Move/flag the selected folder's messages by final status; record mailbox_done."""
         groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for row_id, uid, status in results:
-            if status == ledger.PENDING:
-                continue
+            if status not in ledger.FINAL:
+                continue  # pending (stopped) or skipped: nothing to do on the server yet
             target = "quarantine" if status in ledger.TO_QUARANTINE else "processed"
             groups[target].append((row_id, uid))
         for target, pairs in groups.items():

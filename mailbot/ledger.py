@@ -31,6 +31,7 @@ from mailbot.store.models import MailboxState, Message
 log = logging.getLogger(__name__)
 
 PENDING = "pending"
+SKIPPED = "skipped"  # what process_one returns when it left the row alone
 FINAL = ("processed", "ignored", "quarantined", "failed", "duplicate")
 # where the mail goes after its row reaches a final status
 TO_QUARANTINE = ("quarantined", "failed")
@@ -214,17 +215,16 @@ def process_one(
 ) -> str:
     """Run the processor for one ledger row in one transaction; return the new status.
 
-    A row not in `allowed` (someone already processed it) is left alone: this check
+    A row not in `allowed` (someone already processed it) is left alone (SKIPPED): this check
     and the status change share the processor's transaction, so a row is never
     processed twice. An exception rolls everything back and marks the row failed.
     """
     try:
         with transaction(factory) as s:
             row = s.get(Message, message_id, with_for_update=True)
-            if row is None or row.status not in allowed:
-                return row.status if row is not None else "missing"
-            if row.raw_path is None:  # oversized mail: nothing to process, status stays
-                return row.status
+            # not eligible (already processed, or oversized without raw bytes): untouched
+            if row is None or row.status not in allowed or row.raw_path is None:
+                return SKIPPED
             raw = store.get(row.raw_path, row.sha256)
             outcome = processor(s, row, raw)
             if outcome.status not in ("processed", "ignored"):

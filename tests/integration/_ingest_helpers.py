@@ -116,7 +116,7 @@ def processing_counts(factory: Factory) -> dict[int, int]:
             .where(Event.kind == EVENT_KIND)
             .group_by(Event.message_id)
         )
-        return {int(mid): n for mid, n in rows}
+        return {int(mid): n for mid, n in rows if mid is not None}
 
 
 def ledger_message_ids(factory: Factory, status: str | None = None) -> list[str]:
