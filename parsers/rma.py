@@ -24,7 +24,9 @@ from parsers.tracking import TrackingNumber, find_tracking_number
 
 # Defaults equal to the built-in rules, so `find_rma_number(text)` works without
 # loading a file (the pipeline passes the loaded rules).
-_DEFAULT_LABEL = r"RMA\s*(?:#|-|nr\.?|no\.?|n:o|num\.?|number|nummer|nummber|numer)?\s*[:#.\-]?\s*"
+_DEFAULT_LABEL = (
+    r"RMA\s*(?:[#\-:]\s*)?(?:(?:nr|no|n:o|num|number|nummer|nummber|numer)\.?\s*)?[:#.\-]?\s*"
+)
 _DEFAULT_NUMBER = r"[1-9][0-9]{6}"
 
 

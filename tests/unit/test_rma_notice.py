@@ -63,6 +63,11 @@ def mail(subject: str, body: str = BODY, text: str | None = None) -> InboundEmai
         f"Shipment Notification: RMA number {RMA}",
         f"Shipment Notification: RMA:{RMA}",
         f"Shipment Notification: RMA{RMA}",
+        f"Shipment Notification: RMA-nr. {RMA}",
+        f"Shipment Notification: RMA-nummer: {RMA}",
+        f"Shipment Notification: RMA#: {RMA}",
+        f"Shipment Notification: RMA nr: {RMA}",
+        f"Shipment Notification:RMA#{RMA}",
         f"ShipmentNotification: RMA# {RMA}",
         f"Shipment-Notification RMA# {RMA}",
         f"Shipment  Notification :  RMA#  {RMA}",
@@ -191,6 +196,12 @@ def test_find_rma_number() -> None:
     assert find_rma_number(f"ordre {RMA}") is None  # a bare number is not an RMA number
     assert find_rma_number(f"RMA# {RMA}0") is None  # too long
     assert find_rma_number(f"RMA# {RMA}", RULES) == RMA
+
+
+@pytest.mark.parametrize("label", ["RMA#", "RMA-nr.", "rma nummer:", "RMA no", "RMA :", "RMA"])
+def test_builtin_defaults_agree_with_the_rules_file(label: str) -> None:
+    text = f"Gjelder {label} {RMA} og {label} {BAD_RMA}"
+    assert find_rma_number(text) == find_rma_number(text, RULES) == RMA
 
 
 def test_prefix_and_phrase_helpers() -> None:
