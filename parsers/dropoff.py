@@ -161,10 +161,6 @@ class _DateHit:
     kind: str
 
 
-def _is_day_word(h: _DateHit) -> bool:
-    return h.kind in ("relative", "weekday", "ago")
-
-
 def _year_for(month: int, day: int, now: datetime) -> int | None:
     for year in (now.year, now.year - 1):
         try:
@@ -221,7 +217,8 @@ def _dates(text: str, now: datetime) -> list[_DateHit]:
                 before = text[max(0, m.start() - 12) : m.start()].lower()
                 if re.search(r"(kl\.?|klokk\w*|klockan|at|om)\s*$", before):
                     continue
-                if any(_is_day_word(h) and 0 <= m.start() - h.end <= 3 for h in hits):
+                # "idag 10.15", "14.03.2023 15.30": H.MM right after a date is a time
+                if any(0 <= m.start() - h.end <= 3 for h in hits):
                     continue
             d = _make_date(kind, m, now)
             if d is not None:
@@ -245,12 +242,11 @@ def _hm(h: str, mi: str | None, ap: str | None) -> time | None:
 def _time_near(text: str, hit: _DateHit, taken: list[tuple[int, int]]) -> tuple[time, int] | None:
     """A time written just after the date (or just before it), with its end offset."""
     after = text[hit.end : hit.end + 40]
-    if hit.kind in ("relative", "weekday", "ago"):
-        bare = _BARE_TIME.match(after)
-        if bare:
-            t = _hm(bare["h"], bare["mi"], None)
-            if t is not None:
-                return t, hit.end + bare.end()
+    bare = _BARE_TIME.match(after)
+    if bare:
+        t = _hm(bare["h"], bare["mi"], None)
+        if t is not None:
+            return t, hit.end + bare.end()
     best: tuple[int, time, int] | None = None
     for rx in _TIME_PATTERNS:
         for m in rx.finditer(text, max(0, hit.start - 30), min(len(text), hit.end + 40)):
