@@ -107,12 +107,22 @@ def test_every_adjacent_transposition_is_detected(code: str, pos: int) -> None:
         assert not is_valid_code(swapped)
 
 
-@settings(max_examples=300)
-@given(st.text(alphabet=st.sampled_from("0123456789 \n.,:-+/abcTEL#"), max_size=200))
+_tokens = st.one_of(
+    st.integers(0, 99_999_999).map(lambda n: f"{n:08d}"),  # 8 digits, mostly invalid
+    valid_codes,
+    st.sampled_from([" ", "\n", ".", ",", ":", "-", "+47", "tel", "kode", "Re:", "ordre", "#"]),
+    st.text(alphabet=st.sampled_from("0123456789 \n.,:-+/abcTEL#"), max_size=5),
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(_tokens, max_size=30).map("".join))
 def test_find_codes_never_returns_an_invalid_code(text: str) -> None:
     for c in find_codes(text):
         assert is_valid_code(c)
         assert c in text
+    for c in find_mistyped_codes(text):
+        assert not is_valid_code(c)
 
 
 @settings(max_examples=200)

@@ -224,12 +224,23 @@ def test_carrier_patterns_come_from_rules() -> None:
     assert find_tracking_number(f"tracking {UPS}", rules) is None
 
 
-@settings(max_examples=200)
-@given(st.text(alphabet=st.sampled_from("0123456789 1ZAJDNOSE+-.:\n"), max_size=120))
+_good = [UPS, S10_NO, S10_SE, SSCC, DHL, FEDEX, FEDEX15]
+_tokens = st.one_of(
+    st.sampled_from(_good),
+    st.sampled_from([wrong_last_digit(n) for n in _good]),
+    st.integers(0, 10**12).map(str),
+    st.sampled_from([" ", "\n", "tracking ", "Sporingsnummer: ", "DHL ", "FedEx ", "+47 ", "GLS "]),
+    st.text(alphabet=st.sampled_from("0123456789 1ZAJDNOSE+-.:\n"), max_size=8),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_tokens, max_size=12).map("".join))
 def test_every_returned_number_passes_its_check(text: str) -> None:
     for tn in find_tracking_numbers(text, RULES):
         assert check_ok(tn.check, tn.number)
         assert len(tn.number) >= 10
+        assert tn.number not in {wrong_last_digit(n) for n in _good}
 
 
 # --- the rules file -----------------------------------------------------------------
