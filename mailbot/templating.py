@@ -1,0 +1,430 @@
+"""Mail templates: find them, render them, and prove they all render.
+
+Templates live in `templates/<lang>/<name>.{subject,txt,html}.j2` (jinja2,
+StrictUndefined so a missing variable is an error, never an empty hole in a mail
+to a customer). For one language the lookup order is
+
+    site override dir (paths.templates_dir) -> campaign (campaigns/<id>/) -> built-in
+
+and when no directory has the template in the requested language the same order
+is searched again for English. The customer-facing words for codes (missing
+fields, rejection reasons, refused files) live in each language's `_words.j2`, so
+translators edit templates only; this module only formats dates and amounts.
+
+Babel is deliberately not a dependency: we need month names and number formats
+for five languages, which is a few small dicts below, against a large package
+(CLDR data) whose output also changes between releases and would move our golden
+texts. If more languages or locales with unusual number systems are added, Babel
+becomes the better choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from mailbot import resources
+from mailbot.core.errors import TemplateError
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("nb", "sv", "da", "fi", "en")
+FALLBACK_LANGUAGE = "en"
+TEMPLATE_NAMES = (
+    "confirmation",
+    "documents_received",
+    "missing_info",
+    "approved",
+    "rejected",
+    "attachment_refused",
+    "rma_issued",
+    "tracking_ack",
+    "rma_expired",
+    "rma_policy",
+    "reminder",
+)
+PARTS = ("subject", "txt", "html")
+
+# Times are shown in the customer's zone; the context may name one (`timezone`).
+DEFAULT_TIMEZONE = {
+    "nb": "Europe/Oslo",
+    "sv": "Europe/Stockholm",
+    "da": "Europe/Copenhagen",
+    "fi": "Europe/Helsinki",
+    "en": "UTC",
+}
+
+_MONTHS = {
+    "nb": "januar februar mars april mai juni juli august september oktober november desember",
+    "da": "januar februar marts april maj juni juli august september oktober november december",
+    "sv": "januari februari mars april maj juni juli augusti september oktober november december",
+    "en": "January February March April May June July August September October November December",
+}
+_WEEKDAYS = {
+    "nb": "mandag tirsdag onsdag torsdag fredag lørdag søndag",
+    "da": "mandag tirsdag onsdag torsdag fredag lørdag søndag",
+    "sv": "måndag tisdag onsdag torsdag fredag lördag söndag",
+    "fi": "maanantaina tiistaina keskiviikkona torstaina perjantaina lauantaina sunnuntaina",
+    "en": "Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
+}
+# (decimal mark, thousands separator); currency code after the number in the Nordics.
+_NUMBERS = {
+    "nb": (",", " "),
+    "sv": (",", " "),
+    "da": (",", "."),
+    "fi": (",", " "),
+    "en": (".", ","),
+}
+_AND = {"nb": "og", "sv": "och", "da": "og", "fi": "ja", "en": "and"}
+_OR = {"nb": "eller", "sv": "eller", "da": "eller", "fi": "tai", "en": "or"}
+_BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_AT = {"nb": "kl.", "sv": "kl.", "da": "kl.", "fi": "klo", "en": "at"}
+
+# The variables each template needs, with realistic values: used by check_templates()
+# (`mailbot check`), by the tests, and as the contract for whoever fills them in
+# (templates/README.md documents the same).
+_D = date(2023, 2, 3)
+SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
+    "confirmation": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "model": "WH-1000XM5",
+        "file_types": ["JPG", "PNG", "PDF"],
+        "max_mb": 5,
+    },
+    "documents_received": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "filenames": ["kvittering.pdf", "serienummer.jpg"],
+    },
+    "missing_info": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "missing_documents": ["serial_photo"],
+        "missing_fields": ["vat_number", "purchase_date"],
+        "deadline": _D,
+        "file_types": ["JPG", "PNG", "PDF"],
+        "max_mb": 5,
+    },
+    "approved": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "amount": Decimal("1620.00"),
+        "currency": "NOK",
+        "payment_days": 28,
+    },
+    "rejected": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "reasons": ["purchase_outside_window", "model_not_eligible"],
+    },
+    "attachment_refused": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "files": [
+            {"filename": "stort-bilde.jpg", "reason": "too_large"},
+            {"filename": "dokumenter.zip", "reason": "archive"},
+        ],
+        "file_types": ["JPG", "PNG", "PDF"],
+        "max_mb": 5,
+    },
+    "rma_issued": {
+        "name": "Ola Nordmann",
+        "rma_number": "7654321",
+        "product": "Sonos One",
+        "valid_days": 14,
+        "valid_until": date(2023, 2, 3),
+    },
+    "tracking_ack": {
+        "name": "Ola Nordmann",
+        "rma_number": "7654321",
+        "tracking_number": "1Z999AA10123456784",
+        "carrier": "UPS",
+        "dropoff_at": datetime(2023, 1, 21, 14, 30, tzinfo=UTC),
+    },
+    "rma_expired": {
+        "name": "Ola Nordmann",
+        "rma_number": "7654321",
+        "product": "Sonos One",
+        "issued_on": date(2023, 1, 20),
+        "expired_on": date(2023, 2, 4),
+        "valid_days": 14,
+    },
+    "rma_policy": {
+        "name": "",
+        "rma_number": "7654321",
+        "status": "unknown",
+        "valid_days": 14,
+        "expired_on": None,
+    },
+    "reminder": {
+        "name": "Kari Nordmann",
+        "code": "12345678",
+        "rma_number": None,
+        "deadline": _D,
+        "missing_documents": ["receipt"],
+        "missing_fields": [],
+    },
+}
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str | None
+    language: str
+    """The language actually used (the requested one, or "en" when it had no template)."""
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _lang(ctx: Context) -> str:
+    return str(ctx.get("lang", FALLBACK_LANGUAGE))
+
+
+def _as_date(value: date | datetime, ctx: Context) -> date:
+    if isinstance(value, datetime):
+        return _local(value, ctx).date()
+    return value
+
+
+def _local(value: datetime, ctx: Context) -> datetime:
+    if value.tzinfo is None:  # treat naive as UTC, as the store does
+        value = value.replace(tzinfo=UTC)
+    zone = ctx.get("timezone") or DEFAULT_TIMEZONE.get(_lang(ctx), "UTC")
+    return value.astimezone(ZoneInfo(str(zone)))
+
+
+def format_date(lang: str, d: date, *, weekday: bool = False) -> str:
+    """`3. februar 2023` (nb/da), `3 februari 2023` (sv), `3.2.2023` (fi), `3 February 2023`."""
+    if lang == "fi":
+        text = f"{d.day}.{d.month}.{d.year}"
+    else:
+        month = _MONTHS.get(lang, _MONTHS["en"]).split()[d.month - 1]
+        dot = "." if lang in ("nb", "da") else ""
+        text = f"{d.day}{dot} {month} {d.year}"
+    if weekday:
+        text = f"{_WEEKDAYS.get(lang, _WEEKDAYS['en']).split()[d.weekday()]} {text}"
+    return text
+
+
+def format_amount(lang: str, amount: Decimal | int | float | str, currency: str) -> str:
+    """`1 620 NOK`, `1 620,50 NOK` (Nordic), `NOK 1,620.50` (en); no decimals when whole."""
+    value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    point, sep = _NUMBERS.get(lang, _NUMBERS["en"])
+    whole, _, cents = f"{abs(value):.2f}".partition(".")
+    groups: list[str] = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    groups.insert(0, whole)
+    number = ("-" if value < 0 else "") + sep.join(groups)
+    if cents != "00":
+        number += point + cents
+    return f"{currency} {number}" if lang == "en" else f"{number} {currency}"
+
+
+def join_words(lang: str, items: list[str] | tuple[str, ...], last: str = "and") -> str:
+    words = [str(i) for i in items]
+    glue = (_OR if last == "or" else _AND).get(lang, "and")
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {glue} {words[-1]}"
+
+
+@pass_context
+def _f_date(ctx: Context, value: date | datetime) -> str:
+    return format_date(_lang(ctx), _as_date(value, ctx))
+
+
+@pass_context
+def _f_longdate(ctx: Context, value: date | datetime) -> str:
+    return format_date(_lang(ctx), _as_date(value, ctx), weekday=True)
+
+
+@pass_context
+def _f_datetime(ctx: Context, value: datetime) -> str:
+    local = _local(value, ctx)
+    lang = _lang(ctx)
+    clock = f"{local:%H:%M}" if lang in ("nb", "en") else f"{local:%H.%M}"
+    text = f"{format_date(lang, local.date())} {_AT.get(lang, 'at')} {clock}"
+    if str(local.tzinfo) == "UTC":  # say so when no local zone was known
+        text += " UTC"
+    return text
+
+
+@pass_context
+def _f_money(ctx: Context, amount: Decimal | int | float | str, currency: str) -> str:
+    return format_amount(_lang(ctx), amount, currency)
+
+
+@pass_context
+def _f_join(ctx: Context, items: list[str], last: str = "and") -> str:
+    return join_words(_lang(ctx), items, last)
+
+
+# ---------------------------------------------------------------- lookup
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and str(name).endswith(".html.j2")
+
+
+@lru_cache(maxsize=64)
+def _environment(site_dir: str | None, campaign_id: str | None, builtin: str) -> jinja2.Environment:
+    """One environment per (site dir, campaign): its loader searches, for any name,
+    site/campaigns/<id> -> site -> built-in/campaigns/<id> -> built-in."""
+    roots: list[Path] = []
+    for base in ([Path(site_dir)] if site_dir else []) + [Path(builtin)]:
+        if campaign_id:
+            roots.append(base / "campaigns" / campaign_id)
+        roots.append(base)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(r) for r in roots if r.is_dir()]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=_is_html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters.update(
+        date=_f_date,
+        longdate=_f_longdate,
+        datetime=_f_datetime,
+        money=_f_money,
+        join_words=_f_join,
+    )
+    return env
+
+
+class Templates:
+    """Renders named mails; holds the site override dir (from settings) for lookups."""
+
+    def __init__(self, site_dir: str | Path | None = None, builtin_dir: Path | None = None):
+        self.site_dir = str(Path(site_dir).expanduser().resolve()) if site_dir else None
+        self.builtin_dir = str(builtin_dir or resources.templates_dir())
+
+    def env(self, campaign_id: str | None = None) -> jinja2.Environment:
+        return _environment(self.site_dir, campaign_id, self.builtin_dir)
+
+    def _find(self, env: jinja2.Environment, name: str, language: str) -> tuple[str, str]:
+        for lang in dict.fromkeys((language, FALLBACK_LANGUAGE)):
+            try:
+                env.get_template(f"{lang}/{name}.txt.j2")
+                return lang, f"{lang}/{name}"
+            except jinja2.TemplateNotFound:
+                continue
+        raise TemplateError(f"no template {name!r} for language {language!r} or English")
+
+    def render(
+        self,
+        name: str,
+        language: str,
+        context: Mapping[str, Any],
+        campaign_id: str | None = None,
+    ) -> RenderedMail:
+        """Subject, text and HTML of one mail; TemplateError names the template and why."""
+        env = self.env(campaign_id)
+        lang, stem = self._find(env, name, (language or FALLBACK_LANGUAGE).lower())
+        if lang != language:
+            log.info("template fallback", extra={"template": name, "asked": language, "used": lang})
+        values = {**context, "lang": lang}
+        try:
+            subject = env.get_template(f"{stem}.subject.j2").render(values)
+            text = env.get_template(f"{stem}.txt.j2").render(values)
+            try:
+                html_tpl = env.get_template(f"{stem}.html.j2")
+            except jinja2.TemplateNotFound:
+                html = None  # a site may ship plain text only
+            else:
+                html = html_tpl.render(values)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"{stem}: template part missing: {exc.name}") from exc
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"{stem}: {exc.message}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.filename or stem}:{exc.lineno}: {exc.message}") from exc
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise TemplateError(f"{stem}: {exc.__class__.__name__}: {exc}") from exc
+        # A subject is one header line: newlines from the template would break the mail.
+        subject = " ".join(subject.split())
+        # Optional sections that render empty leave runs of blank lines behind.
+        text = _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
+        return RenderedMail(subject=subject, text=text, html=html, language=lang)
+
+    def words(self, language: str, campaign_id: str | None = None) -> dict[str, dict[str, str]]:
+        """The code -> words tables of one language's `_words.j2` (for checks)."""
+        module = self.env(campaign_id).get_template(f"{language}/_words.j2").module
+        return {k: dict(getattr(module, k)) for k in ("documents", "fields", "reasons", "refusals")}
+
+
+def render(
+    name: str,
+    language: str,
+    context: Mapping[str, Any],
+    campaign_id: str | None = None,
+    *,
+    site_dir: str | Path | None = None,
+) -> RenderedMail:
+    """Module-level shortcut for `Templates(site_dir).render(...)`."""
+    return Templates(site_dir).render(name, language, context, campaign_id)
+
+
+def _campaigns(root: str | None) -> list[str]:
+    if not root or not (Path(root) / "campaigns").is_dir():
+        return []
+    return sorted(p.name for p in (Path(root) / "campaigns").iterdir() if p.is_dir())
+
+
+def check_templates(site_dir: str | Path | None = None) -> list[str]:
+    """Render every template in every language (and campaign) with SAMPLE_CONTEXT.
+
+    Returns the problems found, empty when all is well: a missing built-in
+    translation, a render error, a code without words in some language.
+    """
+    problems: list[str] = []
+    templates = Templates(site_dir)
+    builtin = Path(templates.builtin_dir)
+    for lang in LANGUAGES:
+        for name in TEMPLATE_NAMES:
+            for part in PARTS:
+                if not (builtin / lang / f"{name}.{part}.j2").is_file():
+                    problems.append(f"built-in {lang}/{name}.{part}.j2 is missing")
+    reference = templates.words(FALLBACK_LANGUAGE)
+    for lang in LANGUAGES:
+        try:
+            words = templates.words(lang)
+        except (jinja2.TemplateError, AttributeError) as exc:
+            problems.append(f"{lang}/_words.j2: {exc}")
+            continue
+        for table, codes in reference.items():
+            for code in sorted(set(codes) - set(words[table])):
+                problems.append(f"{lang}/_words.j2: {table} has no words for {code!r}")
+    campaigns = sorted(set(_campaigns(templates.site_dir)) | set(_campaigns(str(builtin))))
+    for campaign in [None, *campaigns]:
+        for lang in LANGUAGES:
+            for name in TEMPLATE_NAMES:
+                try:
+                    mail = templates.render(name, lang, SAMPLE_CONTEXT[name], campaign)
+                except TemplateError as exc:
+                    where = f"campaign {campaign}: " if campaign else ""
+                    problems.append(f"{where}{exc}")
+                    continue
+                if not mail.subject or not mail.text.strip():
+                    problems.append(f"{lang}/{name}: empty subject or text")
+    return problems
