@@ -165,10 +165,11 @@ def match_claim(
     if thread:
         # The Message-ID is ours and unguessable, so the thread is trusted over
         # the sender address (a spouse may answer a forwarded confirmation);
-        # but a code in the mail naming another claim is a conflict.
+        # but a code in the mail naming another claim is a conflict. A valid
+        # but unknown number is not: one random 8-digit number in ten passes
+        # the check digit (customer numbers, EANs), and it names no claim.
         others = [r for r in code_refs if all(r.claim_id != t.claim_id for t in thread)]
-        unknown = [c for c in codes if by_code[c] is None]
-        if len(thread) > 1 or others or unknown:
+        if len(thread) > 1 or others:
             return review("thread_conflict", [*thread, *others])
         return matched(thread[0], "thread")
 

@@ -96,6 +96,18 @@ def test_thread_with_other_claims_code_goes_to_review() -> None:
     assert set(r.candidates) == {1, 2}
 
 
+def test_thread_with_unknown_valid_number_still_matches() -> None:
+    r = match_claim(
+        mail(body=f"Kundenr hos butikken: x {CODE_UNKNOWN}", in_reply_to=(SENT_A,)), DIRECTORY
+    )
+    assert r.matched and r.claim == A and r.codes == (CODE_UNKNOWN,)
+
+
+def test_reply_naming_two_of_our_claims_goes_to_review() -> None:
+    r = match_claim(mail(in_reply_to=(SENT_A,), references=(SENT_B, SENT_A)), DIRECTORY)
+    assert (r.status, r.reason, set(r.candidates)) == ("review", "thread_conflict", {1, 2})
+
+
 def test_code_in_subject() -> None:
     r = match_claim(mail(subject=f"SV: Registrering {CODE_A}"), DIRECTORY)
     assert (r.status, r.claim, r.signal, r.strength) == ("matched", A, "subject_code", 0.9)
