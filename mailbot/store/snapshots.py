@@ -52,16 +52,16 @@ def _decode(tp: Any, data: Any) -> Any:
     if tp is Any:
         return data
     if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in data)
-        return tuple(_decode(a, v) for a, v in zip(args, data, strict=True))
+        items = get_args(tp)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return tuple(_decode(items[0], v) for v in data)
+        return tuple(_decode(a, v) for a, v in zip(items, data, strict=True))
     if origin is list:
         (arg,) = get_args(tp) or (Any,)
         return [_decode(arg, v) for v in data]
     if origin in (dict, typing.Mapping) or tp is dict:
-        args = get_args(tp)
-        return {k: _decode(args[1], v) for k, v in data.items()} if args else dict(data)
+        kv = get_args(tp)
+        return {k: _decode(kv[1], v) for k, v in data.items()} if kv else dict(data)
     if isinstance(tp, type):
         if dataclasses.is_dataclass(tp):
             return from_json(tp, data)
