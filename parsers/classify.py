@@ -34,9 +34,10 @@ _MSGID_LINE_RE = re.compile(r"^[ \t>]*Message-ID:[ \t]*\r?\n?[ \t]*(<[^<>\s]+>)"
 # Where a non-standard bounce starts quoting the original mail: addresses after
 # this point are the original's headers, not failed recipients.
 _ORIGINAL_START_RE = re.compile(
-    r"^.*(?:original message|returned message|message header|copy of the message|"
-    r"original mail|headers of the|this is a copy|undelivered message|"
-    r"^received:|^return-path:|^from:|^to:|^subject:).*$",
+    r"^.*(?:(?:unsent|returned|original|undelivered) message follows|below this line is a copy|"
+    r"copy of the (?:original )?message|original mail info|^-+ ?original message ?-+|"
+    r"^original message:|"
+    r"^received: ?from|^return-path:|^message-id:).*$",
     re.I | re.M,
 )
 _FAILURE_WORDS_RE = re.compile(
@@ -50,8 +51,9 @@ _FAILURE_WORDS_RE = re.compile(
 _STRONG_FAILURE_RE = re.compile(
     r"\b[45]\.[0-7]\.\d{1,3}\b|user unknown|unknown user|no such user|does not exist|"
     r"mailbox (?:unavailable|full|not found)|could not be delivered|undeliverable|"
-    r"delivery (?:has )?failed|permanent(?:ly)? (?:fatal )?error|host (?:or domain name )?not found|"
-    r"final-recipient:",
+    r"delivery (?:has )?failed|permanent(?:ly)? (?:fatal )?error|"
+    r"host (?:or domain name )?not found|"
+    r"final-recipient:|\bbouncetype\b|notificationtype\W+bounce",
     re.I,
 )
 # DSN fields written as text (when the MIME structure is broken).
@@ -61,6 +63,7 @@ _DSN_RCPT_RE = re.compile(
 _DSN_ACTION_RE = re.compile(r"^(?:action:[ \t]*(\w+)|status:[ \t]*([245])\.)", re.I | re.M)
 _MAX_SCAN_CHARS = 200_000
 _MAX_PARTS = 300
+_MAX_DETECTOR_CHARS = 50_000  # per text part handed to flufl.bounce's line scanners
 _MAX_CLASSIFY_BYTES = 1024 * 1024
 _DELIVERED_ACTIONS = ("delivered", "relayed", "expanded")
 
@@ -98,8 +101,8 @@ def _parse(raw: bytes) -> Message | None:
             continue
         if part.get_content_maintype() not in ("text", "message"):
             part.set_payload("")
-        elif len(payload) > _MAX_SCAN_CHARS:
-            part.set_payload(payload[:_MAX_SCAN_CHARS])
+        elif len(payload) > _MAX_DETECTOR_CHARS:
+            part.set_payload(payload[:_MAX_DETECTOR_CHARS])
     return parsed
 
 
@@ -116,7 +119,7 @@ def _classify(msg: InboundEmail, raw: bytes, rules: ClassifyRules) -> Classifica
         return _bounce(msg, raw, parsed, "X-Failed-Recipients header", failed_hdr, rules)
     if parsed is not None:
         temporary, permanent = _flufl(parsed)
-        if permanent or temporary:
+        if (permanent or temporary) and _looks_machine_sent(msg, rules):
             return _bounce(
                 msg,
                 raw,
@@ -214,9 +217,7 @@ def _dsn(
 
 
 def _walk(parsed: Message, limit: int = _MAX_PARTS) -> Iterable[Message]:
-    count = 0
-    for part in parsed.walk():
-        count += 1
+    for count, part in enumerate(parsed.walk(), 1):
         if count > limit:
             return
         yield part
@@ -250,6 +251,20 @@ def _flufl_each(parsed: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
         if temporary or permanent:
             return frozenset(temporary), frozenset(permanent)
     return frozenset(), frozenset()
+
+
+def _looks_machine_sent(msg: InboundEmail, rules: ClassifyRules) -> bool:
+    """flufl.bounce's heuristic detectors also fire on a person's reply that
+    quotes a list of addresses; trust them only with a sign of a mail system."""
+    if _sender_localpart(msg) in rules.bounce_sender_localparts or not msg.from_address:
+        return True
+    if any(v.strip() == "<>" for v in msg.header_all("Return-Path")):
+        return True
+    if any(v.strip().lower() not in ("", "no") for v in msg.header_all("Auto-Submitted")):
+        return True
+    if rules.bounce_subject(msg.subject):
+        return True
+    return bool(_STRONG_FAILURE_RE.search(msg.text[:_MAX_SCAN_CHARS]))
 
 
 def _sender_localpart(msg: InboundEmail) -> str:
@@ -300,8 +315,6 @@ def _recipients_from_text(
     failed, delayed = _dsn_text_blocks(raw_text or text)
     if failed or delayed:
         return failed or delayed
-    cut = _ORIGINAL_START_RE.search(text)
-    head = text[: cut.start()] if cut and cut.start() > 0 else text
     exclude = {a.lower() for a in msg.to}
     if msg.from_address:
         exclude.add(msg.from_address.lower())
@@ -311,7 +324,18 @@ def _recipients_from_text(
         local, _, domain = addr.partition("@")
         return local in rules.bounce_sender_localparts and domain == own_domain
 
-    found = [a for a in _clean_addrs(_ADDR_RE.findall(head)) if a not in exclude and not ours(a)]
+    found: list[str] = []
+    # The decoded text first; when MIME is too broken for that to hold the
+    # report, the raw body (bounce headers skipped) as written.
+    raw_body = raw_text.replace("\r\n", "\n").split("\n\n", 1)[-1]
+    for source in (text, raw_body):
+        cut = _ORIGINAL_START_RE.search(source)
+        head = source[: cut.start()] if cut and cut.start() > 0 else source
+        found = [
+            a for a in _clean_addrs(_ADDR_RE.findall(head)) if a not in exclude and not ours(a)
+        ]
+        if found:
+            break
     return tuple(found[:10])
 
 

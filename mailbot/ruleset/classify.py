@@ -87,7 +87,7 @@ class ClassifyRules:
 
 
 def _build(doc: YamlDoc) -> ClassifyRules:
-    schema = validate(doc, _ClassifySchema)
+    schema: _ClassifySchema = validate(doc, _ClassifySchema)
     rules: list[HeaderRule] = []
     for i, r in enumerate(schema.auto_reply.headers):
         kinds = sum([r.any, r.values is not None, r.not_values is not None])

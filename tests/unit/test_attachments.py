@@ -81,8 +81,10 @@ def make_pdf(pages: int = 1, encrypted: bool = False) -> bytes:
 
 def _tnef_attr(level: int, attr_id: int, attr_type: int, data: bytes) -> bytes:
     checksum = sum(data) & 0xFFFF
-    return struct.pack("<BHHI", level, attr_id, attr_type, len(data)) + data + struct.pack(
-        "<H", checksum
+    return (
+        struct.pack("<BHHI", level, attr_id, attr_type, len(data))
+        + data
+        + struct.pack("<H", checksum)
     )
 
 
@@ -329,10 +331,12 @@ def test_mail_with_html_logo_photo_zip_and_heic() -> None:
     m.set_content("Her er kvitteringen.")
     m.add_alternative('<p>Her er kvitteringen.</p><img src="cid:logo123@x">', subtype="html")
     m.get_payload()[1].add_related(png(300, 100), "image", "png", cid="<logo123@x>")
-    m.add_attachment(photo_jpeg(), maintype="application", subtype="octet-stream",
-                     filename="kvittering.JPG")
-    m.add_attachment(b"PK\x05\x06" + b"\x00" * 18, maintype="application", subtype="zip",
-                     filename="alt.zip")
+    m.add_attachment(
+        photo_jpeg(), maintype="application", subtype="octet-stream", filename="kvittering.JPG"
+    )
+    m.add_attachment(
+        b"PK\x05\x06" + b"\x00" * 18, maintype="application", subtype="zip", filename="alt.zip"
+    )
     m.add_attachment(heic(), maintype="image", subtype="heic", filename="IMG_4711.HEIC")
     parsed = parse_email(m.as_bytes())
     by_name = {a.filename: a for a in parsed.attachments}
@@ -348,8 +352,7 @@ def test_mail_with_html_logo_photo_zip_and_heic() -> None:
 def test_forwarded_message_attachments_found() -> None:
     inner = _mail()
     inner.set_content("Original mail from the shop")
-    inner.add_attachment(make_pdf(1), maintype="application", subtype="pdf",
-                         filename="faktura.pdf")
+    inner.add_attachment(make_pdf(1), maintype="application", subtype="pdf", filename="faktura.pdf")
     outer = _mail()
     outer.set_content("Videresender kvitteringen.")
     outer.add_attachment(inner)  # message/rfc822
@@ -360,8 +363,9 @@ def test_forwarded_message_attachments_found() -> None:
 def test_base64_encoded_forwarded_message_opened() -> None:
     inner = _mail()
     inner.set_content("shop mail")
-    inner.add_attachment(photo_jpeg(500, 500), maintype="image", subtype="jpeg",
-                         filename="foto.jpg")
+    inner.add_attachment(
+        photo_jpeg(500, 500), maintype="image", subtype="jpeg", filename="foto.jpg"
+    )
     b64 = base64.encodebytes(inner.as_bytes()).decode()
     raw = (
         "From: a@example.no\r\nTo: b@example.com\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
@@ -387,8 +391,9 @@ def test_tnef_in_a_mail() -> None:
 def test_rfc2231_and_rfc2047_filenames_decoded() -> None:
     m = _mail()
     m.set_content("x")
-    m.add_attachment(make_pdf(1), maintype="application", subtype="pdf",
-                     filename="kvittering_for_kjøp_Å.pdf")
+    m.add_attachment(
+        make_pdf(1), maintype="application", subtype="pdf", filename="kvittering_for_kjøp_Å.pdf"
+    )
     raw = m.as_bytes()
     assert b"kj\xc3\xb8p" not in raw.split(b"\n\n", 1)[0]  # really encoded
     parsed = parse_email(raw)

@@ -117,11 +117,11 @@ def test_non_standard_qmail_bounce_via_flufl() -> None:
 
 def test_heuristic_bounce_in_german_names_recipient_from_text() -> None:
     raw = (
-        "From: postmaster@firma.example.de\r\nTo: kampanje@example.com\r\n"
-        "Subject: Unzustellbar: Ihre Registrierung\r\n\r\n"
-        "Die Nachricht konnte nicht zugestellt werden an: hans@firma.example.de\r\n"
-        "Bei Fragen: postmaster@firma.example.de\r\n"
-    ).encode()
+        b"From: postmaster@firma.example.de\r\nTo: kampanje@example.com\r\n"
+        b"Subject: Unzustellbar: Ihre Registrierung\r\n\r\n"
+        b"Die Nachricht konnte nicht zugestellt werden an: hans@firma.example.de\r\n"
+        b"Bei Fragen: postmaster@firma.example.de\r\n"
+    )
     c = run(raw)
     assert c.kind is MailKind.BOUNCE
     assert c.failed_recipients == ("hans@firma.example.de",)
@@ -164,8 +164,13 @@ def test_auto_reply_headers(header: str, value: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("Auto-Submitted", "no"), ("Auto-Submitted", " No "), ("Precedence", "first-class"),
-     ("Return-Path", "<kari@example.no>"), ("X-Auto-Response-Suppress", "All")],
+    [
+        ("Auto-Submitted", "no"),
+        ("Auto-Submitted", " No "),
+        ("Precedence", "first-class"),
+        ("Return-Path", "<kari@example.no>"),
+        ("X-Auto-Response-Suppress", "All"),
+    ],
 )
 def test_headers_that_do_not_make_an_auto_reply(header: str, value: str) -> None:
     assert run(human_mail(**{header: value})).kind is MailKind.HUMAN
@@ -262,8 +267,10 @@ def test_custom_rules_change_the_result() -> None:
 
 
 def test_rule_errors_name_file_and_line(tmp_path: Path) -> None:
-    bad = _MIN_RULES.replace("{name: Auto-Submitted, not_values: [\"no\"]}",
-                             "{name: Auto-Submitted, any: true, values: [x]}")
+    bad = _MIN_RULES.replace(
+        '{name: Auto-Submitted, not_values: ["no"]}',
+        "{name: Auto-Submitted, any: true, values: [x]}",
+    )
     p = tmp_path / "classify.yaml"
     p.write_text(bad, encoding="utf-8")
     with pytest.raises(RulesError) as err:

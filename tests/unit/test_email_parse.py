@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from email.message import EmailMessage
 
 import pytest
@@ -29,7 +30,10 @@ def raw_mail(headers: list[tuple[str, bytes | str]], body: bytes = b"Hei\r\n") -
     ("header", "expected"),
     [
         # RFC 2047, ISO-8859-1, Q and B
-        (b"=?ISO-8859-1?Q?Kvittering_for_kj=F8p_p=E5_=C6rlig_pris?=", "Kvittering for kjøp på Ærlig pris"),
+        (
+            b"=?ISO-8859-1?Q?Kvittering_for_kj=F8p_p=E5_=C6rlig_pris?=",
+            "Kvittering for kjøp på Ærlig pris",
+        ),
         (
             b"=?iso-8859-1?B?" + base64.b64encode("Kvitto från Åhléns".encode("latin-1")) + b"?=",
             "Kvitto från Åhléns",
@@ -44,7 +48,10 @@ def raw_mail(headers: list[tuple[str, bytes | str]], body: bytes = b"Hei\r\n") -
         # ISO-8859-1 label on Windows-1252 bytes (Outlook does this)
         (b"=?ISO-8859-1?Q?Pris_=80_100?=", "Pris € 100"),
         # UTF-8, Finnish and Danish letters, split encoded words
-        (b"=?UTF-8?Q?Kuitti_ost=C3=B6st=C3=A4?= =?UTF-8?Q?_=C3=A6=C3=B8=C3=A5?=", "Kuitti ostöstä æøå"),
+        (
+            b"=?UTF-8?Q?Kuitti_ost=C3=B6st=C3=A4?= =?UTF-8?Q?_=C3=A6=C3=B8=C3=A5?=",
+            "Kuitti ostöstä æøå",
+        ),
         # raw, undeclared 8-bit: Windows-1252 and UTF-8
         ("Kjøpt på Elkjøp – €".encode("cp1252"), "Kjøpt på Elkjøp – €"),
         ("Köpt på Åhléns".encode("latin-1"), "Köpt på Åhléns"),
@@ -342,15 +349,33 @@ def test_deeply_nested_multipart_does_not_raise() -> None:
 
 
 _HEADER_NAMES = st.sampled_from(
-    ["From", "To", "Subject", "Message-ID", "In-Reply-To", "References", "Date", "Content-Type",
-     "Content-Transfer-Encoding", "Return-Path", "X-\u00e6"]
+    [
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "Date",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Return-Path",
+        "X-\u00e6",
+    ]
 )
 _VALUES = st.one_of(
     st.binary(max_size=80),
     st.text(max_size=60).map(lambda s: s.encode("utf-8", "surrogatepass")),
     st.sampled_from(
-        [b"=?utf-8?q?=C3=A6?=", b"=?bogus?B?!!!?=", b"multipart/mixed; boundary=x",
-         b"base64", b"<a@b> <c", b"=?iso-8859-1?q?=E6", b"text/plain; charset=x-nope"]
+        [
+            b"=?utf-8?q?=C3=A6?=",
+            b"=?bogus?B?!!!?=",
+            b"multipart/mixed; boundary=x",
+            b"base64",
+            b"<a@b> <c",
+            b"=?iso-8859-1?q?=E6",
+            b"text/plain; charset=x-nope",
+        ]
     ),
 )
 
@@ -371,3 +396,56 @@ def test_fuzz_mail_like_input_never_raises(headers: list[tuple[str, bytes]], bod
 @given(st.binary(max_size=2000))
 def test_fuzz_arbitrary_bytes_never_raise(raw: bytes) -> None:
     assert isinstance(parse_email(raw), InboundEmail)
+
+
+def test_line_of_twenty_thousand_quote_markers_is_fast() -> None:
+    # a real reply (github/email_reply_parser's corpus) has such a line; a
+    # backtracking quote-header pattern took 15 s on it
+    import time
+
+    body = "Hi\n" + ">" * 20_000 + "\nOn Mon, 1 Jan 2024 at 10:00 X <x@example.com> wrote:\n> old"
+    start = time.process_time()
+    assert new_text_of(body) == "Hi"
+    assert time.process_time() - start < 1.0
+
+
+def test_inspect_command_human_and_json(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from mailbot.cli.inspect_cmd import run_inspect
+
+    m = EmailMessage()
+    m["From"] = "Kari <kari@example.no>"
+    m["Subject"] = "=?utf-8?q?Kvittering_kj=C3=B8p?="
+    m["Message-ID"] = "<k1@example.no>"
+    m.set_content("Her.\n\nDen 12. mars 2023 kl. 10:02 skrev K <k@example.com>:\n> 87654321")
+    m.add_attachment(
+        b"PK\x03\x04" + b"\x00" * 30,
+        maintype="application",
+        subtype="zip",
+        filename="kvittering.zip",
+    )
+    path = tmp_path / "m.eml"
+    path.write_bytes(m.as_bytes())
+    before = path.read_bytes()
+
+    out = io.StringIO()
+    assert run_inspect(path, True, out) == 0
+    data = json.loads(out.getvalue())
+    assert data["classification"]["kind"] == "human"
+    assert data["new_text"] == "Her."
+    assert data["extra"] == {}
+    [att] = data["attachments"]
+    assert att["refusal_code"] == "archive" and att["verdict"] == "refused"
+    assert "content" not in att
+
+    out = io.StringIO()
+    assert run_inspect(path, False, out) == 0
+    text = out.getvalue()
+    assert "Kind:         human" in text and "kvittering.zip" in text and "(archive)" in text
+    assert path.read_bytes() == before  # changes nothing
+
+    out = io.StringIO()
+    assert run_inspect(tmp_path / "missing.eml", False, out) == 2
+    assert "cannot read" in out.getvalue()
