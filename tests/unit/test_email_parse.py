@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
