@@ -1,0 +1,97 @@
+"""All admin rules as one validated, versioned `RuleSet`, reloaded when files change.
+
+The rules directory holds campaigns (and the returns policy), receipt extraction
+rules, matching rules and classification rules. The rules version is a short hash
+of every file's name and bytes: it is stored with each extraction and event so a
+decision can always be explained against the rules that were in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.core.campaign import Campaign, ReturnsPolicy
+from mailbot.core.errors import RulesError
+from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
+from mailbot.ruleset.classify import ClassifyRules, load_classify_rules
+from mailbot.ruleset.matching import MatchingRules, load_matching_rules
+from mailbot.ruleset.receipts import ReceiptRules, load_receipt_rules
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    directory: Path
+    version: str
+    campaigns: dict[str, Campaign]
+    returns: ReturnsPolicy
+    receipts: ReceiptRules
+    matching: MatchingRules
+    classify: ClassifyRules
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        try:
+            return self.campaigns[campaign_id]
+        except KeyError:
+            known = ", ".join(sorted(self.campaigns)) or "none"
+            raise RulesError(f"no campaign {campaign_id!r} (known: {known})") from None
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*.yaml") if p.is_file())
+
+
+def rules_version(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _files(directory):
+        digest.update(str(path.relative_to(directory)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_ruleset(directory: Path) -> RuleSet:
+    """Load and validate every rules file; the first problem raises RulesError (file:line)."""
+    if not directory.is_dir():
+        raise RulesError("rules directory not found", path=str(directory))
+    return RuleSet(
+        directory=directory,
+        version=rules_version(directory),
+        campaigns=load_campaigns(directory / "campaigns"),
+        returns=load_returns_policy(directory / "campaigns" / "returns.yaml"),
+        receipts=load_receipt_rules(directory / "receipts"),
+        matching=load_matching_rules(directory / "matching.yaml"),
+        classify=load_classify_rules(directory / "classify.yaml"),
+    )
+
+
+class RuleSetCache:
+    """The current rules; reloaded when a file changes. A reload that fails keeps the
+    last good rules (the daemon goes on) and remembers the error for `check`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._rules: RuleSet | None = None
+        self.last_error: RulesError | None = None
+
+    def _mtimes(self) -> tuple[tuple[str, int, int], ...]:
+        out = []
+        for p in _files(self.directory):
+            st = p.stat()
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def get(self) -> RuleSet:
+        stamp = self._mtimes()
+        if self._rules is None or stamp != self._stamp:
+            try:
+                self._rules = load_ruleset(self.directory)
+                self.last_error = None
+            except RulesError as exc:
+                self.last_error = exc
+                if self._rules is None:
+                    raise
+            self._stamp = stamp
+        return self._rules
