@@ -192,8 +192,8 @@ def _models() -> tuple[Any, ...]:
     if "models" not in _CACHE:
         from mailbot.ruleset.campaigns import load_campaigns
 
-        models = {m.name: m for c in load_campaigns().values() for m in c.models}
-        _CACHE["models"] = tuple(models.values())
+        models = {m.name: None for c in load_campaigns().values() for m in c.models}
+        _CACHE["models"] = tuple(models)
     return tuple(_CACHE["models"])
 
 

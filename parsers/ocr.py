@@ -126,6 +126,22 @@ def alnum_count(text: str) -> int:
     return sum(ch.isalnum() for ch in text)
 
 
+def good_words(result: OcrResult) -> int:
+    """Words read with some confidence and at least three letters or digits. Raw
+    character counts do not tell a sideways page from an upright one: tesseract
+    reads a rotated page as plenty of confident-looking garbage of 1-2 letters."""
+    return sum(
+        1
+        for w in result.words
+        if (w.confidence is None or w.confidence >= 0.6) and alnum_count(w.text) >= 3
+    )
+
+
+def found_little(result: OcrResult) -> bool:
+    good = good_words(result)
+    return good < 5 or good < 0.3 * len(result.words)
+
+
 class TesseractEngine:
     name = "tesseract"
 

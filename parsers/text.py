@@ -42,6 +42,8 @@ from parsers.ocr import (
     OcrTimeout,
     Word,
     alnum_count,
+    found_little,
+    good_words,
     open_image,
     prepare,
 )
@@ -52,8 +54,6 @@ Source = Literal["pdf-text", "ocr"]
 
 FIRST_PSM = 6  # one uniform block: receipts and invoices are mostly that
 SECOND_PSM = 11  # sparse text: finds the scattered bits psm 6 merged away
-ALMOST_NOTHING = 15
-"""Alphanumerics below which pass 1 "found nothing" and orientation is checked."""
 PAGE_HAS_TEXT = 10
 """Alphanumerics on a PDF page below which it is a scan and gets OCR'd."""
 MAX_PDF_PAGES = 10
@@ -216,19 +216,20 @@ def _read_image(
     first = _tesseract(image, page, reading, languages, FIRST_PSM)
     if first is None:
         return
-    if alnum_count(first.text) < ALMOST_NOTHING and reading.remaining() > 0:
+    if found_little(first) and reading.remaining() > 0:
         # Nothing readable: maybe a sideways photo without EXIF. OSD is cheap
         # only relative to a wasted pass, so it runs only in this case.
         try:
             angle = TESSERACT.rotation(image, timeout_s=reading.remaining())
         except OcrTimeout:
             reading.timed_out = True
+            reading.notes.append("osd killed (budget)")
             angle = 0
         if angle:
             reading.notes.append(f"osd: rotated {angle} degrees")
             image = image.rotate(angle, expand=True, fillcolor=255)
             turned = _tesseract(image, page, reading, languages, FIRST_PSM)
-            if turned is not None and alnum_count(turned.text) > alnum_count(first.text):
+            if turned is not None and good_words(turned) > good_words(first):
                 first = turned
     reading.add(first)
     if needs_more is None or not needs_more(reading.text()):
@@ -258,6 +259,7 @@ def _tesseract(
     remaining = reading.remaining()
     if remaining <= 0:
         reading.timed_out = True
+        reading.notes.append(f"tesseract psm {psm} skipped: budget spent")
         return None
     started = time.monotonic()
     try:

@@ -1,0 +1,203 @@
+"""parsers.text / parsers.ocr: documents rendered here, read back.
+
+Receipts are drawn with Pillow (DejaVu when installed), PDFs written by hand
+(text layer) or by Pillow (scan); nothing comes from the corpus.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from PIL import Image, ImageFilter
+
+from mailbot.core.errors import ExtractionError
+from parsers.ocr import TESSERACT, open_image, prepare
+from parsers.text import DocumentText, is_available, read_document, read_many
+from tests.golden.make_fixtures import (
+    jpeg_with_exif_rotation,
+    png,
+    render_receipt,
+    scanned_pdf,
+    text_pdf,
+)
+
+needs_tesseract = pytest.mark.skipif(TESSERACT.is_available() is None, reason="no tesseract")
+
+LINES = [
+    "ELEKTROHUSET AS",
+    "Storgata 12, 0155 Oslo",
+    "Org.nr 912 345 688 MVA",
+    "Dato: 21.11.2022 15:43",
+    "Sonos One 2 490,00",
+    "TOTAL 2 495,00",
+    "Takk for handelen!",
+]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _assert_read(doc: DocumentText) -> None:
+    assert "912345688" in _digits(doc.text)
+    assert "21.11.2022" in doc.text
+    assert "Sonos One" in doc.text
+
+
+def test_text_pdf_read_from_its_text_layer_with_positions() -> None:
+    doc = read_document(text_pdf(LINES), "application/pdf")
+    assert doc.source == "pdf-text"
+    assert doc.pages == 1
+    _assert_read(doc)
+    assert doc.text.splitlines()[0] == "ELEKTROHUSET AS"
+    first = doc.lines[0]
+    assert first.text == "ELEKTROHUSET AS" and first.page == 0
+    assert 0 < first.x0 < first.x1 and 0 < first.top < first.bottom
+    # Lines run top to bottom; words carry boxes and exact text (no confidence).
+    assert [ln.top for ln in doc.lines] == sorted(ln.top for ln in doc.lines)
+    org = next(w for w in doc.words if w.text == "Org.nr")
+    assert org.confidence is None and org.top == doc.lines[2].top
+    assert doc.seconds < 5
+
+
+def test_mime_is_sniffed_when_not_given() -> None:
+    assert read_document(text_pdf(LINES), "").source == "pdf-text"
+
+
+@needs_tesseract
+def test_scanned_pdf_is_rendered_and_ocrd() -> None:
+    doc = read_document(scanned_pdf(render_receipt(LINES, size=24)), "application/pdf")
+    assert doc.source == "ocr"
+    _assert_read(doc)
+    assert any(w.confidence is not None for w in doc.words)
+
+
+@needs_tesseract
+def test_png_receipt_with_word_boxes() -> None:
+    doc = read_document(png(render_receipt(LINES)), "image/png")
+    assert doc.source == "ocr" and doc.pages == 1
+    _assert_read(doc)
+    assert doc.notes and doc.notes[0].startswith("tesseract psm 6 eng")
+    word = next(w for w in doc.words if w.text == "Storgata")
+    assert word.x1 > word.x0 and word.bottom > word.top and 0 < (word.confidence or 0) <= 1
+
+
+@needs_tesseract
+def test_exif_orientation_applied_before_ocr() -> None:
+    content = jpeg_with_exif_rotation(render_receipt(LINES), orientation=6)
+    stored = Image.open(io.BytesIO(content))
+    assert stored.height > stored.width  # the pixels really are sideways
+    assert open_image(content).width > open_image(content).height
+    doc = read_document(content, "image/jpeg")
+    _assert_read(doc)
+    assert not any(n.startswith("osd") for n in doc.notes)  # EXIF sufficed
+
+
+@needs_tesseract
+def test_upside_down_scan_without_exif_is_turned_by_osd() -> None:
+    content = png(render_receipt(LINES).rotate(180))
+    doc = read_document(content, "image/png")
+    assert any(n.startswith("osd: rotated 180") for n in doc.notes)
+    _assert_read(doc)
+
+
+def test_small_scan_upscaled_and_grayscale_without_binarization() -> None:
+    small = render_receipt(LINES, size=12).convert("RGB")
+    assert max(small.size) < 700
+    prepared = prepare(small)
+    assert prepared.mode == "L"
+    assert max(prepared.size) > max(small.size) * 2
+    # Anti-aliased edges keep their grey levels: no fixed threshold was applied.
+    assert sum(1 for count in prepared.histogram() if count) > 2
+
+
+def test_large_photo_scaled_down_to_about_2000_px() -> None:
+    prepared = prepare(Image.new("RGB", (3000, 4000), "white"))
+    assert max(prepared.size) == 2000 and prepared.size[0] == 1500
+
+
+@needs_tesseract
+def test_small_scan_is_read() -> None:
+    doc = read_document(png(render_receipt(LINES, size=12)), "image/png")
+    _assert_read(doc)
+
+
+@needs_tesseract
+def test_languages_come_from_the_caller() -> None:
+    doc = read_document(png(render_receipt(LINES)), "image/png", languages="nor+eng")
+    assert "nor+eng" in doc.notes[0]
+    assert "Takk for handelen" in doc.text
+
+
+@needs_tesseract
+def test_second_pass_only_when_fields_missing() -> None:
+    content = png(render_receipt(LINES))
+    asked: list[str] = []
+
+    def satisfied(text: str) -> bool:
+        asked.append(text)
+        return False
+
+    once = read_document(content, "image/png", needs_more=satisfied)
+    assert len(asked) == 1 and "Sonos One" in asked[0]
+    assert not any("psm 11" in n for n in once.notes)
+
+    twice = read_document(content, "image/png", needs_more=lambda t: True, fallback_engines=())
+    assert any("psm 11" in n for n in twice.notes)
+    # Later passes are appended: the first pass's head of the receipt still leads.
+    assert twice.text.startswith(once.text)
+    assert len(twice.words) > len(once.words)
+
+
+@needs_tesseract
+def test_time_budget_is_honoured_and_partial_result_returned() -> None:
+    noise = Image.effect_noise((2000, 2600), 120).filter(ImageFilter.GaussianBlur(1))
+    started = time.monotonic()
+    doc = read_document(png(noise), "image/png", timeout_s=0.5, needs_more=lambda t: True)
+    assert time.monotonic() - started < 5
+    assert doc.timed_out
+    assert any("killed" in n or "skipped" in n for n in doc.notes)
+
+    # With time for one pass only, that pass's text is kept (not an error).
+    started = time.monotonic()
+    content = png(render_receipt(LINES))
+    doc = read_document(content, "image/png", timeout_s=3, needs_more=lambda t: True)
+    assert time.monotonic() - started < 8
+    assert "Sonos One" in doc.text
+
+
+@pytest.mark.parametrize(
+    ("content", "mime"),
+    [
+        (b"this is not a document", "text/plain"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png"),
+        (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF", "application/pdf"),
+        (b"", ""),
+    ],
+)
+def test_unreadable_input_raises_extraction_error(content: bytes, mime: str) -> None:
+    with pytest.raises(ExtractionError):
+        read_document(content, mime)
+
+
+@needs_tesseract
+def test_read_many_keeps_order_and_isolates_failures() -> None:
+    items = [
+        (text_pdf(["first Org.nr 912 345 688"]), "application/pdf"),
+        (b"garbage", ""),
+        (png(render_receipt(["SECOND RECEIPT 2022"])), "image/png"),
+    ]
+    results = read_many(items, workers=2)
+    assert isinstance(results[0], DocumentText) and "first" in results[0].text
+    assert isinstance(results[1], ExtractionError)
+    assert isinstance(results[2], DocumentText) and "SECOND" in results[2].text
+
+
+def test_is_available_reports_versions() -> None:
+    report = is_available()
+    assert {"tesseract", "tesseract_languages", "pdfplumber", "rapidocr"} <= set(report)
+    assert report["pdfplumber"]
+    if report["tesseract"]:
+        assert "eng" in (report["tesseract_languages"] or "").split("+")
