@@ -142,11 +142,11 @@ def receive_documents(
             changed=False,
         )
     known = {d.sha256 for d in claim.documents}
-    accepted = tuple(
-        replace(d, received_at=now)
-        for d in documents
-        if d.refused is None and d.sha256 not in known and d.kind != DocumentKind.OTHER
-    )
+    fresh: dict[str, DocumentEvidence] = {}  # the same file twice in one mail counts once
+    for d in documents:
+        if d.refused is None and d.sha256 not in known and d.kind != DocumentKind.OTHER:
+            fresh.setdefault(d.sha256, replace(d, received_at=now))
+    accepted = tuple(fresh.values())
     refused = [{"filename": d.filename, "reason": d.refused} for d in documents if d.refused]
     updated = replace(claim, documents=claim.documents + accepted, updated_at=now)
     evidence: dict[str, Any] = {
@@ -467,5 +467,9 @@ def to_review(claim: Claim, reason: str | Sequence[str], now: datetime) -> Trans
         deadline_on=None,
         deadline_at=None,
         deadline_set_at=None,
+        # An approval in review is withdrawn; approving again recomputes the payout.
+        payout_amount=None,
+        payout_currency=None,
+        approved_at=None,
     )
     return _t(claim, new, "claim.review", now, given, {"previous": claim.state.value})
