@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import resources
 from mailbot.config import Settings
+from mailbot.ruleset.loader import RuleSet, RuleSetCache
 from mailbot.store import db
 
 
@@ -46,6 +47,18 @@ class App:
     def override_templates_dir(self) -> Path | None:
         tdir = self.settings.paths.templates_dir
         return Path(tdir) if tdir else None
+
+    @cached_property
+    def rules_cache(self) -> RuleSetCache:
+        return RuleSetCache(self.rules_dir)
+
+    @property
+    def rules(self) -> RuleSet:
+        """The current rules (reloaded when a file changed; the last good ones on error)."""
+        return self.rules_cache.get()
+
+    def now(self) -> datetime:
+        return self.clock()
 
     @cached_property
     def engine(self) -> Engine:

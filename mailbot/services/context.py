@@ -1,0 +1,101 @@
+"""Turn a core `ReplyIntent` into the full context its template needs.
+
+The core says *what* to tell the customer in its own terms (reason codes, the
+snapshot's dates); templates need presentation values (`max_mb`, `valid_until`,
+`files` with refusal codes, a greeting name). This adapter is the one place that
+maps between the two, so neither the state machine nor the templates have to
+know the other's vocabulary. Every key a template may test is present (None when
+not applicable) because templates render with StrictUndefined.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from mailbot.config import Settings
+from mailbot.core.claim_state import Claim
+from mailbot.core.rma import Rma
+from mailbot.core.transition import ReplyIntent
+
+_DEFAULT_FILE_TYPES = ["JPG", "PNG", "PDF"]
+_DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+
+
+def _file_rules(ctx: dict[str, Any]) -> None:
+    types = ctx.get("file_types") or _DEFAULT_FILE_TYPES
+    ctx["file_types"] = [str(t).upper().lstrip(".") for t in types]
+    max_bytes = int(ctx.get("max_bytes") or _DEFAULT_MAX_BYTES)
+    ctx["max_bytes"] = max_bytes
+    mb = max_bytes / (1024 * 1024)
+    ctx["max_mb"] = int(mb) if mb == int(mb) else round(mb, 1)
+
+
+def _claim_defaults(claim: Claim) -> dict[str, Any]:
+    return {
+        "code": claim.code,
+        "name": claim.name,
+        "model": claim.model,
+        "language": claim.language,
+        "rma_number": None,
+        "missing_documents": list(claim.missing_documents),
+        "missing_fields": list(claim.missing_fields),
+        "deadline": claim.deadline_on,
+        "reasons": list(claim.state_reasons),
+        "amount": claim.payout_amount,
+        "currency": claim.payout_currency,
+        "payment_days": None,
+        "files": [],
+        "filenames": [],
+    }
+
+
+def _rma_defaults(rma: Rma) -> dict[str, Any]:
+    last_day = (rma.expires_at - timedelta(days=1)).date()
+    return {
+        "code": None,
+        "name": "",
+        "rma_number": rma.number,
+        "product": rma.product,
+        "language": rma.language,
+        "valid_days": (rma.expires_at.date() - rma.issued_at.date()).days - 1,
+        "valid_until": last_day,
+        "issued_on": rma.issued_at.date(),
+        "expired_on": rma.expires_at.date(),
+        "tracking_number": rma.tracking_number,
+        "carrier": rma.carrier,
+        "dropoff_at": rma.dropoff_at,
+        "status": rma.state.value,
+        "deadline": last_day,
+        "missing_documents": [],
+        "missing_fields": [],
+    }
+
+
+def reply_context(
+    intent: ReplyIntent, snapshot: object, settings: Settings, extra: dict[str, Any]
+) -> dict[str, Any]:
+    if isinstance(snapshot, Claim):
+        ctx = _claim_defaults(snapshot)
+    elif isinstance(snapshot, Rma):
+        ctx = _rma_defaults(snapshot)
+    else:
+        ctx = {"code": None, "name": "", "rma_number": None}
+    ctx.update(intent.context)
+    ctx.update(extra)
+    _file_rules(ctx)
+    # The core lists refused files as {filename, reason=<refusal code>}.
+    refused = ctx.get("refused") or []
+    if refused and not ctx.get("files"):
+        ctx["files"] = [{"filename": r["filename"], "reason": r["reason"]} for r in refused]
+    if ctx.get("tracking") and not ctx.get("tracking_number"):
+        ctx["tracking_number"] = ctx["tracking"]
+    if ctx.get("dropoff") is not None and ctx.get("dropoff_at") is None:
+        ctx["dropoff_at"] = ctx["dropoff"]
+    if intent.template == "rma_policy":
+        ctx["status"] = "expired" if ctx.get("reason") == "rma_expired" else "unknown"
+    ctx.setdefault("valid_days", 14)
+    ctx.setdefault("expired_on", None)
+    ctx.setdefault("payment_days", None)
+    ctx["payment_days"] = ctx["payment_days"] or 28
+    return ctx

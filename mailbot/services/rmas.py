@@ -1,0 +1,119 @@
+"""RMA use cases for the CLI: issue, show, list, receive.
+
+The RMA number is 7 digits with a Damm check digit (`mailbot.core.codes`), drawn
+from the system's random source; it is written `RMA# 1234567` in mails.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.config import Settings
+from mailbot.core import rma as rma_sm
+from mailbot.core.codes import generate_rma_number
+from mailbot.core.transition import TransitionError
+from mailbot.ruleset.loader import RuleSet
+from mailbot.services.claims import InputError
+from mailbot.services.records import record, rma_by_number, rma_snapshot
+from mailbot.store import models as m
+from mailbot.store.snapshots import to_json
+
+_RNG = random.SystemRandom()
+
+
+def issue_rma(
+    session: Session,
+    *,
+    email: str,
+    product: str,
+    kind: Literal["warranty", "return"],
+    serial: str | None,
+    language: str | None,
+    rules: RuleSet,
+    settings: Settings,
+    now: datetime,
+) -> m.Rma:
+    if "@" not in email:
+        raise InputError(f"email: not an address: {email!r}")
+    for _ in range(50):
+        number = generate_rma_number(_RNG)
+        if rma_by_number(session, number) is None:
+            break
+    transition = rma_sm.issue(
+        number=number,
+        email=email.strip(),
+        product=product.strip(),
+        policy=rules.returns,
+        now=now,
+        kind=kind,
+        serial=serial or None,
+        language=language or None,
+    )
+    record(session, transition, settings=settings, rules_version=rules.version)
+    row = rma_by_number(session, number)
+    assert row is not None
+    return row
+
+
+def mark_received(
+    session: Session, number: str, *, rules: RuleSet, settings: Settings, now: datetime
+) -> m.Rma:
+    row = rma_by_number(session, number)
+    if row is None:
+        raise InputError(f"no RMA {number}")
+    try:
+        transition = rma_sm.mark_received(rma_snapshot(row), now)
+    except TransitionError as exc:
+        raise InputError(f"RMA {number}: {exc}") from None
+    record(session, transition, settings=settings, rules_version=rules.version, rma_row=row)
+    return row
+
+
+def rma_summary(row: m.Rma) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "state": row.state,
+        "kind": row.kind,
+        "product": row.product,
+        "email": row.email,
+        "issued_at": row.issued_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "tracking_number": row.tracking_number,
+        "carrier": row.carrier,
+        "dropoff_at": row.dropoff_at.isoformat() if row.dropoff_at else None,
+    }
+
+
+def rma_details(session: Session, row: m.Rma) -> dict[str, Any]:
+    out = rma_summary(row)
+    snap = rma_snapshot(row)
+    out["notices"] = to_json(list(snap.notices))
+    events = session.scalars(
+        select(m.Event).where(m.Event.rma_id == row.id).order_by(m.Event.id)
+    ).all()
+    out["events"] = [
+        {
+            "at": e.created_at.isoformat(),
+            "kind": e.kind,
+            "from": e.from_state,
+            "to": e.to_state,
+            "reasons": e.reasons,
+            "evidence": e.evidence,
+            "rules_version": e.rules_version,
+        }
+        for e in events
+    ]
+    return out
+
+
+def list_rmas(session: Session, *, state: str | None = None, limit: int = 100) -> Sequence[m.Rma]:
+    q = select(m.Rma).order_by(m.Rma.id.desc()).limit(limit)
+    if state:
+        q = q.where(m.Rma.state == state)
+    return session.scalars(q).all()
