@@ -1,0 +1,211 @@
+"""The purchase date on a receipt or invoice.
+
+Every date on the page is a candidate: numeric (31.12.2022, 31/12/22, 22-12-31,
+2022-12-31, 2022. 01.18 as OCR spaces it) and with month names from
+`rules/receipts/dates.yaml` (2. desember 2022, 19 april 2014, August 3, 2014,
+25-Dec-18). The words before a date on its line, or on the line above when the
+date stands alone, decide what it is: due dates, open-purchase / return-by,
+warranty, delivery, print and billing-period dates are rejected; "Dato",
+"Kjøpsdato", "Invoice date" and a time of day make a purchase date likelier.
+
+Hand-written rather than dateparser.search: that finds "dates" in prices and
+receipt numbers, cannot say which words stood before a date, and costs ~100 ms
+per call; the forms on receipts are few and listed here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailbot.core.receipt import FieldValue
+from mailbot.ruleset.receipts import ReceiptRules
+from parsers.receipt_text import TextLine
+
+__all__ = ["date_candidates", "find_purchase_date"]
+
+_SEP = r"\s?[-./]\s?"
+_YMD = re.compile(rf"(?<![\d.])(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})(?![\d])")
+_DMY = re.compile(rf"(?<![\d.,])(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})(?![\d,]|\.\d)")
+_COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
+_TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?![\d.,])")
+
+
+@dataclass(frozen=True)
+class DateCandidate:
+    value: dt.date
+    line: TextLine
+    score: float
+    rule: str
+    rejected: str | None = None
+
+
+_PATTERNS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+
+
+def _month_patterns(rules: ReceiptRules) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    cached = _PATTERNS.get(rules.version)
+    if cached is not None:
+        return cached
+    names = "|".join(re.escape(name) for name, _ in rules.months)
+    dmy = re.compile(
+        rf"(?<!\d)(\d{{1,2}})\.?[\s\-/,]*({names})\.?(?![a-zäöå])[\s\-/.,]*(\d{{4}}|\d{{2}})(?!\d)",
+        re.IGNORECASE,
+    )
+    mdy = re.compile(
+        rf"(?<![a-zäöå])({names})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}})(?!\d)",
+        re.IGNORECASE,
+    )
+    _PATTERNS[rules.version] = (dmy, mdy)
+    return dmy, mdy
+
+
+def _year(text: str) -> int:
+    y = int(text)
+    return y + 2000 if len(text) == 2 else y
+
+
+def _date(y: int, m: int, d: int) -> dt.date | None:
+    if not 1990 <= y <= 2100:
+        return None
+    try:
+        return dt.date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _raw_dates(
+    text: str, rules: ReceiptRules, ref_year: int | None, year_first: bool
+) -> list[tuple[int, int, dt.date, str]]:
+    """(start, end, date, rule) for every date form on one line."""
+    out: list[tuple[int, int, dt.date, str]] = []
+    months = dict(rules.months)
+    dmy_name, mdy_name = _month_patterns(rules)
+    taken: list[tuple[int, int]] = []
+
+    def add(m: re.Match[str], value: dt.date | None, rule: str) -> None:
+        if value is None or any(s < m.end() and m.start() < e for s, e in taken):
+            return
+        taken.append((m.start(), m.end()))
+        out.append((m.start(), m.end(), value, rule))
+
+    for m in dmy_name.finditer(text):
+        add(
+            m,
+            _date(_year(m.group(3)), months[m.group(2).casefold()], int(m.group(1))),
+            "date:d-month-y",
+        )
+    for m in mdy_name.finditer(text):
+        add(
+            m,
+            _date(int(m.group(3)), months[m.group(1).casefold()], int(m.group(2))),
+            "date:month-d-y",
+        )
+    for m in _YMD.finditer(text):
+        add(m, _date(int(m.group(1)), int(m.group(2)), int(m.group(3))), "date:iso")
+    for m in _DMY.finditer(text):
+        a, b, c = int(m.group(1)), int(m.group(2)), m.group(3)
+        dmy = _date(_year(c), b, a)
+        if len(c) == 2:
+            # yy-mm-dd (Swedish) and dd-mm-yy look alike: take the reading whose
+            # year fits the other years on the page (or today), else day first.
+            ymd = _date(2000 + a, b, int(c)) if "-" in m.group(0) else None
+            closer = _closer(ymd.year, dmy.year, ref_year) if ymd and dmy else None
+            prefer_ymd = year_first if closer is None else closer
+            if ymd is not None and (dmy is None or prefer_ymd):
+                add(m, ymd, "date:yy-mm-dd")
+                continue
+        if dmy is None and a <= 12:
+            add(m, _date(_year(c), a, b), "date:m/d/y")  # US order when day-first is impossible
+            continue
+        add(m, dmy, "date:d-m-y")
+    for m in _COMPACT.finditer(text):
+        add(m, _date(int(m.group(1)), int(m.group(2)), int(m.group(3))), "date:yyyymmdd")
+    return sorted(out, key=lambda t: t[0])
+
+
+def _closer(a: int, b: int, ref: int | None) -> bool | None:
+    if ref is None or abs(a - ref) == abs(b - ref):
+        return None
+    return abs(a - ref) < abs(b - ref)
+
+
+def _four_digit_years(lines: Sequence[TextLine]) -> int | None:
+    # Four-digit years, also inside compact dates (20230201).
+    years = [
+        int(y)
+        for line in lines
+        for y in re.findall(r"(?<!\d)(20\d\d)(?=\d{4}(?!\d)|(?!\d))", line.text)
+    ]
+    years = [y for y in years if 1990 <= y <= 2100]
+    return sorted(years)[len(years) // 2] if years else None
+
+
+def date_candidates(
+    lines: Sequence[TextLine], rules: ReceiptRules, now: dt.date | None = None
+) -> list[DateCandidate]:
+    """Every date on the page, scored as a purchase date, rejected ones marked why."""
+    ref = _four_digit_years(lines) or (now.year if now else None)
+    year_first = any(p.search(ln.text) for p in rules.year_first_words for ln in lines)
+    out: list[DateCandidate] = []
+    prev_context = ""
+    for line in lines:
+        raw = _raw_dates(line.text, rules, ref, year_first)
+        last_end = 0
+        for start, end, value, rule in raw:
+            before = line.text[last_end:start]
+            after = line.text[end : end + 12]
+            context = before
+            if last_end == 0 and not re.search(r"\w{3}", before):
+                context = prev_context + " " + before  # a date alone under its label
+            last_end = end
+            reason = _rejected(context, value, rules, now)
+            score = 0.6
+            if _TIME.search(after) or _TIME.search(before[-8:]):
+                score += 0.1
+            if any(p.search(context) for p in rules.strong_purchase):
+                score += 0.3
+            elif any(p.search(context) for p in rules.purchase):
+                score += 0.2
+            if rule in ("date:yyyymmdd", "date:m/d/y"):
+                score -= 0.1  # forms that also fit numbers that are not dates
+            out.append(DateCandidate(value, line, round(score, 3), rule, reason))
+        prev_context = "" if raw else line.text
+    return out
+
+
+def _rejected(context: str, value: dt.date, rules: ReceiptRules, now: dt.date | None) -> str | None:
+    if now is not None and value > now:
+        return "after today"
+    for p in rules.not_purchase:
+        m = p.search(context)
+        if m:
+            return f"context {m.group(0)!r}"
+    return None
+
+
+def find_purchase_date(
+    lines: Sequence[TextLine], rules: ReceiptRules, now: dt.date | None = None
+) -> FieldValue | None:
+    cands = [c for c in date_candidates(lines, rules, now) if c.rejected is None]
+    if not cands:
+        return None
+    best_by_value: dict[dt.date, DateCandidate] = {}
+    for c in cands:
+        if c.value not in best_by_value or c.score > best_by_value[c.value].score:
+            best_by_value[c.value] = c
+    # Highest score; on a tie the earliest date (the purchase comes before any
+    # deadline that escaped the context words).
+    ranked = sorted(best_by_value.values(), key=lambda c: (-c.score, c.value))
+    best = ranked[0]
+    conf = best.score
+    if len(ranked) > 1 and ranked[1].score >= best.score - 0.05:
+        conf -= 0.15  # another date is about as likely: less sure
+    return FieldValue(
+        value=best.value.isoformat(),
+        confidence=round(min(conf, 0.99), 3),
+        evidence=best.line.text,
+        rule=best.rule,
+    )
