@@ -1,0 +1,291 @@
+"""Replies through a transactional outbox: queued with the decision, sent later, once.
+
+`queue_reply` runs inside the caller's transaction (the one that changes the
+claim or RMA and records the event): it renders the template, builds the whole
+MIME message with a Message-ID fixed now, and stores it as an `Outbox` row. If the
+transaction rolls back, the reply never existed; if it commits, the reply will be
+sent. The sender (`mailbot.delivery.deliver_pending`) works from these rows only.
+
+Loop protection lives here too: no reply to our own address, to mailer-daemon,
+postmaster, no-reply style addresses, or to an address a bounce marked
+undeliverable. (Auto-replies and bounces are recognised earlier, by
+`parsers.classify`, and never reach a transition that replies.)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mailbot.config import Settings, SmtpSettings
+from mailbot.delivery import DeliveryStats, deliver_pending
+from mailbot.log import mask_email
+from mailbot.store.models import Claim, Event, Outbox, Rma
+from mailbot.templating import RenderedMail, Templates
+
+__all__ = [
+    "DeliveryStats",
+    "bare_address",
+    "build_message",
+    "deliver_pending",
+    "mark_undeliverable",
+    "queue_reply",
+    "suppression_reason",
+    "thread_headers",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _rows(result: Any) -> int:
+    """Rows an UPDATE touched (CursorResult.rowcount; typed loosely by SQLAlchemy)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# Local parts that are machines, not people: answering them starts mail loops or
+# lands in nobody's inbox. Matched case-insensitively against the part before "@".
+_MACHINE_LOCAL = re.compile(
+    r"^(?:mailer-daemon|postmaster|listserv|majordomo|owner-.*|.*-request|bounces?(?:[+.=-].*)?)$"
+    r"|(?:^|[._+-])(?:no-?reply|no_reply|do-?not-?reply|do_not_reply)(?:[._+-]|$)",
+    re.IGNORECASE,
+)
+# A References header grows with every exchange; keep the first and the newest
+# ids, as RFC 5322 section 3.6.4 suggests when trimming.
+_MAX_REFERENCES = 10
+
+AUTO_HEADERS = {
+    # RFC 3834: this is an automatic answer; well-behaved responders stay quiet.
+    "Auto-Submitted": "auto-replied",
+    # Exchange/Outlook honour this instead: no out-of-office or read receipts back.
+    "X-Auto-Response-Suppress": "All",
+}
+
+
+def bare_address(address: str) -> str:
+    """`Kari <Kari@Example.NO>` -> `Kari@example.no` (the domain is case-insensitive)."""
+    _, addr = parseaddr(address or "")
+    addr = addr.strip()
+    if "@" not in addr:
+        return addr
+    local, _, domain = addr.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _ours(settings: SmtpSettings) -> set[str]:
+    return {bare_address(a).lower() for a in (settings.from_address, settings.reply_to) if a}
+
+
+def suppression_reason(session: Session, address: str, settings: SmtpSettings) -> str | None:
+    """Why `address` must not get an automatic reply, or None when it may."""
+    addr = bare_address(address)
+    if not addr or "@" not in addr or any(c in address for c in "\r\n"):
+        return "invalid_address"
+    low = addr.lower()
+    if low in _ours(settings):
+        return "own_address"
+    if _MACHINE_LOCAL.search(low.rpartition("@")[0]):
+        return "machine_address"
+    flagged = session.execute(
+        select(Claim.id)
+        .where(func.lower(Claim.email) == low)
+        .where(Claim.address_undeliverable.is_(True))
+        .limit(1)
+    ).first()
+    if flagged is not None:
+        return "address_undeliverable"
+    for facts in session.scalars(select(Rma.facts).where(func.lower(Rma.email) == low)):
+        if isinstance(facts, dict) and facts.get("address_undeliverable"):
+            return "address_undeliverable"
+    return None
+
+
+def _angle(mid: str) -> str:
+    mid = mid.strip()
+    return mid if mid.startswith("<") else f"<{mid}>"
+
+
+def new_message_id(from_address: str) -> str:
+    """A Message-ID on our own domain; random, so it says nothing about the customer."""
+    domain = bare_address(from_address).rpartition("@")[2] or "mailbot.invalid"
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def thread_headers(in_reply_to: str | None, references: Iterable[str] = ()) -> dict[str, str]:
+    """In-Reply-To and References that put our reply in the customer's thread."""
+    refs = [_angle(r) for r in references if r and r.strip()]
+    if in_reply_to:
+        refs.append(_angle(in_reply_to))
+    refs = list(dict.fromkeys(refs))
+    if len(refs) > _MAX_REFERENCES:
+        refs = [refs[0], *refs[-(_MAX_REFERENCES - 1) :]]
+    out: dict[str, str] = {}
+    if in_reply_to:
+        out["In-Reply-To"] = _angle(in_reply_to)
+    if refs:
+        out["References"] = " ".join(refs)
+    return out
+
+
+def build_message(
+    *,
+    mail: RenderedMail,
+    to_addr: str,
+    message_id: str,
+    settings: SmtpSettings,
+    now: datetime,
+    extra_headers: Mapping[str, str] | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The complete mail as bytes (CRLF, UTF-8, multipart/alternative when there is
+    HTML) and the headers we set, for the outbox row."""
+    headers: dict[str, str] = {
+        "From": settings.from_address,
+        "To": to_addr,
+        "Subject": mail.subject,
+        "Date": format_datetime(now),
+        "Message-ID": message_id,
+        **dict(extra_headers or {}),
+        **AUTO_HEADERS,
+        "Content-Language": mail.language,
+    }
+    if settings.reply_to:
+        headers["Reply-To"] = settings.reply_to
+    msg = EmailMessage(policy=SMTP)
+    for name, value in headers.items():
+        msg[name] = value
+    # quoted-printable: safe through relays without 8BITMIME, still readable raw
+    msg.set_content(mail.text, charset="utf-8", cte="quoted-printable")
+    if mail.html is not None:
+        msg.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg.as_bytes(), headers
+
+
+def _record_suppression(session: Session, event_id: int | None, template: str, reason: str) -> None:
+    if event_id is None:
+        return
+    event = session.get(Event, event_id)
+    if event is None:
+        return
+    # a new dict: JSON columns do not notice in-place changes
+    event.evidence = {
+        **(event.evidence or {}),
+        "reply_suppressed": {"template": template, "reason": reason},
+    }
+
+
+def queue_reply(
+    session: Session,
+    *,
+    template: str,
+    language: str,
+    context: Mapping[str, Any],
+    to_addr: str,
+    event_id: int | None,
+    claim_id: int | None = None,
+    rma_id: int | None = None,
+    in_reply_to: str | None = None,
+    references: Iterable[str] = (),
+    campaign_id: str | None = None,
+    now: datetime,
+    settings: Settings,
+    templates: Templates | None = None,
+) -> Outbox | None:
+    """Queue one reply in the caller's transaction; None when it must not be sent.
+
+    The reason for a None is logged and written to the event's evidence
+    (`reply_suppressed`). A second call for the same event returns the row the
+    first one queued (one event, at most one reply). Raises TemplateError when the
+    template cannot be rendered: better no mail than a mail with a hole in it.
+    """
+    smtp = settings.smtp
+    if event_id is not None:
+        existing = session.scalars(select(Outbox).where(Outbox.event_id == event_id)).first()
+        if existing is not None:
+            return existing
+    reason = suppression_reason(session, to_addr, smtp)
+    if reason is not None:
+        log.info(
+            "reply suppressed",
+            extra={"template": template, "reason": reason, "to": mask_email(to_addr)},
+        )
+        _record_suppression(session, event_id, template, reason)
+        return None
+    addr = bare_address(to_addr)
+    renderer = templates or Templates(settings.paths.templates_dir or None)
+    mail = renderer.render(template, language, context, campaign_id)
+    message_id = new_message_id(smtp.from_address)
+    raw, headers = build_message(
+        mail=mail,
+        to_addr=addr,
+        message_id=message_id,
+        settings=smtp,
+        now=now,
+        extra_headers=thread_headers(in_reply_to, references),
+    )
+    row = Outbox(
+        message_id=message_id,
+        event_id=event_id,
+        claim_id=claim_id,
+        rma_id=rma_id,
+        template=template,
+        language=mail.language,
+        to_addr=addr,
+        subject=mail.subject,
+        body_text=mail.text,
+        body_html=mail.html,
+        headers=headers,
+        raw=raw,
+        status="queued",
+        attempts=0,
+        next_attempt_at=None,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    log.info(
+        "reply queued", extra={"template": template, "outbox_id": row.id, "to": mask_email(addr)}
+    )
+    return row
+
+
+def mark_undeliverable(session: Session, address: str, *, reason: str = "bounce") -> int:
+    """A bounce said `address` does not work: flag its claims (and RMAs), and stop
+    the replies still waiting for it. Returns how many claims and RMAs were flagged."""
+    low = bare_address(address).lower()
+    if not low:
+        return 0
+    claims = _rows(
+        session.execute(
+            update(Claim)
+            .where(func.lower(Claim.email) == low)
+            .values(address_undeliverable=True)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
+    rmas = 0
+    for rma in session.scalars(select(Rma).where(func.lower(Rma.email) == low)):
+        rma.facts = {**(rma.facts or {}), "address_undeliverable": True}
+        rmas += 1
+    stopped = _rows(
+        session.execute(
+            update(Outbox)
+            .where(func.lower(Outbox.to_addr) == low)
+            .where(Outbox.status.in_(("queued", "held")))
+            .values(status="failed", last_error=f"address undeliverable ({reason}); not sent")
+            .execution_options(synchronize_session="fetch")
+        )
+    )
+    log.warning(
+        "address marked undeliverable",
+        extra={"to": mask_email(low), "claims": claims, "rmas": rmas, "replies_stopped": stopped},
+    )
+    return int(claims or 0) + rmas

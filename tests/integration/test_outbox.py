@@ -1,0 +1,459 @@
+"""The outbox against a real SMTP server (aiosmtpd): headers, retries, permanent
+failures, crashes mid-delivery, the rate limit and loop protection."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from random import Random
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Settings, SmtpSettings
+from mailbot.delivery import lease_for, requeue
+from mailbot.devtools.smtpsink import SmtpSink
+from mailbot.outbox import deliver_pending, mark_undeliverable, queue_reply
+from mailbot.smtp import RecipientRejected, SmtpTransport
+from mailbot.store import db
+from mailbot.store.models import Campaign, Claim, Event, Outbox
+
+pytestmark = pytest.mark.integration
+
+BOT = "claims@brand.example"
+KARI = "kari.nordmann@example.no"
+T0 = datetime(2023, 1, 20, 10, 0, tzinfo=UTC)
+
+APPROVED = {
+    "name": "Kari Nordmann",
+    "code": "12345674",
+    "amount": Decimal("500"),
+    "currency": "NOK",
+    "payment_days": 28,
+}
+
+
+def _settings(sink: SmtpSink, **smtp: Any) -> Settings:
+    base = SmtpSettings(
+        host="127.0.0.1",
+        port=sink.port,
+        tls="none",
+        from_address=BOT,
+        reply_to="",
+        timeout_seconds=10,
+        rate_limit_per_hour=5,
+        max_attempts=4,
+    )
+    return Settings(smtp=replace(base, **smtp))
+
+
+@pytest.fixture
+def factory(sqlite_url: str) -> sessionmaker[Session]:
+    return _factory(sqlite_url)
+
+
+def _factory(url: str) -> sessionmaker[Session]:
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    f = db.session_factory(engine)
+    with db.transaction(f) as s:
+        s.add(Campaign(id="cashback-2022", name="Cashback"))
+    return f
+
+
+def _claim(s: Session, email: str = KARI, code: str = "12345674") -> Claim:
+    claim = Claim(
+        code=code,
+        campaign_id="cashback-2022",
+        email=email,
+        state="approved",
+        language="nb",
+        created_at=T0,
+        updated_at=T0,
+    )
+    s.add(claim)
+    s.flush()
+    return claim
+
+
+def _event(s: Session, claim: Claim) -> Event:
+    ev = Event(claim_id=claim.id, kind="approved", to_state="approved", created_at=T0)
+    s.add(ev)
+    s.flush()
+    return ev
+
+
+def _queue(
+    s: Session, settings: Settings, claim: Claim, to: str | None = None, **kw: Any
+) -> Outbox | None:
+    return queue_reply(
+        s,
+        template="approved",
+        language="nb",
+        context={**APPROVED, "code": claim.code},
+        to_addr=to or claim.email,
+        event_id=_event(s, claim).id,
+        claim_id=claim.id,
+        now=T0,
+        settings=settings,
+        **kw,
+    )
+
+
+def _rows(factory: sessionmaker[Session]) -> list[Outbox]:
+    with factory() as s:
+        return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+def test_delivery_with_threading_and_loop_headers(db_url: str, smtp_sink: SmtpSink) -> None:
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, reply_to="support@brand.example")
+    with db.transaction(factory) as s:
+        row = _queue(
+            s,
+            settings,
+            _claim(s),
+            to=f"Kari Nordmann <{KARI}>",
+            in_reply_to="<cafe@example.no>",
+            references=["<first@example.no>"],
+        )
+        assert row is not None
+        mid = row.message_id
+    stats = deliver_pending(factory, settings, T0 + timedelta(seconds=5), limit=10)
+    assert (stats.sent, stats.deferred, stats.failed) == (1, 0, 0)
+    [got] = smtp_sink.wait_for(1)
+    msg = got.message
+    assert got.rcpt_tos == (KARI,) and got.mail_from == BOT
+    assert msg["Message-ID"] == mid and mid.endswith("@brand.example>")
+    assert msg["In-Reply-To"] == "<cafe@example.no>"
+    assert msg["References"] == "<first@example.no> <cafe@example.no>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["Reply-To"] == "support@brand.example"
+    assert "[Ref 12345674]" in msg["Subject"] and "godkjent" in msg["Subject"]
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    assert "500 NOK" in text.get_content() and "28 dager" in text.get_content()
+    assert "<p>" in html.get_content() and text.get_content_charset() == "utf-8"
+    [sent] = _rows(factory)
+    assert sent.status == "sent" and sent.attempts == 1
+    assert sent.sent_at == T0 + timedelta(seconds=5)
+    # nothing left: a second run sends nothing
+    assert deliver_pending(factory, settings, T0 + timedelta(hours=2)).sent == 0
+    assert len(smtp_sink.wait_for(2, timeout=0.5)) == 1
+
+
+def test_temporary_error_is_retried_with_backoff(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+    smtp_sink.fail_next(1, "451 4.3.0 greylisted, try again later")
+    stats = deliver_pending(factory, settings, T0, rng=Random(1))
+    assert (stats.sent, stats.deferred) == (0, 1)
+    [row] = _rows(factory)
+    assert row.status == "queued" and row.attempts == 1 and "451" in (row.last_error or "")
+    assert row.next_attempt_at is not None
+    # first retry after 1 minute times a jitter of 0.5-1.0
+    assert T0 + timedelta(seconds=30) <= row.next_attempt_at <= T0 + timedelta(minutes=1)
+    assert deliver_pending(factory, settings, T0 + timedelta(seconds=20)).sent == 0  # not due
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=2)).sent == 1
+    assert len(smtp_sink.wait_for(1)) == 1
+    [row] = _rows(factory)
+    assert row.status == "sent" and row.attempts == 2
+
+
+def test_permanent_error_fails_and_is_flagged_never_retried(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+    smtp_sink.fail_next(1, "550 5.7.1 message refused")
+    stats = deliver_pending(factory, settings, T0)
+    assert (stats.sent, stats.failed) == (0, 1)
+    [row] = _rows(factory)
+    assert row.status == "failed" and (row.last_error or "").startswith("PERMANENT (admin)")
+    assert "550" in (row.last_error or "")
+    assert deliver_pending(factory, settings, T0 + timedelta(days=1)).sent == 0
+    assert smtp_sink.wait_for(1, timeout=0.5) == []
+    # an admin fixes the cause and requeues it: same Message-ID
+    with db.transaction(factory) as s:
+        assert requeue(s, row.id, T0 + timedelta(days=1))
+    assert deliver_pending(factory, settings, T0 + timedelta(days=1)).sent == 1
+    assert smtp_sink.wait_for(1)[0].message["Message-ID"] == row.message_id
+
+
+def test_gives_up_after_max_attempts(factory: sessionmaker[Session], smtp_sink: SmtpSink) -> None:
+    settings = _settings(smtp_sink, max_attempts=2)
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+    smtp_sink.fail_next(2, "421 4.7.0 try later")
+    assert deliver_pending(factory, settings, T0).deferred == 1
+    assert deliver_pending(factory, settings, T0 + timedelta(hours=1)).failed == 1
+    [row] = _rows(factory)
+    assert row.status == "failed" and "GAVE UP" in (row.last_error or "")
+
+
+def test_relay_down_defers_and_keeps_the_rest(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+        _queue(s, settings, _claim(s, "ola@example.no", "87654325"))
+    down = _settings(smtp_sink, port=1)  # nothing listens on port 1
+    stats = deliver_pending(factory, down, T0)
+    assert (stats.sent, stats.deferred) == (0, 1)  # the batch stops at the first
+    rows = _rows(factory)
+    assert [r.attempts for r in rows] == [1, 0]
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=5)).sent == 2
+
+
+class _Crash(BaseException):
+    """kill -9 stand-in: not an Exception, so nothing in the sender catches it."""
+
+
+class _CrashingTransport:
+    def __init__(self, real: SmtpTransport | None) -> None:
+        self.real = real
+
+    def send(self, mail_from: str, rcpt: str, raw: bytes) -> None:
+        if self.real is not None:
+            self.real.send(mail_from, rcpt, raw)  # the relay says 250 ...
+        raise _Crash  # ... and we die before recording it
+
+    def close(self) -> None:
+        if self.real is not None:
+            self.real.close()
+
+
+def test_crash_before_send_redelivers_once_after_lease(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        mid = _queue(s, settings, _claim(s)).message_id  # type: ignore[union-attr]
+    with pytest.raises(_Crash):
+        deliver_pending(factory, settings, T0, transport=_CrashingTransport(None))
+    [row] = _rows(factory)
+    assert row.status == "sending"
+    # another sender while the lease runs: hands off
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=1)).sent == 0
+    after = T0 + lease_for(settings.smtp) + timedelta(seconds=1)
+    stats = deliver_pending(factory, settings, after)
+    assert (stats.sent, stats.recovered) == (1, 1)
+    assert deliver_pending(factory, settings, after + timedelta(hours=1)).sent == 0
+    got = smtp_sink.wait_for(2, timeout=1)
+    assert len(got) == 1 and got[0].message["Message-ID"] == mid
+
+
+def test_crash_after_relay_accepted_resends_the_same_message(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    """The documented at-least-once edge: both copies carry one Message-ID."""
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        mid = _queue(s, settings, _claim(s)).message_id  # type: ignore[union-attr]
+    crashing = _CrashingTransport(SmtpTransport(settings.smtp))
+    with pytest.raises(_Crash):
+        deliver_pending(factory, settings, T0, transport=crashing)
+    crashing.close()
+    after = T0 + lease_for(settings.smtp) + timedelta(seconds=1)
+    assert deliver_pending(factory, settings, after).sent == 1
+    got = smtp_sink.wait_for(2)
+    assert [g.message["Message-ID"] for g in got] == [mid, mid]
+    assert got[0].data == got[1].data  # byte for byte: stored when queued
+    [row] = _rows(factory)
+    assert row.status == "sent" and row.attempts == 2
+
+
+def test_two_senders_never_send_a_row_twice(db_url: str, smtp_sink: SmtpSink) -> None:
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0)  # 0: no limit
+    with db.transaction(factory) as s:
+        for i in range(12):
+            _queue(s, settings, _claim(s, f"c{i}@example.no", f"1000000{i:02d}"[-8:]))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deliver_pending(factory, settings, T0, limit=50)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    got = smtp_sink.wait_for(12)
+    smtp_sink.wait_for(13, timeout=0.5)
+    ids = [g.message["Message-ID"] for g in smtp_sink.messages]
+    assert len(ids) == 12 and len(set(ids)) == 12, got
+    assert {r.status for r in _rows(factory)} == {"sent"}
+
+
+def test_rate_limit_holds_the_excess_then_releases_it(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink, rate_limit_per_hour=2)
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        for _ in range(4):
+            _queue(s, settings, claim)
+        _queue(s, settings, _claim(s, "ola@example.no", "87654325"))
+    stats = deliver_pending(factory, settings, T0)
+    assert (stats.sent, stats.held) == (3, 2)  # 2 to Kari, 1 to Ola
+    held = [r for r in _rows(factory) if r.status == "held"]
+    assert len(held) == 2 and all(r.next_attempt_at == T0 + timedelta(hours=1) for r in held)
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=30)).sent == 0
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=61)).sent == 2
+    assert len(smtp_sink.wait_for(5)) == 5
+    assert {r.status for r in _rows(factory)} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        (BOT, "own_address"),
+        ("Claims@BRAND.example", "own_address"),
+        ("support@brand.example", "own_address"),  # our Reply-To
+        ("MAILER-DAEMON@mx.example.no", "machine_address"),
+        ("postmaster@example.no", "machine_address"),
+        ("noreply@shop.example", "machine_address"),
+        ("no-reply@shop.example", "machine_address"),
+        ("do-not-reply@bank.example", "machine_address"),
+        ("info.noreply@shop.example", "machine_address"),
+        ("bounces+123@lists.example", "machine_address"),
+        ("not an address", "invalid_address"),
+    ],
+)
+def test_loop_protection_refuses_and_records_why(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink, address: str, reason: str
+) -> None:
+    settings = _settings(smtp_sink, reply_to="support@brand.example")
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        ev = _event(s, claim)
+        row = queue_reply(
+            s,
+            template="approved",
+            language="nb",
+            context=APPROVED,
+            to_addr=address,
+            event_id=ev.id,
+            now=T0,
+            settings=settings,
+        )
+        assert row is None
+        assert ev.evidence["reply_suppressed"] == {"template": "approved", "reason": reason}
+    assert _rows(factory) == []
+
+
+@pytest.mark.parametrize("address", ["nora@example.no", "reply@example.no", "Kari <kari@x.no>"])
+def test_people_whose_address_looks_close_still_get_replies(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink, address: str
+) -> None:
+    with db.transaction(factory) as s:
+        assert _queue(s, _settings(smtp_sink), _claim(s), to=address) is not None
+
+
+def test_bounced_address_stops_replies(factory: sessionmaker[Session], smtp_sink: SmtpSink) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        assert _queue(s, settings, claim) is not None
+    with db.transaction(factory) as s:
+        assert mark_undeliverable(s, "KARI.NORDMANN@example.NO") == 1
+    [row] = _rows(factory)
+    assert row.status == "failed" and "undeliverable" in (row.last_error or "")
+    with db.transaction(factory) as s:
+        claim = s.scalars(select(Claim)).one()
+        assert claim.address_undeliverable is True
+        assert _queue(s, settings, claim) is None
+    assert deliver_pending(factory, settings, T0).sent == 0
+
+
+def test_recipient_refused_marks_the_address(factory: sessionmaker[Session]) -> None:
+    class Refusing:
+        def send(self, mail_from: str, rcpt: str, raw: bytes) -> None:
+            raise RecipientRejected("550 5.1.1 no such user")
+
+        def close(self) -> None:
+            pass
+
+    settings = Settings(smtp=SmtpSettings(from_address=BOT))
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+    assert deliver_pending(factory, settings, T0, transport=Refusing()).failed == 1
+    with factory() as s:
+        assert s.scalars(select(Claim.address_undeliverable)).one() is True
+
+
+def test_one_reply_per_event(factory: sessionmaker[Session], smtp_sink: SmtpSink) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        ev = _event(s, claim)
+        kwargs: dict[str, Any] = dict(
+            template="approved",
+            language="nb",
+            context=APPROVED,
+            to_addr=KARI,
+            event_id=ev.id,
+            now=T0,
+            settings=settings,
+        )
+        first = queue_reply(s, **kwargs)
+        second = queue_reply(s, **kwargs)
+        assert first is not None and second is first
+    with factory() as s:
+        assert s.scalar(select(func.count(Outbox.id))) == 1
+
+
+def test_rolled_back_transaction_leaves_no_reply(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with pytest.raises(RuntimeError), db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+        raise RuntimeError("the decision failed after queueing")
+    assert _rows(factory) == []
+    assert deliver_pending(factory, settings, T0).sent == 0
+
+
+def test_rma_reply_subject_carries_the_number(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        row = queue_reply(
+            s,
+            template="rma_issued",
+            language="sv",
+            context={
+                "name": "Ola",
+                "rma_number": "7654321",
+                "product": "Sonos One",
+                "valid_days": 14,
+                "valid_until": date(2023, 2, 3),
+            },
+            to_addr="ola@example.se",
+            event_id=None,
+            now=T0,
+            settings=settings,
+        )
+        assert row is not None and row.language == "sv"
+    deliver_pending(factory, settings, T0)
+    [got] = smtp_sink.wait_for(1)
+    assert "RMA# 7654321" in got.message["Subject"]
+    assert "Shipment Notification: RMA# 7654321" in got.message.get_body(("plain",)).get_content()
