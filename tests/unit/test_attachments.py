@@ -425,3 +425,28 @@ def test_safe_filename(name: str, expected: str) -> None:
 def test_safe_filename_caps_length_keeps_extension() -> None:
     out = safe_filename("x" * 500 + ".jpeg")
     assert len(out) <= 100 and out.endswith(".jpeg")
+
+
+def test_signature_and_vcard_parts_ignored_not_refused() -> None:
+    m = _mail()
+    m.set_content("kvittering vedlagt")
+    m.add_attachment(
+        b"0\x82\x05\x00fake-cms",
+        maintype="application",
+        subtype="pkcs7-signature",
+        filename="smime.p7s",
+    )
+    m.add_attachment(
+        b"BEGIN:VCARD\r\nFN:Kari\r\nEND:VCARD\r\n",
+        maintype="text",
+        subtype="vcard",
+        filename="kari.vcf",
+    )
+    m.add_attachment(make_pdf(1), maintype="application", subtype="pdf", filename="k.pdf")
+    parsed = parse_email(m.as_bytes())
+    verdicts = {a.filename: (a.accepted, a.ignored, a.refusal_code) for a in parsed.attachments}
+    assert verdicts == {
+        "smime.p7s": (False, True, None),
+        "kari.vcf": (False, True, None),
+        "k.pdf": (True, False, None),
+    }

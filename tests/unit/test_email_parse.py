@@ -79,7 +79,7 @@ def test_from_name_and_address_decoded_and_to_collected() -> None:
     msg = parse_email(raw)
     assert msg.from_address == "soren@example.dk"
     assert msg.from_name == "Søren Åse, Jr"
-    assert msg.to == ("kampanje@example.com", "other@example.com", "copy@example.com")
+    assert msg.to == ("kampanje@example.com", "other@example.com")  # Cc is not To
 
 
 def test_raw_8bit_from_name() -> None:
