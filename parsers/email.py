@@ -344,6 +344,18 @@ def _parse(raw: bytes, defects: list[str], limits: AttachmentLimits) -> InboundE
     else:
         text = ""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # mail-parser's text also holds the bodies of attached (forwarded) mails;
+    # what the sender wrote now is in the top-level body parts only.
+    try:
+        own_plain, own_html = _stdlib_bodies(msg)
+    except Exception:
+        own_plain, own_html = plain, html
+    if own_plain:
+        own_text = own_plain[0]
+    elif own_html:
+        own_text = html_to_text(own_html[0])
+    else:
+        own_text = ""
 
     try:
         attachments = extract_attachments(msg, html=html_joined, limits=limits)
@@ -361,7 +373,7 @@ def _parse(raw: bytes, defects: list[str], limits: AttachmentLimits) -> InboundE
         subject=subject,
         date=_parse_date(first("date")),
         text=text,
-        new_text=new_text_of(text),
+        new_text=new_text_of(own_text),
         attachments=attachments,
         headers=tuple(headers),
         parse_defects=tuple(defects),

@@ -449,3 +449,17 @@ def test_inspect_command_human_and_json(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_inspect(tmp_path / "missing.eml", False, out) == 2
     assert "cannot read" in out.getvalue()
+
+
+def test_attached_mail_text_is_not_new_text() -> None:
+    inner = EmailMessage()
+    inner["From"] = "kampanje@example.com"
+    inner["Subject"] = "Registrering 87654321"
+    inner.set_content("Din registreringskode er 87654321.")
+    outer = EmailMessage()
+    outer["From"] = "ola@example.no"
+    outer["Subject"] = "Se vedlagt"
+    outer.set_content("Se vedlagt e-post.")
+    outer.add_attachment(inner)
+    msg = parse_email(outer.as_bytes())
+    assert msg.new_text == "Se vedlagt e-post."
