@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from mailbot.core.campaign import Campaign
 from mailbot.core.claims import (
     Claim,
     ClaimState,
@@ -143,7 +145,7 @@ def test_partial_answer_gets_a_new_deadline_but_a_resend_does_not() -> None:
     ],
 )  # fmt: skip
 def test_cashback_rejections(
-    claim_kw: dict[str, object], doc_kw: dict[str, str], registered_at: str, reason: str
+    claim_kw: dict[str, Any], doc_kw: dict[str, Any], registered_at: str, reason: str
 ) -> None:
     at = utc(registered_at)
     claim = new_claim(now=at, **claim_kw)
@@ -212,7 +214,7 @@ def test_promo_six_weeks_from_first_mail() -> None:
         ({}, [receipt(purchase_date="2022-13-45"), serial_photo()], "bad_purchase_date"),
     ],
 )  # fmt: skip
-def test_review_reasons(claim_kw: dict[str, object], docs: list, reason: str) -> None:  # type: ignore[type-arg]
+def test_review_reasons(claim_kw: dict[str, Any], docs: list[Any], reason: str) -> None:
     t = receive_documents(new_claim(**claim_kw), cashback(), docs, NOW)
     assert t.to_state == "review" and reason in t.reasons, t.reasons
     # The customer is told the documents arrived, nothing about suspicion.
@@ -306,7 +308,7 @@ def test_documents_during_review_are_kept_and_acknowledged() -> None:
     assert t.reply is not None and t.reply.template == "documents_received"
 
 
-def _validated(campaign=None, **kw: object) -> Claim:  # type: ignore[no-untyped-def]
+def _validated(campaign: Campaign | None = None, **kw: Any) -> Claim:
     c = new_claim(campaign, now=utc("2018-04-25 08:00"), **kw) if campaign else new_claim(**kw)
     c = replace(c, state=ClaimState.VALIDATED, facts=(("model", c.model),))
     return c
@@ -347,7 +349,7 @@ def test_percentage_payout_with_caps(currency: str, price: str, amount: str) -> 
     ],
 )
 def test_payout_that_cannot_be_computed_goes_to_review(
-    kw: dict[str, object], price: Decimal | None, reason: str
+    kw: dict[str, Any], price: Decimal | None, reason: str
 ) -> None:
     t = approve(_validated(promo(), **kw), promo(), NOW, price=price)
     assert t.to_state == "review" and t.reasons == (reason,) and t.reply is None
