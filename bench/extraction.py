@@ -92,7 +92,7 @@ def correct(name: str, value: str, label: Any) -> bool:
         return digits(value) == digits(label)
     if name == "product":
         return value.casefold() == str(label).casefold()
-    return value == label
+    return bool(value == label)
 
 
 def in_text(name: str, label: Any, text: str) -> bool:
@@ -252,8 +252,8 @@ def report(rows: list[dict[str, Any]], mode: str) -> None:
         if mine:
             secs = [r["seconds"] for r in mine]
             cpu = [r["cpu"] for r in mine]
-            cells = (kind, len(secs), statistics.median(secs), pct(secs, 0.9), max(secs))
-            print("{:<10} {:>4} {:>7.2f} {:>6.2f} {:>6.2f}".format(*cells), end="")
+            times = (kind, len(secs), statistics.median(secs), pct(secs, 0.9), max(secs))
+            print("{:<10} {:>4} {:>7.2f} {:>6.2f} {:>6.2f}".format(*times), end="")
             print(f" {statistics.median(cpu):>8.2f} {max(cpu):>7.2f}")
     second = [r for r in ok if any("psm 11" in n for n in r["notes"])]
     osd = [r for r in ok if any(n.startswith("osd") for n in r["notes"])]
