@@ -86,6 +86,18 @@ class OcrSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    deliver_seconds: int = 10
+    """How often the outbox is delivered while the daemon runs."""
+    sweep_minutes: int = 15
+    """How often deadline sweeps run (void overdue claims, expire RMAs, reminders)."""
+    claim_reminder_days: int = 3
+    """Remind an incomplete claim this many days before its deadline; 0 disables."""
+    rma_reminder_days: int = 3
+    """Remind about an RMA without shipment notice this many days before it expires; 0 disables."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"
@@ -99,6 +111,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     log: LogSettings = field(default_factory=LogSettings)
     source: str = "defaults"
     """Where the settings came from (for `mailbot check`)."""
@@ -135,6 +148,7 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings,
     "paths": PathSettings,
     "ocr": OcrSettings,
+    "schedule": ScheduleSettings,
     "log": LogSettings,
 }
 

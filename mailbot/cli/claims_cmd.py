@@ -9,6 +9,7 @@ from pathlib import Path
 from mailbot.cli.app import App, print_json, print_table
 from mailbot.services import claims as svc
 from mailbot.services.claims import InputError, Registration
+from mailbot.services.records import claim_by_code
 from mailbot.store.db import transaction
 
 LIST_COLUMNS = ("code", "campaign", "state", "reasons", "model", "payout", "deadline_at")
@@ -95,7 +96,7 @@ def cmd_import(args: argparse.Namespace, app: App) -> int:
 
 def cmd_show(args: argparse.Namespace, app: App) -> int:
     with transaction(app.factory) as session:
-        row = svc.claim_by_code(session, args.code)
+        row = claim_by_code(session, args.code)
         if row is None:
             raise InputError(f"no claim with code {args.code}")
         details = svc.claim_details(session, row)

@@ -1,0 +1,86 @@
+"""`mailbot run`, `mailbot once`, `mailbot reprocess`: the intake with the pipeline.
+
+`run` serves until SIGTERM (the current message is finished, exit 0); `once`
+processes what is pending, delivers the outbox and runs the sweeps, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from mailbot import daemon
+from mailbot.cli.app import App, print_json
+from mailbot.delivery import deliver_pending
+from mailbot.ingest import reprocess
+from mailbot.pipeline import Pipeline
+from mailbot.scheduler import Jobs
+from mailbot.services.sweeps import run_sweeps
+
+
+def _pipeline(app: App) -> Pipeline:
+    return Pipeline(app.settings, rules=lambda: app.rules, clock=app.now)
+
+
+def cmd_run(args: argparse.Namespace, app: App) -> int:
+    app.ensure_schema()
+    jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
+    jobs.start()
+    try:
+        return daemon.run(
+            app.settings,
+            _pipeline(app),
+            threading.Event(),
+            on_idle_tick=jobs.deliver_soon,
+            factory=app.factory,
+        )
+    finally:
+        jobs.stop()
+
+
+def cmd_once(args: argparse.Namespace, app: App) -> int:
+    app.ensure_schema()
+    counts = daemon.once(app.settings, _pipeline(app), factory=app.factory)
+    sweeps = run_sweeps(app.factory, app.settings, app.rules, app.now())
+    # every due reply, in batches, until nothing is left that can go now
+    sent = failed = deferred = held = 0
+    while True:
+        stats = deliver_pending(app.factory, app.settings, app.now(), limit=200)
+        sent, failed = sent + stats.sent, failed + stats.failed
+        deferred, held = deferred + stats.deferred, held + stats.held
+        if stats.sent + stats.failed == 0 or stats.deferred:
+            break
+    result = {
+        "intake": counts.as_dict(),
+        "sweep": {"claims": sweeps.claims, "rmas": sweeps.rmas, "errors": sweeps.errors},
+        "delivery": {"sent": sent, "failed": failed, "deferred": deferred, "held": held},
+    }
+    if args.json:
+        print_json(result, app.out)
+    else:
+        intake = ", ".join(f"{k} {v}" for k, v in result["intake"].items() if v)
+        app.out.write(f"intake: {intake or 'nothing new'}\n")
+        app.out.write(f"sweep: {sweeps.claims} claims, {sweeps.rmas} RMAs changed\n")
+        app.out.write(f"replies: {sent} sent, {deferred} deferred, {held} held, {failed} failed\n")
+    return 0
+
+
+def cmd_reprocess(args: argparse.Namespace, app: App) -> int:
+    if not args.failed and not args.ids:
+        app.out.write("nothing to do: give --failed or ledger ids\n")
+        return 2
+    counts = reprocess(
+        app.factory,
+        _pipeline(app),
+        failed=args.failed or None,
+        message_ids=args.ids,
+        raw_store=None,
+    )
+    if args.json:
+        print_json(counts.as_dict(), app.out)
+    else:
+        app.out.write(
+            ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v) or "nothing reprocessed"
+        )
+        app.out.write("\n")
+    return 0

@@ -1,0 +1,95 @@
+"""One message, start to end: parse -> classify -> route -> decide -> record.
+
+This is the `Processor` the intake calls inside the message's transaction
+(`mailbot.ledger.process_one`): whatever it records (claim state, events, queued
+replies) commits together with the ledger status, or not at all. Loops are cut
+here: nothing is answered that comes from ourselves, is an auto-reply or is a
+bounce (bounces flag the address instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailbot.config import Settings
+from mailbot.core.mail import Classification, MailKind
+from mailbot.core.matching import match_claim
+from mailbot.ledger import ProcessOutcome
+from mailbot.log import mask_email
+from mailbot.outbox import bare_address
+from mailbot.ruleset.loader import RuleSet
+from mailbot.services import inbound
+from mailbot.services.documents import DocumentStore, Reader, make_reader
+from mailbot.store.directory import StoreClaimDirectory
+from mailbot.store.models import Message
+from parsers.classify import classify
+from parsers.email import parse_email
+from parsers.rma import parse_shipment_notification
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    rules: Callable[[], RuleSet]
+    clock: Callable[[], datetime]
+    reader: Reader | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = make_reader(
+                self.rules, self.settings.ocr.languages, self.settings.ocr.timeout_seconds
+            )
+        self.store = DocumentStore(self.settings.data_dir / "documents")
+
+    def __call__(self, session: Session, row: Message, raw: bytes) -> ProcessOutcome:
+        rules = self.rules()
+        now = self.clock()
+        email = parse_email(raw)
+        cls = classify(email, raw, rules.classify)
+        row.kind = cls.kind.value
+        row.from_masked = mask_email(email.from_address or "")[:320] or None
+        assert self.reader is not None
+        inb = inbound.Inbound(
+            email=email,
+            row=row,
+            settings=self.settings,
+            rules=rules,
+            now=now,
+            reader=self.reader,
+            store=self.store,
+        )
+        status, reason = self._route(session, inb, cls)
+        log.info(
+            "message handled",
+            extra={"ledger_id": row.id, "kind": cls.kind.value, "status": status, "reason": reason},
+        )
+        return ProcessOutcome(status, reason)  # type: ignore[arg-type]
+
+    def _route(
+        self, session: Session, inb: inbound.Inbound, cls: Classification
+    ) -> inbound.Result:
+        ours = bare_address(self.settings.smtp.from_address).lower()
+        sender = bare_address(inb.email.from_address or "").lower()
+        if cls.kind is MailKind.BOUNCE:
+            return inbound.handle_bounce(session, inb, cls)
+        if sender and sender == ours:
+            return "ignored", "own_mail"
+        if cls.kind is MailKind.AUTO_REPLY:
+            return "ignored", f"auto_reply:{cls.reason}"[:200]
+        local_now = inb.now.astimezone(inb.rules.returns.tz)
+        notice = parse_shipment_notification(inb.email, inb.rules.matching, local_now)
+        if notice is not None:
+            return inbound.handle_shipment(session, inb, notice)
+        match = match_claim(
+            inb.email,
+            StoreClaimDirectory(session),
+            ignore_words=inb.rules.matching.all_code_ignore_words(),
+        )
+        return inbound.handle_claim_mail(session, inb, match)

@@ -1,0 +1,85 @@
+"""Background jobs of the daemon (APScheduler 3): outbox delivery and deadline sweeps.
+
+The intake loop owns the main thread; these jobs run in a small thread pool. Each
+job is idempotent and safe at any moment: delivery claims rows with a lease, the
+sweeps only act on what is due at `now`. Missed runs (downtime, a long OCR) are
+coalesced into one, and the sweep also runs once at start to catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Settings
+from mailbot.delivery import deliver_pending
+from mailbot.ruleset.loader import RuleSet
+from mailbot.services.sweeps import run_sweeps
+
+log = logging.getLogger(__name__)
+
+
+class Jobs:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        rules: Callable[[], RuleSet],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.rules = rules
+        self.clock = clock
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+
+    def deliver(self) -> None:
+        try:
+            deliver_pending(self.factory, self.settings, self.clock())
+        except Exception:
+            log.exception("outbox delivery failed; retried on the next run")
+
+    def sweep(self) -> None:
+        try:
+            stats = run_sweeps(self.factory, self.settings, self.rules(), self.clock())
+            if stats.claims or stats.rmas or stats.errors:
+                log.info(
+                    "sweep",
+                    extra={"claims": stats.claims, "rmas": stats.rmas, "errors": stats.errors},
+                )
+        except Exception:
+            log.exception("deadline sweep failed; retried on the next run")
+
+    def start(self) -> None:
+        sched = self.settings.schedule
+        now = datetime.now(UTC)
+        self.scheduler.add_job(
+            self.deliver, "interval", seconds=sched.deliver_seconds, id="deliver", next_run_time=now
+        )
+        self.scheduler.add_job(
+            self.sweep,
+            "interval",
+            minutes=sched.sweep_minutes,
+            id="sweep",
+            next_run_time=now + timedelta(seconds=1),
+        )
+        self.scheduler.start()
+
+    def deliver_soon(self) -> None:
+        """Called after each intake pass: replies go out now, not at the next interval."""
+        job = self.scheduler.get_job("deliver")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)

@@ -1,0 +1,293 @@
+"""What to do with one understood mail: claim documents, shipment notices, bounces.
+
+Called by the pipeline inside the message's transaction. Each handler loads the
+snapshot it concerns, asks the pure core for a decision with `now`, and records
+it (event + at most one reply). Conflicts and unknowns are recorded for review,
+never attached to a claim by guessing and never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import Session
+
+from mailbot.config import Settings
+from mailbot.core import claims as claim_sm
+from mailbot.core import fraud
+from mailbot.core import rma as rma_sm
+from mailbot.core.mail import Classification, InboundEmail
+from mailbot.core.matching import MatchResult
+from mailbot.core.transition import ReplyIntent, Transition
+from mailbot.outbox import mark_undeliverable, queue_reply
+from mailbot.ruleset.loader import RuleSet
+from mailbot.services.context import reply_context
+from mailbot.services.documents import DocumentStore, Reader, handle_attachments
+from mailbot.services.records import (
+    ReplyTarget,
+    add_event,
+    claim_snapshot,
+    record,
+    rma_by_number,
+    rma_snapshot,
+)
+from mailbot.store import models as m
+from parsers.rma import ShipmentNotice
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Everything a handler needs about the message and the world, fixed for this mail."""
+
+    email: InboundEmail
+    row: m.Message
+    settings: Settings
+    rules: RuleSet
+    now: datetime
+    reader: Reader
+    store: DocumentStore
+
+    @property
+    def reply_to(self) -> ReplyTarget:
+        return ReplyTarget(self.email.message_id, self.email.references)
+
+
+Result = tuple[str, str]
+"""(ledger status, reason) for the message."""
+
+
+def _record(session: Session, inb: Inbound, t: Transition[Any], **kw: Any) -> None:
+    record(
+        session,
+        t,
+        settings=inb.settings,
+        rules_version=inb.rules.version,
+        message_row_id=inb.row.id,
+        reply_to=inb.reply_to,
+        **kw,
+    )
+
+
+# --- claims -----------------------------------------------------------------------------
+
+
+def _others_for_fraud(session: Session, claim_row: m.Claim, shas: list[str]) -> list[m.Claim]:
+    """Claims that could share a receipt or a sender with this one: the same document
+    bytes, or the same address. (Perceptual-hash and receipt-number twins are found
+    among these and among claims already holding documents of the same campaign.)"""
+    q = (
+        select(m.Claim)
+        .outerjoin(m.Document, m.Document.claim_id == m.Claim.id)
+        .where(m.Claim.id != claim_row.id)
+        .where(
+            or_(
+                m.Document.sha256.in_(shas) if shas else false(),
+                m.Claim.email == claim_row.email,
+                and_(
+                    m.Claim.campaign_id == claim_row.campaign_id,
+                    m.Document.accepted.is_(True),
+                ),
+            )
+        )
+        .distinct()
+        # bounded: the most recent claims with documents; exact-byte twins and the
+        # sender's own claims are always in it
+        .order_by(m.Claim.id.desc())
+        .limit(500)
+    )
+    return list(session.scalars(q).all())
+
+
+def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Result:
+    if not match.matched or match.claim is None:
+        return _claim_review(session, inb, match)
+    claim_row = session.get(m.Claim, match.claim.claim_id)
+    assert claim_row is not None
+    inb.row.claim_id = claim_row.id
+    inb.row.match_signal = match.signal
+    snap = claim_snapshot(claim_row)
+    campaign = inb.rules.campaign(snap.campaign_id)
+    files = [a for a in inb.email.attachments if not a.ignored]
+    if not files:
+        # A question or a note without documents: kept on the claim for a person.
+        add_event(
+            session,
+            kind="claim.message",
+            now=inb.now,
+            claim_id=claim_row.id,
+            message_row_id=inb.row.id,
+            from_state=snap.state.value,
+            to_state=snap.state.value,
+            reasons=["no_attachments"],
+            evidence={"signal": match.signal},
+            rules_version=inb.rules.version,
+        )
+        return "processed", "claim_message_without_documents"
+    evidence = handle_attachments(
+        session,
+        inb.email.attachments,
+        message_row=inb.row,
+        claim_row=claim_row,
+        campaign=campaign,
+        serial=snap.serial,
+        reader=inb.reader,
+        store=inb.store,
+        rules_version=inb.rules.version,
+        now=inb.now,
+    )
+    t = claim_sm.receive_documents(snap, campaign, evidence, inb.now, auto_approve=True)
+    others_rows = _others_for_fraud(session, claim_row, [e.sha256 for e in evidence])
+    others = [claim_snapshot(r) for r in others_rows]
+    signals = fraud.fraud_signals(t.snapshot, others, campaign)
+    if signals:
+        reasons = [s.reason for s in signals]
+        t = claim_sm.receive_documents(
+            snap, campaign, evidence, inb.now, review_reasons=reasons, auto_approve=True
+        )
+        by_code = {r.code: r for r in others_rows}
+        for u in fraud.apply_signals(signals, others, inb.now):
+            row = by_code.get(u.snapshot.code)
+            if row is not None:
+                record(
+                    session,
+                    u,
+                    settings=inb.settings,
+                    rules_version=inb.rules.version,
+                    claim_row=row,
+                    message_row_id=inb.row.id,
+                )
+    _record(session, inb, t, claim_row=claim_row, campaign_id=campaign.id)
+    return "processed", f"claim:{t.kind}"
+
+
+def _claim_review(session: Session, inb: Inbound, match: MatchResult) -> Result:
+    reason = match.reason or "no_match"
+    evidence = {
+        "codes": list(match.codes),
+        "mistyped_codes": list(match.mistyped_codes),
+        "candidates": list(match.candidates),
+        "signals": [s.name for s in match.signals],
+    }
+    if match.claim is not None:
+        row = session.get(m.Claim, match.claim.claim_id)
+        if row is not None:
+            snap = claim_snapshot(row)
+            inb.row.claim_id = row.id
+            if snap.state not in claim_sm.TERMINAL:
+                _record(session, inb, claim_sm.to_review(snap, reason, inb.now), claim_row=row)
+                return "processed", f"review:{reason}"
+    add_event(
+        session,
+        kind="mail.review",
+        now=inb.now,
+        message_row_id=inb.row.id,
+        reasons=[reason],
+        evidence=evidence,
+        rules_version=inb.rules.version,
+    )
+    return "processed", f"review:{reason}"
+
+
+# --- RMAs -------------------------------------------------------------------------------
+
+
+def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> Result:
+    row = rma_by_number(session, notice.rma_number) if notice.rma_number else None
+    if row is None:
+        return _unknown_rma(session, inb, notice)
+    inb.row.rma_id = row.id
+    snap = rma_snapshot(row)
+    if notice.tracking is None:
+        add_event(
+            session,
+            kind="rma.notice_incomplete",
+            now=inb.now,
+            rma_id=row.id,
+            message_row_id=inb.row.id,
+            from_state=snap.state.value,
+            to_state=snap.state.value,
+            reasons=["tracking_number_missing"],
+            evidence={"missing": list(notice.missing)},
+            rules_version=inb.rules.version,
+        )
+        return "processed", "review:rma_notice_without_tracking"
+    t = rma_sm.notify_shipment(
+        snap, notice.tracking.number, notice.tracking.carrier, notice.dropoff, inb.now
+    )
+    _record(session, inb, t, rma_row=row)
+    return "processed", f"rma:{t.kind}"
+
+
+def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Result:
+    """No RMA with that number (or none given): answer with the policy, politely."""
+    event = add_event(
+        session,
+        kind="rma.unknown_notice",
+        now=inb.now,
+        message_row_id=inb.row.id,
+        reasons=["rma_unknown"],
+        evidence={
+            "rma_number": notice.rma_number,
+            "tracking": notice.tracking.number if notice.tracking else None,
+        },
+        rules_version=inb.rules.version,
+    )
+    sender = inb.email.from_address
+    if sender:
+        policy = inb.rules.returns
+        intent = ReplyIntent(
+            "rma_policy",
+            {
+                "rma_number": notice.rma_number,
+                "reason": "rma_unknown",
+                "valid_days": policy.valid_days,
+            },
+        )
+        context = reply_context(intent, None, inb.settings, {"name": inb.email.from_name or ""})
+        queue_reply(
+            session,
+            template="rma_policy",
+            language=policy.language,
+            context=context,
+            to_addr=sender,
+            event_id=event.id,
+            in_reply_to=inb.email.message_id,
+            references=inb.email.references,
+            now=inb.now,
+            settings=inb.settings,
+        )
+    return "processed", "rma:unknown_notice"
+
+
+# --- bounces ----------------------------------------------------------------------------
+
+
+def handle_bounce(session: Session, inb: Inbound, cls: Classification) -> Result:
+    """A bounce of one of our replies flags that address: no more mail to it."""
+    claim_id = rma_id = None
+    addresses = set(cls.failed_recipients)
+    if cls.bounced_message_id:
+        bare = cls.bounced_message_id.strip().strip("<>")
+        sent = session.scalars(
+            select(m.Outbox).where(m.Outbox.message_id.in_((bare, f"<{bare}>")))
+        ).first()
+        if sent is not None:
+            claim_id, rma_id = sent.claim_id, sent.rma_id
+            addresses.add(sent.to_addr)
+    flagged = sum(mark_undeliverable(session, a) for a in sorted(addresses))
+    inb.row.claim_id, inb.row.rma_id = claim_id, rma_id
+    add_event(
+        session,
+        kind="mail.bounce",
+        now=inb.now,
+        claim_id=claim_id,
+        rma_id=rma_id,
+        message_row_id=inb.row.id,
+        reasons=["bounce"],
+        evidence={"failed_recipients": len(addresses), "flagged": flagged, "detail": cls.reason},
+        rules_version=inb.rules.version,
+    )
+    return "processed", "bounce:flagged" if flagged else "bounce:unknown_recipient"
