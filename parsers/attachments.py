@@ -282,8 +282,11 @@ def judge_file(
         return [_convert_heic(base, limits)]
     if sniffed == "application/pdf":
         return [_judge_pdf(base, limits)]
-    if inline and (sniffed or "").startswith("image/") and len(data) < limits.inline_min_bytes:
-        return [replace(base, ignored=True)]  # a small GIF logo and the like
+    if (sniffed or "").startswith("image/") and (
+        cid_referenced or (inline and len(data) < limits.inline_min_bytes)
+    ):
+        # a GIF/BMP logo drawn by the HTML: presentation, not a document
+        return [replace(base, ignored=True)]
     if not data:
         return refuse("unsupported_type", f"{filename}: the file is empty")
     what = KIND_NAMES.get(sniffed or "", "this file type")

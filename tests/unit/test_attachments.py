@@ -450,3 +450,11 @@ def test_signature_and_vcard_parts_ignored_not_refused() -> None:
         "kari.vcf": (False, True, None),
         "k.pdf": (True, False, None),
     }
+
+
+def test_inline_gif_logo_ignored_but_attached_gif_refused() -> None:
+    gif = b"GIF89a" + b"\x00" * 20_000
+    logo = one(judge_file("logo.gif", "image/gif", gif, inline=True, cid_referenced=True))
+    assert logo.ignored and logo.refusal is None
+    attached = one(judge_file("kvittering.gif", "image/gif", gif))
+    assert attached.refusal_code == "unsupported_type"
