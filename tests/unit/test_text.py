@@ -156,7 +156,8 @@ def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     noise = Image.effect_noise((2000, 2600), 120).filter(ImageFilter.GaussianBlur(1))
     started = time.monotonic()
     doc = read_document(png(noise), "image/png", timeout_s=0.5, needs_more=lambda t: True)
-    assert time.monotonic() - started < 5
+    # Generous: the CPU is shared; unbounded, this noise keeps tesseract busy far longer.
+    assert time.monotonic() - started < 10
     assert doc.timed_out
     assert any("killed" in n or "skipped" in n for n in doc.notes)
 
@@ -164,7 +165,7 @@ def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     started = time.monotonic()
     content = png(render_receipt(LINES))
     doc = read_document(content, "image/png", timeout_s=3, needs_more=lambda t: True)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 15
     assert "Sonos One" in doc.text
 
 
