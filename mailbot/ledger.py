@@ -19,7 +19,7 @@ from email.policy import compat32
 from email.utils import parseaddr
 from typing import Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,31 +103,37 @@ def reset_state(factory: Factory, account: str, folder: str, uidvalidity: int) -
             state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, now()
 
 
-def _find_original(
-    s: Session, account: str, folder: str, uidvalidity: int, sha: str | None, mid: str | None
-) -> Message | None:
-    """An earlier ledger row for the same mail: identical bytes anywhere in the account,
-    or the same Message-ID in this folder under an older UIDVALIDITY (a resync)."""
-    conds = []
-    if sha:
-        conds.append(Message.sha256 == sha)
-    if mid:
-        conds.append(
-            and_(
-                Message.message_id == mid,
-                Message.folder == folder,
-                Message.uidvalidity != uidvalidity,
-            )
+def _originals(
+    s: Session,
+    account: str,
+    folder: str,
+    uidvalidity: int,
+    shas: Sequence[str],
+    mids: Sequence[str],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Earlier ledger rows for the same mails, one query each for the whole batch:
+    identical bytes anywhere in the account (sha256 -> id), or the same Message-ID in
+    this folder under an older UIDVALIDITY, i.e. the mail before a resync (mid -> id)."""
+    by_sha: dict[str, int] = {}
+    by_mid: dict[str, int] = {}
+    if shas:
+        q = (
+            select(Message.sha256, func.min(Message.id))
+            .where(Message.sha256.in_(shas), Message.account == account)
+            .where(Message.status != "duplicate")
+            .group_by(Message.sha256)
         )
-    if not conds:
-        return None
-    stmt = (
-        select(Message)
-        .where(Message.account == account, Message.status != "duplicate", or_(*conds))
-        .order_by(Message.id)
-        .limit(1)
-    )
-    return s.scalars(stmt).first()
+        by_sha = {sha: int(i) for sha, i in s.execute(q) if sha}
+    if mids:
+        q = (
+            select(Message.message_id, func.min(Message.id))
+            .where(Message.message_id.in_(mids), Message.account == account)
+            .where(Message.folder == folder, Message.uidvalidity != uidvalidity)
+            .where(Message.status != "duplicate")
+            .group_by(Message.message_id)
+        )
+        by_mid = {mid: int(i) for mid, i in s.execute(q) if mid}
+    return by_sha, by_mid
 
 
 def record_batch(
@@ -139,17 +145,19 @@ def record_batch(
     items: Sequence[Fetched],
     max_bytes: int,
 ) -> list[Message]:
-    """Ledger first: raw bytes on disk, then one commit with every row and the new last_uid.
+    """Ledger first: raw bytes durable on disk, then one commit with every row and the
+    new last_uid.
 
     A location already in the ledger (we crashed after this commit last time) is
     skipped; a mail seen before under another location becomes `duplicate`.
     """
+    stored = store.put_many([i.raw for i in items if i.raw is not None])
     prepared = []
     for item in items:
         sha = path = None
         mid, sender = item.message_id, None
         if item.raw is not None:
-            sha, p = store.put(item.raw)
+            sha, p = stored.pop(0)
             path = str(p)
             mid, sender = header_facts(item.raw)
         prepared.append((item, sha, path, mid, sender))
@@ -157,21 +165,35 @@ def record_batch(
     with transaction(factory) as s:
         state = load_state(s, account, folder)
         assert state is not None and state.uidvalidity == uidvalidity, "reset_state first"
-        for item, sha, path, mid, sender in prepared:
-            exists = s.scalars(
-                select(Message.id).where(
+        taken = set(
+            s.scalars(
+                select(Message.uid).where(
                     Message.account == account,
                     Message.folder == folder,
                     Message.uidvalidity == uidvalidity,
-                    Message.uid == item.uid,
+                    Message.uid.in_([i.uid for i in items]),
                 )
-            ).first()
-            if exists is not None:
+            )
+        )
+        by_sha, by_mid = _originals(
+            s,
+            account,
+            folder,
+            uidvalidity,
+            [p[1] for p in prepared if p[1]],
+            [p[3] for p in prepared if p[3]],
+        )
+        in_batch: dict[str, Message] = {}
+        for item, sha, path, mid, sender in prepared:
+            if item.uid in taken:
                 continue
             status, reason = PENDING, None
-            original = _find_original(s, account, folder, uidvalidity, sha, mid)
+            original = (by_sha.get(sha) if sha else None) or (by_mid.get(mid) if mid else None)
+            if original is None and sha in in_batch:
+                s.flush()  # rare: the same bytes twice in one batch; the first needs its id
+                original = in_batch[sha].id
             if original is not None:
-                status, reason = "duplicate", f"same mail as ledger #{original.id}"
+                status, reason = "duplicate", f"same mail as ledger #{original}"
             elif item.raw is None:
                 status, reason = "quarantined", f"too_large: {item.size} > {max_bytes} bytes"
             row = Message(
@@ -193,7 +215,8 @@ def record_batch(
             )
             s.add(row)
             rows.append(row)
-            s.flush()  # so a second identical mail in this batch finds this row
+            if sha and status == PENDING:
+                in_batch.setdefault(sha, row)
         state.last_uid = max([state.last_uid, *(i.uid for i in items)])
         state.updated_at = now()
     return rows

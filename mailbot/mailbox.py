@@ -248,13 +248,22 @@ class Mailbox:
     def new_messages(self, after_uid: int, limit: int) -> list[NewMessage]:
         """UIDs above `after_uid` (selected folder) with their sizes, at most `limit`.
 
-        `UID FETCH n:*` always returns the highest message even when n is above it,
-        so the answer is filtered. Only UID and size travel here, never bodies.
+        Asks for the window `after+1:after+limit` first, so a large backlog is read in
+        bounded pieces instead of listing every remaining size on each batch; only
+        when that window is empty (nothing new, or a gap in the UIDs) is the open
+        range `after+1:*` used. That range always returns the highest message even
+        when it is below after+1, hence the filter. Only UIDs and sizes travel here.
         """
+        found = self._sizes(f"{after_uid + 1}:{after_uid + limit}", after_uid)
+        if not found:
+            found = self._sizes(f"{after_uid + 1}:*", after_uid)
+        return found[:limit]
+
+    def _sizes(self, uid_range: str, after_uid: int) -> list[NewMessage]:
         with _translated("fetch sizes"):
-            # imapclient's fetch() only takes explicit UIDs; an open range goes through
+            # imapclient's fetch() only takes explicit UIDs; a range goes through
             # imaplib and imapclient's own response parser.
-            typ, raw = self.client._imap.uid("FETCH", f"{after_uid + 1}:*", "(RFC822.SIZE)")
+            typ, raw = self.client._imap.uid("FETCH", uid_range, "(RFC822.SIZE)")
             if typ != "OK":
                 raise MailboxError(f"IMAP fetch sizes refused: {raw!r}")
             data = parse_fetch_response([r for r in raw if r is not None], True, True)
@@ -264,7 +273,7 @@ class Mailbox:
             if int(uid) > after_uid
         ]
         found.sort(key=lambda m: m.uid)
-        return found[:limit]
+        return found
 
     def fetch_bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
         """Raw bytes of each message (BODY.PEEK: does not set \\Seen)."""

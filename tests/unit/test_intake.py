@@ -1,0 +1,304 @@
+"""Intake pieces without a server: backoff, batching and the cheap poll with an in-memory
+mailbox, the open-range filter, XOAUTH2 refresh, the raw store, the messages command."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from imapclient.exceptions import LoginError
+
+from mailbot import daemon
+from mailbot.cli.messages_cmd import run_messages_list, run_messages_stats
+from mailbot.config import ImapSettings
+from mailbot.core.errors import MailboxError
+from mailbot.daemon import Backoff
+from mailbot.ingest import Ingestor
+from mailbot.mailbox import FolderStatus, Mailbox, NewMessage, TokenSource, _uid_set
+from mailbot.rawstore import RawStore, sha256_hex
+from tests.integration._ingest_helpers import (
+    RAISE_MARK,
+    make_factory,
+    make_mail,
+    make_settings,
+    processing_counts,
+    recording_processor,
+    status_counts,
+)
+
+
+class FakeMailbox:
+    """In-memory stand-in for Mailbox: one folder's messages and a call log."""
+
+    def __init__(self, mails: dict[int, bytes], uidvalidity: int = 7) -> None:
+        self.mails = dict(mails)
+        self.uidvalidity = uidvalidity
+        self.calls: list[tuple[str, Any]] = []
+        self.moved: dict[str, list[int]] = {}
+        self.idle = False
+        self.top = max(mails, default=0)
+        self.fail_connects = 0
+
+    def connect(self) -> FakeMailbox:
+        self.calls.append(("connect", None))
+        if self.fail_connects > 0:
+            self.fail_connects -= 1
+            raise MailboxError("connection refused")
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FakeMailbox:
+        return self.connect()
+
+    def __exit__(self, *a: object) -> None:
+        pass
+
+    def has(self, cap: str) -> bool:
+        return cap == "IDLE" and self.idle
+
+    def ensure_folder(self, name: str) -> None:
+        pass
+
+    def status(self, folder: str) -> FolderStatus:
+        self.calls.append(("status", folder))
+        return FolderStatus(self.uidvalidity, self.top + 1, len(self.mails))
+
+    def select(self, folder: str) -> FolderStatus:
+        self.calls.append(("select", folder))
+        return self.status(folder)
+
+    def new_messages(self, after_uid: int, limit: int) -> list[NewMessage]:
+        uids = sorted(u for u in self.mails if u > after_uid)[:limit]
+        return [NewMessage(u, len(self.mails[u])) for u in uids]
+
+    def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
+        self.calls.append(("bodies", list(uids)))
+        return {u: self.mails[u] for u in uids}
+
+    def fetch_message_ids(self, uids: list[int]) -> dict[int, str]:
+        return {}
+
+    def move(self, uids: list[int], target: str) -> None:
+        self.moved.setdefault(target, []).extend(uids)
+        for u in uids:
+            self.mails.pop(u, None)
+
+    def flag(self, uids: list[int]) -> None:
+        self.calls.append(("flag", list(uids)))
+
+
+def test_backoff_grows_is_capped_jittered_and_never_zero() -> None:
+    b = Backoff(initial=1.0, maximum=8.0, rng=random.Random(1))
+    delays = [b.next_delay() for _ in range(8)]
+    steps = [1, 2, 4, 8, 8, 8, 8, 8]
+    for d, step in zip(delays, steps, strict=True):
+        assert step / 2 <= d <= step
+    assert len({round(d, 6) for d in delays[3:]}) > 1  # jitter: not lockstep
+    b.reset()
+    assert b.next_delay() <= 1.0
+
+
+def test_uid_set_is_compact() -> None:
+    assert _uid_set([7, 1, 2, 3, 5, 6, 3]) == "1:3,5:7"
+    assert _uid_set([4]) == "4"
+
+
+def test_batches_are_bounded_and_oversized_never_downloaded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    settings = make_settings(1, tmp_path, url, batch_size=100, max_message_bytes=2000)
+    mails = {u: make_mail(u) for u in range(1, 251)}
+    mails[120] = make_mail(120, pad=5000)
+    mails[7] = make_mail(7, extra_header=RAISE_MARK)
+    fake = FakeMailbox(mails)
+    ing = Ingestor(settings, factory, recording_processor())
+    counts = ing.sync_pass(cast(Mailbox, fake))
+    body_calls = [c[1] for c in fake.calls if c[0] == "bodies"]
+    assert [len(c) for c in body_calls] == [100, 99, 50]
+    assert 120 not in {u for c in body_calls for u in c}
+    assert (counts.processed, counts.failed, counts.quarantined) == (248, 1, 1)
+    assert sorted(fake.moved["mailbot/quarantine"]) == [7, 120]
+    assert len(fake.moved["mailbot/processed"]) == 248
+    assert all(n == 1 for n in processing_counts(factory).values())
+    # nothing new: the pass stops at STATUS, no SELECT, no fetch
+    fake.calls.clear()
+    assert ing.sync_pass(cast(Mailbox, fake)).fetched == 0
+    assert [c[0] for c in fake.calls] == ["status"]
+
+
+def test_stop_flag_leaves_the_rest_pending_for_the_next_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    settings = make_settings(1, tmp_path, url, batch_size=10)
+    fake = FakeMailbox({u: make_mail(u) for u in range(1, 11)})
+    seen: list[int] = []
+    inner = recording_processor()
+
+    def proc(s, m, raw):  # type: ignore[no-untyped-def]
+        seen.append(m.uid)
+        return inner(s, m, raw)
+
+    ing = Ingestor(settings, factory, proc, should_stop=lambda: len(seen) >= 3)
+    ing.sync_pass(cast(Mailbox, fake))
+    assert status_counts(factory) == {"processed": 3, "pending": 7}
+    assert len(fake.moved["mailbot/processed"]) == 3  # only finished ones are moved
+    # next start: pending rows processed from raw bytes, each once
+    Ingestor(settings, factory, proc).sync_pass(cast(Mailbox, fake))
+    assert status_counts(factory) == {"processed": 10}
+    assert sorted(seen) == list(range(1, 11))
+    assert sorted(fake.moved["mailbot/processed"]) == list(range(1, 11))
+
+
+def test_run_reconnects_with_backoff_then_serves_and_stops(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    settings = make_settings(1, tmp_path, url, poll_seconds=1, idle=False)
+    fake = FakeMailbox({1: make_mail(1)})
+    fake.fail_connects = 3
+
+    stop = threading.Event()
+    ticks: list[int] = []
+
+    def tick() -> None:
+        ticks.append(1)
+        stop.set()
+
+    b = Backoff(initial=0.01, maximum=0.05, rng=random.Random(0))
+    rc = daemon.run(
+        settings,
+        recording_processor(),
+        stop,
+        factory=factory,
+        backoff=b,
+        mailbox_factory=lambda: cast(Mailbox, fake),
+        on_idle_tick=tick,
+    )
+    assert rc == 0
+    assert [c[0] for c in fake.calls].count("connect") == 4 and ticks == [1]
+    assert b.attempt == 0  # reset after the successful connect
+    assert status_counts(factory) == {"processed": 1}
+
+
+class _FakeImapLow:
+    def __init__(self, uids_sizes: dict[int, int]) -> None:
+        self.data = uids_sizes
+        self.ranges: list[str] = []
+
+    def uid(self, cmd: str, rng: str, what: str) -> tuple[str, list[bytes]]:
+        self.ranges.append(rng)
+        lo, _, hi = rng.partition(":")
+        top = max(self.data)
+        hi_n = top if hi == "*" else int(hi)
+        lo_n = int(lo)
+        # RFC 3501: n:* always includes the highest UID, even below n
+        open_above = hi == "*" and lo_n > top
+        picked = [top] if open_above else [u for u in self.data if lo_n <= u <= hi_n]
+        return "OK", [
+            f"{i + 1} (UID {u} RFC822.SIZE {self.data[u]})".encode() for i, u in enumerate(picked)
+        ]
+
+
+def _mailbox_with(low: _FakeImapLow) -> Mailbox:
+    mb = Mailbox(ImapSettings())
+    mb._client = type("C", (), {"_imap": low})()
+    return mb
+
+
+def test_open_range_returning_the_last_message_is_filtered() -> None:
+    low = _FakeImapLow({5: 100, 9: 200})
+    mb = _mailbox_with(low)
+    assert mb.new_messages(9, 50) == []
+    assert mb.new_messages(5, 50) == [NewMessage(9, 200)]
+    # a window first, then the open range only when the window is empty
+    low2 = _FakeImapLow({u: 10 for u in range(1, 301)})
+    assert [m.uid for m in _mailbox_with(low2).new_messages(100, 50)] == list(range(101, 151))
+    assert low2.ranges == ["101:150"]
+
+
+def test_xoauth2_refreshes_a_refused_token() -> None:
+    logins: list[str] = []
+
+    class Client:
+        def __init__(self, *a: object, **k: object) -> None:
+            pass
+
+        def oauth2_login(self, user: str, token: str) -> None:
+            logins.append(token)
+            if token == "expired":
+                raise LoginError("AUTHENTICATE failed")
+
+        def capabilities(self) -> tuple[bytes, ...]:
+            return (b"IMAP4REV1", b"IDLE", b"MOVE")
+
+    tokens = iter(["expired", "fresh"])
+
+    class Tokens(TokenSource):
+        def _read(self) -> str:
+            return next(tokens)
+
+    settings = ImapSettings(username="claims@example.com", oauth2_token_command="x", tls="none")
+    mb = Mailbox(settings, tokens=Tokens("x"), client_factory=Client).connect()
+    assert logins == ["expired", "fresh"] and mb.has("MOVE") and mb.has("idle")
+
+
+def test_token_source_reads_command_and_file(tmp_path: Path) -> None:
+    assert TokenSource(command="echo abc").get() == "abc"
+    f = tmp_path / "tok"
+    f.write_text("t1\n")
+    src = TokenSource(path=str(f))
+    assert src.get() == "t1"
+    f.write_text("t2\n")
+    assert src.get() == "t1" and src.get(refresh=True) == "t2"
+    with pytest.raises(MailboxError):
+        TokenSource(command="false").get()
+
+
+def test_raw_store_is_content_addressed_and_verified(tmp_path: Path) -> None:
+    store = RawStore(tmp_path)
+    raw = make_mail(1)
+    sha, path = store.put(raw)
+    assert sha == sha256_hex(raw)
+    assert path == tmp_path / sha[:2] / sha[2:4] / f"{sha}.eml"
+    assert store.put_many([raw, raw, make_mail(2)])[0] == (sha, path)
+    assert store.get(path, sha) == raw
+    path.write_bytes(b"tampered")
+    with pytest.raises(ValueError):
+        store.get(path, sha)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_messages_list_and_stats_mask_addresses(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    settings = make_settings(1, tmp_path, url, max_message_bytes=2000)
+    mails = {u: make_mail(u) for u in range(1, 6)}
+    mails[2] = make_mail(2, extra_header=RAISE_MARK)
+    mails[3] = make_mail(3, pad=5000)
+    Ingestor(settings, factory, recording_processor()).sync_pass(cast(Mailbox, FakeMailbox(mails)))
+    out = io.StringIO()
+    assert run_messages_stats(factory, as_json=True, out=out) == 0
+    st = json.loads(out.getvalue())
+    assert st["total"] == 5 == sum(st["by_status"].values())
+    assert st["by_status"]["processed"] == 3 and st["needs_attention"]["failed"] == 1
+    assert st["by_reason"]["quarantined"] == {"too_large": 1}
+    assert st["by_reason"]["failed"] == {"exception: RuntimeError": 1}
+    text = io.StringIO()
+    run_messages_stats(factory, out=text)
+    assert "needs attention: 1 failed" in text.getvalue()
+    for as_json in (True, False):
+        out = io.StringIO()
+        assert run_messages_list(factory, limit=10, as_json=as_json, out=out) == 0
+        body = out.getvalue()
+        assert "kari1@example.no" not in body and "t-1@example.no" not in body
+        assert "k***@example.no" in body
+    out = io.StringIO()
+    run_messages_list(factory, status="failed", as_json=True, out=out)
+    assert [r["uid"] for r in json.loads(out.getvalue())] == [2]
+    assert run_messages_list(factory, status="nope", out=io.StringIO()) == 2
