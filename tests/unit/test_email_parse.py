@@ -463,3 +463,63 @@ def test_attached_mail_text_is_not_new_text() -> None:
     outer.add_attachment(inner)
     msg = parse_email(outer.as_bytes())
     assert msg.new_text == "Se vedlagt e-post."
+
+
+_OUTLOOK_HTML = (
+    "<html><body><div class=WordSection1><p class=MsoNormal>{new}<o:p></o:p></p>"
+    "<div style='border:none;border-top:solid #E1E1E1 1.0pt'><p class=MsoNormal>"
+    "<b>{f}:</b> Kampanje &lt;k@example.com&gt;<br><b>{s}:</b> 13.3.2023 10:02<br>"
+    "<b>{t}:</b> Ola &lt;ola@example.no&gt;<br><b>{e}:</b> Registrering 87654321</p></div>"
+    "<p class=MsoNormal>Vi mangler kvittering for 87654321.</p></div></body></html>"
+)
+_GMAIL_HTML = (
+    '<div dir="ltr">{new}</div><br><div class="gmail_quote"><div dir="ltr" '
+    'class="gmail_attr">{attr}<br></div><blockquote class="gmail_quote">Koodi 87654321'
+    "</blockquote></div>"
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (
+            _OUTLOOK_HTML.format(
+                new="Hei, her er kvitteringen.", f="Fra", s="Sendt", t="Til", e="Emne"
+            ),
+            "Hei, her er kvitteringen.",
+        ),
+        (
+            _OUTLOOK_HTML.format(
+                new="Hej, kvittot bifogat.", f="Från", s="Skickat", t="Till", e="Ämne"
+            ),
+            "Hej, kvittot bifogat.",
+        ),
+        (
+            _OUTLOOK_HTML.format(
+                new="Kuitti liitteenä.", f="Lähettäjä", s="Lähetetty", t="Vastaanottaja", e="Aihe"
+            ),
+            "Kuitti liitteenä.",
+        ),
+        (
+            _GMAIL_HTML.format(
+                new="Tässä kuitti.",
+                attr="ma 13.3.2023 klo 12.00 Kampanja &lt;k@example.com&gt; kirjoitti:",
+            ),
+            "Tässä kuitti.",
+        ),
+        (
+            _GMAIL_HTML.format(
+                new="Her er den.",
+                attr="man. 13. mar. 2023 kl. 10:02 skrev Kampanje &lt;k@example.com&gt;:",
+            ),
+            "Her er den.",
+        ),
+    ],
+)
+def test_html_only_replies(html: str, expected: str) -> None:
+    m = EmailMessage()
+    m["From"] = "ola@example.no"
+    m.set_content(html, subtype="html")
+    msg = parse_email(m.as_bytes())
+    assert msg.new_text == expected
+    assert "87654321" in msg.text
