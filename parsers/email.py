@@ -53,10 +53,6 @@ _PART_SCAN_BYTES = 8 * 1024 * 1024
 _MAX_MAILPARSER_PARTS = 500
 
 
-class _SkipMailParser(Exception):
-    """Internal: go straight to the standard library parser."""
-
-
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 # Charset labels that in practice mean their Windows superset: Outlook and
@@ -237,21 +233,16 @@ def _message_from(raw: bytes, defects: list[str]) -> tuple[Message | None, Any]:
         # mail-parser makes several passes over every part; on MIME torture
         # (thousands of nested parts) that alone costs more than our time budget.
         defects.append("too many MIME parts for mail-parser; standard library parser used")
-        mp_ok = False
     else:
-        mp_ok = True
-    try:
-        if not mp_ok:
-            raise _SkipMailParser
-        mp = mailparser.parse_from_bytes(raw)
-        msg = mp.message
-        if isinstance(msg, Message):
-            return msg, mp
-        defects.append("mail-parser returned no message; standard library parser used")
-    except _SkipMailParser:
-        pass
-    except Exception as exc:  # mail-parser raises many kinds on real mail
-        defects.append(f"mail-parser failed ({type(exc).__name__}); standard library parser used")
+        try:
+            mp = mailparser.parse_from_bytes(raw)
+            msg = mp.message
+            if isinstance(msg, Message):
+                return msg, mp
+            defects.append("mail-parser returned no message; standard library parser used")
+        except Exception as exc:  # mail-parser raises many kinds on real mail
+            name = type(exc).__name__
+            defects.append(f"mail-parser failed ({name}); standard library parser used")
     try:
         return email.message_from_bytes(raw, policy=email.policy.compat32), None
     except Exception as exc:  # RecursionError on hostile nesting, mostly
