@@ -346,6 +346,7 @@ def test_deeply_nested_multipart_does_not_raise() -> None:
     raw += b"\r\n\r\n" + parts + b"--b%d\r\n\r\ntext\r\n" % depth
     msg = parse_email(raw)
     assert msg.subject == "deep"
+    assert any("standard library" in d for d in msg.parse_defects)
 
 
 _HEADER_NAMES = st.sampled_from(
