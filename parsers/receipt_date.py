@@ -29,6 +29,8 @@ __all__ = ["date_candidates", "find_purchase_date"]
 _SEP = r"\s?[-./]\s?"
 _YMD = re.compile(rf"(?<![\d.])(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})(?![\d])")
 _DMY = re.compile(rf"(?<![\d.,])(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})(?![\d,]|\.\d)")
+# "18.01 2022": OCR lost the second dot; only with a four-digit year.
+_DM_Y = re.compile(r"(?<![\d.,])(\d{1,2})\.\s?(\d{1,2})\s(20\d{2})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 _TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?![\d.,])")
 
@@ -121,6 +123,8 @@ def _raw_dates(
             add(m, _date(_year(c), a, b), "date:m/d/y")  # US order when day-first is impossible
             continue
         add(m, dmy, "date:d-m-y")
+    for m in _DM_Y.finditer(text):
+        add(m, _date(int(m.group(3)), int(m.group(2)), int(m.group(1))), "date:d.m y")
     for m in _COMPACT.finditer(text):
         add(m, _date(int(m.group(1)), int(m.group(2)), int(m.group(3))), "date:yyyymmdd")
     return sorted(out, key=lambda t: t[0])
@@ -169,7 +173,7 @@ def date_candidates(
                 score += 0.3
             elif any(p.search(context) for p in rules.purchase):
                 score += 0.2
-            if rule in ("date:yyyymmdd", "date:m/d/y"):
+            if rule in ("date:yyyymmdd", "date:m/d/y", "date:d.m y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
         prev_context = "" if raw else line.text

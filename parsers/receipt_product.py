@@ -54,29 +54,35 @@ def _tokens(text: str) -> list[str]:
     ]
 
 
-def _windows(tokens: list[str], max_len: int) -> list[str]:
-    """Joined runs of consecutive tokens (word boundaries kept at both ends)."""
-    out = []
-    for i in range(len(tokens)):
+def _raw_tokens(text: str) -> list[str]:
+    return [t for t in _SPLIT.split(text) if model_key(t)]
+
+
+_SPLIT = re.compile(r"[\s:/,;()\[\]\"'+]+|(?<=\D)-|-(?=\D)")
+
+
+def _windows(raw: list[str], max_len: int) -> dict[str, str]:
+    """Joined runs of consecutive tokens (word boundaries kept at both ends):
+    folded key -> the digits as printed."""
+    out: dict[str, str] = {}
+    for i in range(len(raw)):
         joined = ""
-        for tok in tokens[i:]:
-            joined += tok
+        digits = ""
+        for tok in raw[i:]:
+            joined += model_key(tok)
+            digits += re.sub(r"\D", "", tok)
             if len(joined) > max_len + 2:
                 break
-            out.append(joined)
+            out.setdefault(joined, digits)
     return out
-
-
-def _digits(key: str) -> str:
-    # The digits model_key leaves unfolded: a slip may not change one of them.
-    return re.sub(r"[^234679]", "", key)
 
 
 @dataclass(frozen=True)
 class _Line:
     line: TextLine
     tokens: frozenset[str]
-    windows: frozenset[str]
+    windows: dict[str, str]
+    """Folded key of each run of tokens -> its raw digits (for the fuzzy guard)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class _Model:
     product: Product
     keys: tuple[str, ...]
     """Longest first."""
+    digits: tuple[str, ...]
+    """The digits of each key's spelling as written."""
     brand: str | None
 
 
@@ -91,8 +99,10 @@ def _model(product: Product) -> _Model:
     spellings = [product.name, *product.aliases]
     if product.brand:
         spellings += [f"{product.brand} {s}" for s in (product.name, *product.aliases)]
-    keys = sorted({model_key(s) for s in spellings if model_key(s)}, key=len, reverse=True)
-    return _Model(product, tuple(keys), model_key(product.brand) if product.brand else None)
+    by_key = {model_key(s): re.sub(r"\D", "", s) for s in spellings if model_key(s)}
+    keys = sorted(by_key, key=len, reverse=True)
+    brand = model_key(product.brand) if product.brand else None
+    return _Model(product, tuple(keys), tuple(by_key[k] for k in keys), brand)
 
 
 def _find_on_line(model: _Model, line: _Line, rules: ReceiptRules) -> _Hit | None:
@@ -104,16 +114,19 @@ def _find_on_line(model: _Model, line: _Line, rules: ReceiptRules) -> _Hit | Non
             continue
         if key in line.windows:
             return _Hit(name, line.line, 0.9, len(key), "product:exact")
-    for key in model.keys:
+    for key, digits in zip(model.keys, model.digits, strict=True):
         if len(key) < FUZZY_MIN_LEN:
             continue
         near = process.extractOne(
-            key, line.windows, scorer=fuzz.ratio, score_cutoff=rules.fuzzy_product
+            key, line.windows.keys(), scorer=fuzz.ratio, score_cutoff=rules.fuzzy_product
         )
-        if near is not None:
-            w = near[0]
-            if _digits(w) == _digits(key) and abs(len(w) - len(key)) <= 1:
-                return _Hit(name, line.line, 0.75, len(key), "product:fuzzy")
+        # A slip may not change a digit as printed (Play:5 is not Play:1).
+        if (
+            near is not None
+            and line.windows[near[0]] == digits
+            and abs(len(near[0]) - len(key)) <= 1
+        ):
+            return _Hit(name, line.line, 0.75, len(key), "product:fuzzy")
     return None
 
 
@@ -124,8 +137,9 @@ def find_product(
     longest = max((len(k) for m in catalogue for k in m.keys), default=0)
     prepared = []
     for line in lines:
-        tokens = _tokens(line.text)
-        prepared.append(_Line(line, frozenset(tokens), frozenset(_windows(tokens, longest))))
+        raw = _raw_tokens(line.text)
+        tokens = frozenset(model_key(t) for t in raw)
+        prepared.append(_Line(line, tokens, _windows(raw, longest)))
     hits = []
     for model in catalogue:
         for pline in prepared:

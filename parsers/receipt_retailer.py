@@ -30,6 +30,11 @@ SHORT_NAME = 6
 """Names with fewer folded letters than this are also common words."""
 
 
+SHORT_HEAD = 3
+"""A short name counts as the shop's only in the first lines (logo, legal name)."""
+_PRICE = re.compile(r"\d[.,]\d{2}\s*(?:[A-Z]{1,3}|kr|€|\$)?\s*$")
+
+
 @dataclass(frozen=True)
 class _Hit:
     name: str
@@ -78,7 +83,9 @@ def _list_hits(
         for s in (r.name, *r.aliases)
     ]
     for line in lines:
-        head = line.index < rules.head_lines
+        # An item line (ending in a price) is never the shop's name line.
+        priced = bool(_PRICE.search(line.text))
+        head = line.index < rules.head_lines and not priced
         have = _words(line.text)
         best: dict[str, _Hit] = {}
         for name, want, short in spellings:
@@ -86,7 +93,7 @@ def _list_hits(
             if m is None:
                 continue
             exact = m[0]
-            if head:
+            if head and (not short or line.index < SHORT_HEAD):
                 score = 0.9 if exact else 0.75
             elif exact and (not short or _has_legal_form(line.text, rules)):
                 score = 0.75

@@ -32,7 +32,7 @@ Validator = Callable[[str], bool]
 _BODY = re.compile(r"[0-9OoIl|SBD](?:[ .\-/]?[0-9OoIl|SBD])*")
 # What may sit between a label and its number: separators and short words
 # ("reģ.nr.", "nr", "kods") but no digits.
-_GAP = re.compile(r"^[\s:.#,;=\-]*")
+_GAP = re.compile(r"^[\s:.#,;=\-]*(?:[^\W\d_]{1,12}[\s:.#,;=\-]+){0,3}")
 # A two-letter prefix as OCR reads it: NO as N0, LV as LU, SE as 5E.
 _PREFIX_FIX = str.maketrans({"0": "O", "5": "S", "1": "I", "U": "V", "Y": "V", "$": "S"})
 _EU_PREFIXED = re.compile(
@@ -73,10 +73,18 @@ def _groups(body: str) -> list[str]:
     return [g for g in re.split(r"[ .\-/]", digits_from_ocr(body)) if g]
 
 
-def _national(country: VatCountry, tail: str) -> tuple[str, bool] | None:
+def _national(
+    country: VatCountry, tail: str, not_vat: Sequence[re.Pattern[str]]
+) -> tuple[str, bool] | None:
     """The number right at the start of `tail` that passes `country`'s checksum:
     (normalised number, repaired-by-OCR-rules)."""
-    tail = _GAP.sub("", tail)
+    gap = _GAP.match(tail)
+    if gap is not None and gap.group(0):
+        # Up to three short words may stand between label and number ("kods",
+        # "reģ. nr."), but never a phone/card/account word.
+        if any(p.search(gap.group(0)) for p in not_vat):
+            return None
+        tail = tail[gap.end() :]
     m = re.match(r"([A-Za-z0-9$]{2})\s?(?=[0-9OoIl|SBD])", tail)
     if m and _prefix_ok(m.group(1), country.prefix) and not m.group(1).isdigit():
         tail = tail[m.end() :]
@@ -161,11 +169,14 @@ def vat_candidates(lines: Sequence[TextLine], rules: ReceiptRules) -> list[VatCa
                 for m in label.finditer(text):
                     tails = [text[m.end() : m.end() + 48]]
                     nxt = line.index + 1
-                    if not re.search(r"\d", tails[0]) and nxt < len(lines):
-                        if not any(p.search(lines[nxt].text) for p in rules.not_vat):
-                            tails.append(lines[nxt].text[:48])
+                    if (
+                        not re.search(r"\d", tails[0])
+                        and nxt < len(lines)
+                        and not any(p.search(lines[nxt].text) for p in rules.not_vat)
+                    ):
+                        tails.append(lines[nxt].text[:48])
                     for tail in tails:
-                        hit = _national(country, tail)
+                        hit = _national(country, tail, rules.not_vat)
                         if hit is not None:
                             number, repaired = hit
                             conf = 0.85 if repaired else 0.95

@@ -1,0 +1,78 @@
+"""Purchase date: forms, month names per language, distractor dates, impossible dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from parsers.receipt_date import find_purchase_date
+from parsers.receipt_text import split_lines
+from tests.unit._receipt_helpers import rules
+
+
+def date(text: str, now: dt.date | None = None) -> str | None:
+    found = find_purchase_date(split_lines(text), rules(), now)
+    return None if found is None else found.value
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Dato: 21.11.2022 15:43", "2022-11-21"),
+        ("Dato 3.1.23", "2023-01-03"),
+        ("Datum 2022-11-05 10:12", "2022-11-05"),
+        ("Kvitto nr 12\nDatum: 22-12-03 13:31", "2022-12-03"),  # Swedish yy-mm-dd
+        ("Date: 25/12/2018 10:01", "2018-12-25"),
+        ("Date 25-12-18", "2018-12-25"),
+        ("Dato: 2. desember 2022", "2022-12-02"),
+        ("Datum 3 januari 2023", "2023-01-03"),
+        ("Dato 14. marts 2023", "2023-03-14"),
+        ("Päivämäärä 2. joulukuuta 2022", "2022-12-02"),
+        ("Rechnungsdatum 7. Mai 2014", "2014-05-07"),
+        ("Invoice Date: August 3, 2014", "2014-08-03"),
+        ("Date: 12 Nov 2022", "2022-11-12"),
+        ("Factuurdatum: 19 april 2014", "2014-04-19"),
+        ("2022. 01.18 12:37 Nr. :0076", "2022-01-18"),
+    ],
+)
+def test_forms_and_month_names(line: str, expected: str) -> None:
+    assert date(f"Shop\n{line}\nTotal 100.00") == expected
+
+
+@pytest.mark.parametrize(
+    "distractor",
+    [
+        "Forfallsdato: 16.12.2022",
+        "Förfallodag 2022-12-16",
+        "Eräpäivä 16.12.2022",
+        "Due date: 16/12/2022",
+        "Fällig am 16.12.2022",
+        "Åpent kjøp til 16.12.2022",
+        "Öppet köp till 2022-12-16",
+        "Bytes innen 16.12.2022",
+        "Garanti til 16.12.2022",
+        "Warranty until 16.12.2022",
+        "Utskrift 16.12.2022 10:00",
+    ],
+)
+def test_distractor_dates_are_not_the_purchase_date(distractor: str) -> None:
+    text = f"Butikk\nDato: 01.12.2022 12:00\n{distractor}\nTotalt 100,00"
+    assert date(text) == "2022-12-01"
+    assert date(f"Butikk\n{distractor}\nTotalt 100,00") is None
+
+
+def test_label_above_date() -> None:
+    assert date("Faktura\nForfallsdato:\n16.12.2022\nFakturadato:\n02.12.2022") == "2022-12-02"
+
+
+def test_impossible_and_future_dates_rejected() -> None:
+    assert date("Dato 31.02.2022") is None
+    assert date("Dato 32.13.2022") is None
+    assert date("Dato 29.02.2023") is None
+    assert date("Dato 01.12.2030", now=dt.date(2023, 1, 1)) is None
+    assert date("Dato 01.12.2022", now=dt.date(2023, 1, 1)) == "2022-12-01"
+
+
+def test_prices_are_not_dates() -> None:
+    assert date("Totalt 12.50 kr\nMVA 2.50\nSum 1.990,00") is None
