@@ -31,7 +31,7 @@ from mailbot.config import Settings, SmtpSettings
 from mailbot.delivery import DeliveryStats, deliver_pending
 from mailbot.log import mask_email
 from mailbot.store.models import Claim, Event, Outbox, Rma
-from mailbot.templating import RenderedMail, Templates
+from mailbot.templating import RenderedMail, Templates, templates_for
 
 __all__ = [
     "DeliveryStats",
@@ -220,7 +220,7 @@ def queue_reply(
         _record_suppression(session, event_id, template, reason)
         return None
     addr = bare_address(to_addr)
-    renderer = templates or Templates(settings.paths.templates_dir or None)
+    renderer = templates or templates_for(settings.paths.templates_dir or None)
     mail = renderer.render(template, language, context, campaign_id)
     message_id = new_message_id(smtp.from_address)
     raw, headers = build_message(

@@ -37,8 +37,23 @@ from jinja2.runtime import Context
 
 from mailbot import resources
 from mailbot.core.errors import TemplateError
+from mailbot.templating_samples import SAMPLE_CONTEXT
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "LANGUAGES",
+    "SAMPLE_CONTEXT",
+    "TEMPLATE_NAMES",
+    "RenderedMail",
+    "Templates",
+    "check_templates",
+    "format_amount",
+    "format_date",
+    "join_words",
+    "render",
+    "templates_for",
+]
 
 LANGUAGES = ("nb", "sv", "da", "fi", "en")
 FALLBACK_LANGUAGE = "en"
@@ -91,93 +106,6 @@ _AND = {"nb": "og", "sv": "och", "da": "og", "fi": "ja", "en": "and"}
 _OR = {"nb": "eller", "sv": "eller", "da": "eller", "fi": "tai", "en": "or"}
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _AT = {"nb": "kl.", "sv": "kl.", "da": "kl.", "fi": "klo", "en": "at"}
-
-# The variables each template needs, with realistic values: used by check_templates()
-# (`mailbot check`), by the tests, and as the contract for whoever fills them in
-# (templates/README.md documents the same).
-_D = date(2023, 2, 3)
-SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
-    "confirmation": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "model": "WH-1000XM5",
-        "file_types": ["JPG", "PNG", "PDF"],
-        "max_mb": 5,
-    },
-    "documents_received": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "filenames": ["kvittering.pdf", "serienummer.jpg"],
-    },
-    "missing_info": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "missing_documents": ["serial_photo"],
-        "missing_fields": ["vat_number", "purchase_date"],
-        "deadline": _D,
-        "file_types": ["JPG", "PNG", "PDF"],
-        "max_mb": 5,
-    },
-    "approved": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "amount": Decimal("1620.00"),
-        "currency": "NOK",
-        "payment_days": 28,
-    },
-    "rejected": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "reasons": ["purchase_outside_window", "model_not_eligible"],
-    },
-    "attachment_refused": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "files": [
-            {"filename": "stort-bilde.jpg", "reason": "too_large"},
-            {"filename": "dokumenter.zip", "reason": "archive"},
-        ],
-        "file_types": ["JPG", "PNG", "PDF"],
-        "max_mb": 5,
-    },
-    "rma_issued": {
-        "name": "Ola Nordmann",
-        "rma_number": "7654321",
-        "product": "Sonos One",
-        "valid_days": 14,
-        "valid_until": date(2023, 2, 3),
-    },
-    "tracking_ack": {
-        "name": "Ola Nordmann",
-        "rma_number": "7654321",
-        "tracking_number": "1Z999AA10123456784",
-        "carrier": "UPS",
-        "dropoff_at": datetime(2023, 1, 21, 14, 30, tzinfo=UTC),
-    },
-    "rma_expired": {
-        "name": "Ola Nordmann",
-        "rma_number": "7654321",
-        "product": "Sonos One",
-        "issued_on": date(2023, 1, 20),
-        "expired_on": date(2023, 2, 4),
-        "valid_days": 14,
-    },
-    "rma_policy": {
-        "name": "",
-        "rma_number": "7654321",
-        "status": "unknown",
-        "valid_days": 14,
-        "expired_on": None,
-    },
-    "reminder": {
-        "name": "Kari Nordmann",
-        "code": "12345678",
-        "rma_number": None,
-        "deadline": _D,
-        "missing_documents": ["receipt"],
-        "missing_fields": [],
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -272,6 +200,15 @@ def _f_money(ctx: Context, amount: Decimal | int | float | str, currency: str) -
     return format_amount(_lang(ctx), amount, currency)
 
 
+def _f_word(code: str, table: Mapping[str, str], fallback: str | None = None) -> str:
+    """A code in words from a `_words.j2` table; unknown codes degrade to readable text
+    (a rule added before its translation must not stop the mail)."""
+    if code in table:
+        return str(table[code])
+    log.warning("no words for code", extra={"code": code})
+    return fallback if fallback is not None else str(code).replace("_", " ")
+
+
 @pass_context
 def _f_join(ctx: Context, items: list[str], last: str = "and") -> str:
     return join_words(_lang(ctx), items, last)
@@ -284,7 +221,6 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and str(name).endswith(".html.j2")
 
 
-@lru_cache(maxsize=64)
 def _environment(site_dir: str | None, campaign_id: str | None, builtin: str) -> jinja2.Environment:
     """One environment per (site dir, campaign): its loader searches, for any name,
     site/campaigns/<id> -> site -> built-in/campaigns/<id> -> built-in."""
@@ -294,13 +230,13 @@ def _environment(site_dir: str | None, campaign_id: str | None, builtin: str) ->
             roots.append(base / "campaigns" / campaign_id)
         roots.append(base)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(r) for r in roots if r.is_dir()]),
+        loader=jinja2.FileSystemLoader([str(r) for r in roots]),
         undefined=jinja2.StrictUndefined,
         autoescape=_is_html,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        auto_reload=False,
+        auto_reload=True,  # an admin's edit applies to the next mail
     )
     env.filters.update(
         date=_f_date,
@@ -308,6 +244,7 @@ def _environment(site_dir: str | None, campaign_id: str | None, builtin: str) ->
         datetime=_f_datetime,
         money=_f_money,
         join_words=_f_join,
+        word=_f_word,
     )
     return env
 
@@ -318,9 +255,15 @@ class Templates:
     def __init__(self, site_dir: str | Path | None = None, builtin_dir: Path | None = None):
         self.site_dir = str(Path(site_dir).expanduser().resolve()) if site_dir else None
         self.builtin_dir = str(builtin_dir or resources.templates_dir())
+        self._envs: dict[str | None, jinja2.Environment] = {}
 
     def env(self, campaign_id: str | None = None) -> jinja2.Environment:
-        return _environment(self.site_dir, campaign_id, self.builtin_dir)
+        # One environment (and its compiled-template cache) per campaign for the life
+        # of this object: edits to a template file apply to the next mail, a newly
+        # added override file once a new Templates is made (daemon restart).
+        if campaign_id not in self._envs:
+            self._envs[campaign_id] = _environment(self.site_dir, campaign_id, self.builtin_dir)
+        return self._envs[campaign_id]
 
     def _find(self, env: jinja2.Environment, name: str, language: str) -> tuple[str, str]:
         for lang in dict.fromkeys((language, FALLBACK_LANGUAGE)):
@@ -340,11 +283,14 @@ class Templates:
     ) -> RenderedMail:
         """Subject, text and HTML of one mail; TemplateError names the template and why."""
         env = self.env(campaign_id)
-        lang, stem = self._find(env, name, (language or FALLBACK_LANGUAGE).lower())
-        if lang != language:
-            log.info("template fallback", extra={"template": name, "asked": language, "used": lang})
-        values = {**context, "lang": lang}
+        stem = name
         try:
+            lang, stem = self._find(env, name, (language or FALLBACK_LANGUAGE).lower())
+            if lang != language:
+                log.info(
+                    "template fallback", extra={"template": name, "asked": language, "used": lang}
+                )
+            values = {**context, "lang": lang}
             subject = env.get_template(f"{stem}.subject.j2").render(values)
             text = env.get_template(f"{stem}.txt.j2").render(values)
             try:
@@ -373,6 +319,12 @@ class Templates:
         return {k: dict(getattr(module, k)) for k in ("documents", "fields", "reasons", "refusals")}
 
 
+@lru_cache(maxsize=8)
+def templates_for(site_dir: str | None) -> Templates:
+    """A shared Templates per site dir, so compiled templates are reused across mails."""
+    return Templates(site_dir)
+
+
 def render(
     name: str,
     language: str,
@@ -382,7 +334,8 @@ def render(
     site_dir: str | Path | None = None,
 ) -> RenderedMail:
     """Module-level shortcut for `Templates(site_dir).render(...)`."""
-    return Templates(site_dir).render(name, language, context, campaign_id)
+    site = str(site_dir) if site_dir else None
+    return templates_for(site).render(name, language, context, campaign_id)
 
 
 def _campaigns(root: str | None) -> list[str]:
@@ -391,14 +344,16 @@ def _campaigns(root: str | None) -> list[str]:
     return sorted(p.name for p in (Path(root) / "campaigns").iterdir() if p.is_dir())
 
 
-def check_templates(site_dir: str | Path | None = None) -> list[str]:
+def check_templates(
+    site_dir: str | Path | None = None, *, builtin_dir: Path | None = None
+) -> list[str]:
     """Render every template in every language (and campaign) with SAMPLE_CONTEXT.
 
     Returns the problems found, empty when all is well: a missing built-in
     translation, a render error, a code without words in some language.
     """
     problems: list[str] = []
-    templates = Templates(site_dir)
+    templates = Templates(site_dir, builtin_dir=builtin_dir)
     builtin = Path(templates.builtin_dir)
     for lang in LANGUAGES:
         for name in TEMPLATE_NAMES:

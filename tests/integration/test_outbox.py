@@ -456,4 +456,6 @@ def test_rma_reply_subject_carries_the_number(
     deliver_pending(factory, settings, T0)
     [got] = smtp_sink.wait_for(1)
     assert "RMA# 7654321" in got.message["Subject"]
-    assert "Shipment Notification: RMA# 7654321" in got.message.get_body(("plain",)).get_content()
+    body = got.message.get_body(("plain",))
+    assert body is not None
+    assert "Shipment Notification: RMA# 7654321" in body.get_content()
