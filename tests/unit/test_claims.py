@@ -319,6 +319,7 @@ def _validated(campaign: Campaign | None = None, **kw: Any) -> Claim:
     [
         ("SEK", "1000", "200.00"),
         ("SEK", "8250", "1650.00"),  # exactly at the cap
+        ("SEK", "8250.05", "1650.00"),  # 1650.01: one cent over the cap
         ("SEK", "10000", "1650.00"),  # capped
         ("NOK", "9000", "1620.00"),
         ("EUR", "123.45", "24.69"),  # 24.690
