@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rapidfuzz import fuzz
 
 from parsers.ocr import TESSERACT
 from parsers.text import read_document
@@ -32,7 +33,7 @@ def _expected(doc: Path) -> dict[str, Any]:
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold())
+    text = unicodedata.normalize("NFKD", text.casefold().replace("æ", "ae").replace("ø", "o"))
     return re.sub(r"[^0-9a-z]+", "", "".join(c for c in text if not unicodedata.combining(c)))
 
 
@@ -92,7 +93,7 @@ def test_extract_file_matches_golden(doc: Path) -> None:
         assert field is not None, f"{name} missing"
         assert set(field) >= {"value", "confidence", "evidence"}
         if name == "retailer":  # canonical spelling is the rules' choice; OCR may drop Æ
-            assert _fold(field["value"])[:6] == _fold(want["value"])[:6]
+            assert fuzz.ratio(_fold(field["value"]), _fold(want["value"])) >= 85, field
         else:
             assert field["value"] == want["value"]
         if "country" in want:
