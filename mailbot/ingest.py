@@ -65,6 +65,24 @@ class SyncCounts:
         return self.fetched > 0
 
 
+# Bodies of one batch are held in memory together: cap their sum, not only their count
+# (100 mails of 20 MB each would be 2 GB).
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+def _within_budget(
+    new: list[NewMessage], limit: int, budget: int = BATCH_BYTES
+) -> list[NewMessage]:
+    """The longest prefix whose downloadable bytes fit the budget (at least one mail);
+    oversized mail is never downloaded, so it does not count."""
+    total = 0
+    for i, m in enumerate(new):
+        total += m.size if m.size <= limit else 0
+        if total > budget and i > 0:
+            return new[:i]
+    return new
+
+
 def raw_store_for(settings: Settings) -> RawStore:
     return RawStore(settings.data_dir / "raw")
 
@@ -131,6 +149,7 @@ class Ingestor:
         self.retry_actions(mailbox, folder, sel.uidvalidity, counts)
         while not self.should_stop():
             new = mailbox.new_messages(last_uid, self.imap.batch_size)
+            new = _within_budget(new, self.imap.max_message_bytes)
             if not new:
                 break
             self.ingest_batch(mailbox, folder, sel.uidvalidity, new, counts)

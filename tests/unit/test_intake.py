@@ -133,6 +133,16 @@ def test_batches_are_bounded_and_oversized_never_downloaded(tmp_path: Path) -> N
     assert [c[0] for c in fake.calls] == ["status"]
 
 
+def test_batch_bytes_are_bounded() -> None:
+    from mailbot.ingest import _within_budget
+
+    new = [NewMessage(u, 40) for u in range(1, 6)]
+    assert [m.uid for m in _within_budget(new, limit=50, budget=100)] == [1, 2]
+    assert [m.uid for m in _within_budget([NewMessage(1, 500)], 1000, 100)] == [1]
+    big = [NewMessage(1, 40), NewMessage(2, 10_000), NewMessage(3, 40)]
+    assert len(_within_budget(big, limit=50, budget=100)) == 3  # oversized is not downloaded
+
+
 def test_stop_flag_leaves_the_rest_pending_for_the_next_start(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     factory = make_factory(url)
