@@ -212,6 +212,15 @@ def notify_shipment(
     )
 
 
+def unknown_rma_reply(number: str | None, language: str = "en") -> ReplyIntent:
+    """The polite policy answer to a shipment notice naming no RMA we know (the caller
+    records the event; there is no snapshot to move)."""
+    return ReplyIntent(
+        "rma_policy",
+        {"rma_number": number, "reason": "rma_unknown", "language": language, "tracking": None},
+    )
+
+
 def expire_if_overdue(rma: Rma, now: datetime) -> Transition[Rma] | None:
     """issued with no shipment notice by the start of day 15 -> expired (one mail).
     An advance replacement expiring at its billing time is flagged in the same event."""

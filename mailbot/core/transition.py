@@ -30,6 +30,30 @@ TEMPLATES = (
 )
 """Every template a transition may ask for (templates/<lang>/<name>.*)."""
 
+_CLAIM = ("code", "name", "model", "language")
+_RMA = ("rma_number", "product", "language", "expires_at", "last_day")
+TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
+    "confirmation": (*_CLAIM, "campaign", "required_documents", "required_fields",
+                     "file_types", "max_bytes"),
+    "documents_received": (*_CLAIM, "refused"),
+    "missing_info": (*_CLAIM, "refused", "missing_documents", "missing_fields", "deadline",
+                     "required_fields", "file_types", "max_bytes"),
+    "approved": (*_CLAIM, "amount", "currency", "payment_days"),
+    "rejected": (*_CLAIM, "reasons", "refused"),
+    "attachment_refused": (*_CLAIM, "refused", "file_types", "max_bytes"),
+    "rma_issued": (*_RMA, "valid_days", "kind", "advance_replacement"),
+    "tracking_ack": (*_RMA, "tracking", "carrier", "dropoff", "updated"),
+    "rma_expired": _RMA,
+    "rma_policy": ("rma_number", "reason"),
+    "reminder": ("language", "kind", "deadline"),
+}  # fmt: skip
+"""Keys every reply's context has, per template (the contract with the templates).
+`refused` is a list of {filename, reason}; `reasons` are codes from
+`claim_rules.REJECTION_REASONS` or `deadline_passed`; `deadline`/`last_day` are dates,
+`expires_at`/`dropoff` aware datetimes (dropoff may be None), `amount` a Decimal.
+`reminder` has `kind` 'claim' (plus the claim keys, missing_documents, missing_fields)
+or 'rma' (plus the RMA keys). `rma_policy` has `reason` 'rma_expired' or 'rma_unknown'."""
+
 
 class TransitionError(ValueError):
     """A function was called on a snapshot in a state it does not apply to: a bug in
@@ -45,6 +69,9 @@ class ReplyIntent:
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
             raise ValueError(f"unknown reply template {self.template!r}")
+        missing = [k for k in TEMPLATE_CONTEXT[self.template] if k not in self.context]
+        if missing:
+            raise ValueError(f"reply {self.template!r} lacks {', '.join(missing)}")
 
 
 @dataclass(frozen=True)

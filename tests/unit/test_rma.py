@@ -168,3 +168,32 @@ def test_returned_original_is_not_billed() -> None:
     assert not bill_due(received, EXPIRES + timedelta(days=10))
     with pytest.raises(TransitionError):
         mark_replacement_shipped(_rma(), returns(), ISSUED)
+
+
+def test_unknown_rma_gets_the_policy_notice() -> None:
+    from mailbot.core.rma import unknown_rma_reply
+
+    reply = unknown_rma_reply("7654321", "sv")
+    assert reply.template == "rma_policy" and reply.context["reason"] == "rma_unknown"
+    assert reply.context["rma_number"] == "7654321" and reply.context["language"] == "sv"
+
+
+def test_reply_context_contract_is_enforced() -> None:
+    from mailbot.core.transition import ReplyIntent
+
+    with pytest.raises(ValueError, match="unknown reply template"):
+        ReplyIntent("hello", {})
+    with pytest.raises(ValueError, match="lacks tracking"):
+        ReplyIntent(
+            "tracking_ack",
+            {
+                "rma_number": "1",
+                "product": "Sub",
+                "language": "nb",
+                "expires_at": EXPIRES,
+                "last_day": date(2024, 3, 15),
+                "carrier": None,
+                "dropoff": None,
+                "updated": False,
+            },
+        )
