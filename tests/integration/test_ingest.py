@@ -81,8 +81,9 @@ def start_daemon(threads: list[threading.Thread], settings, factory, processor) 
 
 
 def test_500_arriving_while_the_daemon_runs(
-    dovecot: LocalDovecot, tmp_path: Path, sqlite_url: str, daemon_thread: list[threading.Thread]
+    dovecot: LocalDovecot, tmp_path: Path, db_url: str, daemon_thread: list[threading.Thread]
 ) -> None:
+    sqlite_url = db_url  # runs on SQLite and on PostgreSQL
     factory = make_factory(sqlite_url)
     settings = make_settings(dovecot.port, tmp_path, sqlite_url, batch_size=40)
     stop = start_daemon(daemon_thread, settings, factory, recording_processor())

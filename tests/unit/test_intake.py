@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import threading
 from pathlib import Path
@@ -110,7 +111,9 @@ def test_uid_set_is_compact() -> None:
     assert _uid_set([4]) == "4"
 
 
-def test_batches_are_bounded_and_oversized_never_downloaded(tmp_path: Path) -> None:
+def test_batches_are_bounded_and_oversized_never_downloaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     factory = make_factory(url)
     settings = make_settings(1, tmp_path, url, batch_size=100, max_message_bytes=2000)
@@ -119,7 +122,12 @@ def test_batches_are_bounded_and_oversized_never_downloaded(tmp_path: Path) -> N
     mails[7] = make_mail(7, extra_header=RAISE_MARK)
     fake = FakeMailbox(mails)
     ing = Ingestor(settings, factory, recording_processor())
-    counts = ing.sync_pass(cast(Mailbox, fake))
+    with caplog.at_level(logging.DEBUG):
+        counts = ing.sync_pass(cast(Mailbox, fake))
+    # raw record fields, not only the (masking) formatter's output: nothing to leak
+    logged = "\n".join(str(v) for r in caplog.records for v in vars(r).values())
+    assert "message processing failed" in logged
+    assert "@example.no" not in logged.replace("***@example.no", "")  # addresses masked
     body_calls = [c[1] for c in fake.calls if c[0] == "bodies"]
     assert [len(c) for c in body_calls] == [100, 99, 50]
     assert 120 not in {u for c in body_calls for u in c}
@@ -256,6 +264,32 @@ def test_xoauth2_refreshes_a_refused_token() -> None:
     settings = ImapSettings(username="claims@example.com", oauth2_token_command="x", tls="none")
     mb = Mailbox(settings, tokens=Tokens("x"), client_factory=Client).connect()
     assert logins == ["expired", "fresh"] and mb.has("MOVE") and mb.has("idle")
+
+
+def test_tls_modes_reach_the_client() -> None:
+    made: list[dict[str, Any]] = []
+
+    class Client:
+        def __init__(self, host: str, **kw: Any) -> None:
+            made.append(dict(kw, starttls=False))
+
+        def starttls(self, ctx: object) -> None:
+            made[-1]["starttls"] = True
+
+        def login(self, user: str, password: str) -> None:
+            pass
+
+        def capabilities(self) -> tuple[bytes, ...]:
+            return ()
+
+    for tls in ("ssl", "starttls", "none"):
+        Mailbox(ImapSettings(tls=tls, timeout_seconds=7), client_factory=Client).connect()
+    assert [(m["ssl"], m["starttls"]) for m in made] == [
+        (True, False),
+        (False, True),
+        (False, False),
+    ]
+    assert all(m["timeout"].connect == 7 and m["timeout"].read == 7 for m in made)
 
 
 def test_token_source_reads_command_and_file(tmp_path: Path) -> None:
