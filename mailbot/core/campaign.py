@@ -126,7 +126,9 @@ class Campaign:
     payment_days: int | None = None
     """Promised payment time after validation, for the approval mail."""
     source: str = ""
-    """The YAML file it came from (events record it as the rules version)."""
+    """The YAML file it came from."""
+    version: str = ""
+    """Short sha256 of that file's text: the rules version events record."""
 
     def model(self, text: str | None) -> NamedItem | None:
         return find_named(self.models, text)
@@ -162,6 +164,8 @@ class ReturnsPolicy:
     return_right_days: int = 100
     language: str = "en"
     source: str = ""
+    version: str = ""
+    """Short sha256 of the file's text: the rules version events record."""
 
     def expires_at(self, issued_at: datetime) -> datetime:
         issued_day = issued_at.astimezone(self.tz).date()

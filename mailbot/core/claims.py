@@ -188,7 +188,11 @@ def receive_documents(
             ReplyIntent("attachment_refused", ctx),
         )
     decision = decide(updated, campaign, now, review_reasons)
-    evidence |= {"decision": decision.evidence, "rules": campaign.source}
+    evidence |= {
+        "decision": decision.evidence,
+        "rules": campaign.source,
+        "rules_version": campaign.version,
+    }
     keep_deadline = claim.state is ClaimState.INCOMPLETE and not accepted
     return _apply(
         claim,
@@ -215,7 +219,11 @@ def validate_claim(claim: Claim, campaign: Campaign, now: datetime) -> Transitio
         campaign,
         decision,
         now,
-        {"decision": decision.evidence, "rules": campaign.source},
+        {
+            "decision": decision.evidence,
+            "rules": campaign.source,
+            "rules_version": campaign.version,
+        },
         [],
     )
 
@@ -343,6 +351,7 @@ def approve(
         "capped": result.capped,
         "uncapped": result.uncapped,
         "rules": campaign.source,
+        "rules_version": campaign.version,
     }
     if result.amount is None:
         new = replace(

@@ -150,7 +150,7 @@ def issue(
         "rma.issued",
         now,
         ("issued",),
-        {"policy": policy.source},
+        {"policy": policy.source, "rules_version": policy.version},
         ReplyIntent("rma_issued", ctx),
     )
 

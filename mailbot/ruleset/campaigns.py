@@ -8,7 +8,9 @@ same directory; any file whose top-level `id` is `returns` is the policy, not a 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -29,7 +31,7 @@ from mailbot.core.campaign import (
 from mailbot.core.errors import RulesError
 from mailbot.core.receipt import RECEIPT_FIELDS
 from mailbot.resources import rules_dir
-from mailbot.ruleset.yamlfile import YamlDoc, check, load_yaml, parse_yaml, validate
+from mailbot.ruleset.yamlfile import YamlDoc, check, parse_yaml, validate
 
 RETURNS_ID = "returns"
 _DOCUMENT_KINDS = ("receipt", "serial_photo")
@@ -312,12 +314,26 @@ def returns_policy_from_doc(doc: YamlDoc) -> ReturnsPolicy:
     )
 
 
+def rules_version(text: str) -> str:
+    """What events record as the rules version: the file's content, not its mtime."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
 def parse_campaign(text: str, path: str = "<string>") -> Campaign:
-    return campaign_from_doc(parse_yaml(text, path))
+    campaign = campaign_from_doc(parse_yaml(text, path))
+    return dataclasses.replace(campaign, version=rules_version(text))
 
 
 def parse_returns_policy(text: str, path: str = "<string>") -> ReturnsPolicy:
-    return returns_policy_from_doc(parse_yaml(text, path))
+    policy = returns_policy_from_doc(parse_yaml(text, path))
+    return dataclasses.replace(policy, version=rules_version(text))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"cannot read: {exc}", path=str(path)) from None
 
 
 def _is_returns(doc: YamlDoc) -> bool:
@@ -330,10 +346,11 @@ def load_campaigns(dir: Path | None = None) -> dict[str, Campaign]:
     d = dir if dir is not None else rules_dir() / "campaigns"
     out: dict[str, Campaign] = {}
     for path in sorted(d.glob("*.yaml")):
-        doc = load_yaml(path)
+        text = _read(path)
+        doc = parse_yaml(text, str(path))
         if _is_returns(doc):
             continue
-        campaign = campaign_from_doc(doc)
+        campaign = dataclasses.replace(campaign_from_doc(doc), version=rules_version(text))
         if campaign.id in out:
             raise doc.error(
                 f"id: {campaign.id!r} already defined in {out[campaign.id].source}", ("id",)
@@ -346,4 +363,6 @@ def load_returns_policy(path: Path | None = None) -> ReturnsPolicy:
     p = path if path is not None else rules_dir() / "campaigns" / "returns.yaml"
     if not p.exists():
         raise RulesError("returns policy file not found", path=str(p))
-    return returns_policy_from_doc(load_yaml(p))
+    text = _read(p)
+    policy = returns_policy_from_doc(parse_yaml(text, str(p)))
+    return dataclasses.replace(policy, version=rules_version(text))

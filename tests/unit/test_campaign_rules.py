@@ -149,3 +149,12 @@ def test_load_from_a_directory_skips_returns_and_rejects_duplicate_ids(tmp_path:
     assert load_returns_policy(tmp_path / "returns.yaml").id == "returns"
     with pytest.raises(RulesError, match="not found"):
         load_returns_policy(tmp_path / "nope.yaml")
+
+
+def test_rules_version_follows_the_content() -> None:
+    c = load_campaigns()["cashback-2022"]
+    assert len(c.version) == 12
+    assert parse_campaign(_text(), "x.yaml").version == c.version
+    changed = _text().replace("reply_days: 14", "reply_days: 15")
+    assert parse_campaign(changed, "x.yaml").version != c.version
+    assert load_returns_policy().version
