@@ -182,12 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rules", help="admin rules in rules/", description="admin rules")
     usub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(usub, "check", "rules_cli:cmd_check", "validate every rules file")
+    q = _cmd(usub, "check", "extract_cli:cmd_rules_check", "validate every rules file")
     _json(q)
     q = _cmd(
         usub,
         "test",
-        "rules_cli:cmd_test",
+        "extract_cli:cmd_rules_test",
         "show what extraction reads from a document: text, fields, the rule that fired",
     )
     q.add_argument("file")

@@ -1,0 +1,79 @@
+"""`mailbot inspect FILE.eml`: what mailbot understands of one mail, changing nothing.
+
+Parse, classify and judge attachments (`inspect_cmd`), plus what the pipeline
+would route it to: a shipment notice, or which claim it matches and by which
+signal (read-only against the database when one exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mailbot.cli.app import App
+from mailbot.cli.inspect_cmd import _print_human, inspect_bytes, report
+from mailbot.store.db import check_schema
+
+
+def _routing(app: App, raw_email: Any) -> dict[str, Any]:
+    from mailbot.core.matching import match_claim
+    from mailbot.store.directory import StoreClaimDirectory
+    from parsers.rma import parse_shipment_notification
+
+    rules = app.rules
+    now = app.now().astimezone(rules.returns.tz)
+    notice = parse_shipment_notification(raw_email, rules.matching, now)
+    if notice is not None:
+        return {
+            "route": "rma_shipment_notice",
+            "rma_number": notice.rma_number,
+            "rma_number_valid": notice.rma_number_valid,
+            "tracking": None
+            if notice.tracking is None
+            else {"number": notice.tracking.number, "carrier": notice.tracking.carrier},
+            "dropoff": notice.dropoff.isoformat() if notice.dropoff else None,
+            "missing": list(notice.missing),
+        }
+    has_db = not app.settings.database_url.startswith("sqlite") or app.settings.data_dir.exists()
+    if has_db and check_schema(app.engine) is None:
+        with app.factory() as session:
+            match = match_claim(
+                raw_email,
+                StoreClaimDirectory(session),
+                ignore_words=rules.matching.all_code_ignore_words(),
+            )
+        return {
+            "route": "claim",
+            "status": match.status,
+            "signal": match.signal,
+            "strength": match.strength,
+            "reason": match.reason,
+            "claim": match.claim.code if match.claim else None,
+            "codes": list(match.codes),
+            "mistyped_codes": list(match.mistyped_codes),
+            "signals": [s.name for s in match.signals],
+        }
+    return {"route": "claim", "status": "no database to match against"}
+
+
+def cmd_inspect(args: argparse.Namespace, app: App) -> int:
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        app.out.write(f"cannot read {path}: {exc.strerror or exc}\n")
+        return 2
+    parsed, cls = inspect_bytes(raw)
+    extra = {"routing": _routing(app, parsed)} if cls.kind.value == "human" else {}
+    data = report(path, parsed, cls, extra)
+    if args.json:
+        app.out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    else:
+        _print_human(data, app.out)
+        if extra:
+            app.out.write("routing:\n")
+            for key, value in extra["routing"].items():
+                app.out.write(f"  {key}: {value}\n")
+    return 0
