@@ -162,17 +162,6 @@ def receive_documents(
         "accepted": [{"sha256": d.sha256, "kind": d.kind.value} for d in accepted],
         "refused": refused,
     }
-    if claim.state is ClaimState.REVIEW:
-        ctx = _base_context(claim) | {"refused": refused}
-        return _t(
-            claim,
-            updated,
-            "claim.documents",
-            now,
-            ("documents_while_in_review",),
-            evidence,
-            ReplyIntent("documents_received", ctx) if accepted else None,
-        )
     if refused and not accepted:
         state = (
             ClaimState.AWAITING_DOCUMENTS if claim.state is ClaimState.REGISTERED else claim.state
@@ -186,6 +175,18 @@ def receive_documents(
             ("attachments_refused",),
             evidence,
             ReplyIntent("attachment_refused", ctx),
+        )
+    if claim.state is ClaimState.REVIEW:
+        ctx = _base_context(claim) | {"refused": refused}
+        return _t(
+            claim,
+            updated,
+            "claim.documents",
+            now,
+            ("documents_while_in_review",),
+            evidence,
+            ReplyIntent("documents_received", ctx) if accepted else None,
+            changed=bool(accepted),
         )
     decision = decide(updated, campaign, now, review_reasons)
     evidence |= {

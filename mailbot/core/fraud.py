@@ -6,6 +6,12 @@ perceptual hashes, supplied by the caller as ints, within a Hamming distance), o
 by what it says (same retailer + purchase date + receipt number). Every signal
 names all the claims involved; `apply_signals` puts each open one in review
 (`claims.to_review`, which never replies: a suspect is not told).
+
+The pipeline, for a mail with documents:
+    signals = fraud_signals(claim, others, campaign, incoming=documents)
+    t = receive_documents(claim, campaign, documents, now,
+                          review_reasons=[s.reason for s in signals])
+    apply_signals(signals, others, now)   # the other claims named, to review
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailbot.core.campaign import Campaign, normalize_name
-from mailbot.core.claim_state import Claim
+from mailbot.core.claim_state import Claim, DocumentEvidence
 from mailbot.core.claims import to_review
 from mailbot.core.receipt import DocumentKind
 from mailbot.core.transition import Transition
@@ -41,27 +47,38 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def _receipt_key(claim: Claim) -> tuple[str, str, str] | None:
-    facts = dict(claim.facts)
-    parts = (facts.get("retailer"), facts.get("purchase_date"), facts.get("receipt_number"))
-    if not all(parts):
+def _receipt_keys(docs: Iterable[DocumentEvidence]) -> set[tuple[str, str, str]]:
+    keys: set[tuple[str, str, str]] = set()
+    for d in docs:
+        if d.fields is None:
+            continue
+        parts = [d.fields.get(n) for n in ("retailer", "purchase_date", "receipt_number")]
         # Without all three, two receipts from one shop on one day cannot be told apart.
-        return None
-    retailer, day, number = (str(p) for p in parts)
-    return normalize_name(retailer), day, normalize_name(number)
+        if all(p is not None for p in parts):
+            retailer, day, number = (p.value for p in parts if p is not None)
+            keys.add((normalize_name(retailer), day, normalize_name(number)))
+    return keys
+
+
+def _receipts(docs: Iterable[DocumentEvidence]) -> list[DocumentEvidence]:
+    return [d for d in docs if d.kind == DocumentKind.RECEIPT and d.refused is None]
 
 
 def duplicate_receipts(
-    claim: Claim, others: Iterable[Claim], max_distance: int = 6
+    claim: Claim,
+    others: Iterable[Claim],
+    max_distance: int = 6,
+    incoming: Sequence[DocumentEvidence] = (),
 ) -> tuple[FraudSignal, ...]:
-    """Signals for receipts of `claim` that also appear on another claim."""
-    mine = [d for d in claim.documents if d.kind == DocumentKind.RECEIPT]
-    key = _receipt_key(claim)
+    """Signals for receipts of `claim` (and `incoming`, the documents of the mail being
+    processed, not yet on the claim) that also appear on another claim."""
+    mine = _receipts([*claim.documents, *incoming])
+    keys = _receipt_keys(mine)
     out: list[FraudSignal] = []
     for other in others:
         if other.code == claim.code:
             continue
-        theirs = [d for d in other.documents if d.kind == DocumentKind.RECEIPT]
+        theirs = _receipts(other.documents)
         shared = {d.sha256 for d in mine} & {d.sha256 for d in theirs}
         if shared:
             detail = min(shared)[:12]
@@ -82,7 +99,7 @@ def duplicate_receipts(
                 )
             )
             continue
-        if key is not None and key == _receipt_key(other):
+        if keys & _receipt_keys(theirs):
             out.append(FraudSignal("duplicate_receipt_number", (claim.code, other.code)))
     return tuple(out)
 
@@ -105,11 +122,15 @@ def sender_volume(claim: Claim, others: Iterable[Claim], max_per_sender: int) ->
 
 
 def fraud_signals(
-    claim: Claim, others: Sequence[Claim], campaign: Campaign
+    claim: Claim,
+    others: Sequence[Claim],
+    campaign: Campaign,
+    incoming: Sequence[DocumentEvidence] = (),
 ) -> tuple[FraudSignal, ...]:
-    """All signals for `claim` against the other claims (same campaign or not: a receipt
-    used in two campaigns is just as suspicious)."""
-    signals = list(duplicate_receipts(claim, others, campaign.fraud.phash_max_distance))
+    """All signals for `claim` (with the documents arriving now) against the other claims
+    (same campaign or not: a receipt used in two campaigns is just as suspicious)."""
+    limit = campaign.fraud.phash_max_distance
+    signals = list(duplicate_receipts(claim, others, limit, incoming))
     volume = sender_volume(claim, others, campaign.fraud.max_claims_per_sender)
     if volume is not None:
         signals.append(volume)

@@ -440,3 +440,12 @@ def test_human_reject_and_revalidate_after_review() -> None:
     assert (v.from_state, v.to_state) == ("review", "validated")
     with pytest.raises(TransitionError):
         validate_claim(r.snapshot, cashback(), NOW)
+
+
+def test_refused_attachments_during_review_are_answered() -> None:
+    claim = to_review(new_claim(), "code_unknown", NOW).snapshot
+    t = receive_documents(claim, cashback(), [refused("a.zip")], NOW)
+    assert t.to_state == "review" and t.reply is not None
+    assert t.reply.template == "attachment_refused"
+    nothing = receive_documents(claim, cashback(), [], NOW)
+    assert not nothing.changed and nothing.reply is None

@@ -71,3 +71,20 @@ def test_apply_puts_both_claims_in_review_once_without_replies() -> None:
     assert all(t.to_state == "review" and t.reply is None for t in ts)
     reviewed = [t.snapshot for t in ts]
     assert apply_signals(signals, [*reviewed, paid], NOW) == []  # idempotent
+
+
+def test_documents_arriving_now_are_compared_before_the_decision() -> None:
+    from mailbot.core.claims import receive_documents as receive
+
+    first = _claim("1", sha="same")
+    second = new_claim(code="2", email="b@x.no")
+    docs = [receipt(sha="same"), serial_photo("s2")]
+    signals = fraud_signals(second, [first], cashback(), incoming=docs)
+    assert [s.reason for s in signals] == ["duplicate_receipt_sha256"]
+    t = receive(second, cashback(), docs, NOW, review_reasons=[s.reason for s in signals])
+    assert t.to_state == "review" and t.reasons == ("duplicate_receipt_sha256",)
+    others = apply_signals(signals, [first], NOW)
+    assert [(o.snapshot.code, o.to_state) for o in others] == [("1", "review")]
+    # Refused attachments are not receipts to compare.
+    refused_doc = replace(receipt(sha="same"), refused="too_large")
+    assert fraud_signals(second, [first], cashback(), incoming=[refused_doc]) == ()
