@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbot.core.claims import Claim, ClaimState, receive_documents
 from mailbot.core.deadlines import SweepPolicy, next_due, sweep
@@ -134,3 +136,53 @@ def test_next_due() -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError):
         sweep([], [], NOW.replace(tzinfo=None), POLICY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    claim_offsets=st.lists(st.integers(min_value=0, max_value=24 * 20), max_size=4),
+    rma_offsets=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=24 * 20), st.booleans()), max_size=4
+    ),
+    sweep_gaps=st.lists(st.integers(min_value=0, max_value=24 * 12), min_size=1, max_size=8),
+)
+def test_any_sweep_schedule_gives_each_deadline_one_event(
+    claim_offsets: list[int], rma_offsets: list[tuple[int, bool]], sweep_gaps: list[int]
+) -> None:
+    """Whatever the schedule (every hour, once after a long outage, twice at one moment),
+    each claim is reminded at most once and voided once; each RMA reminded at most once,
+    expired once, billing flagged at most once; at most one event per item per sweep."""
+    claims = [
+        receive_documents(
+            new_claim(code=str(i)), cashback(), [receipt(vat_number=None)], NOW + timedelta(hours=h)
+        ).snapshot
+        for i, h in enumerate(claim_offsets)
+    ]
+    rmas = [
+        issue(
+            number=f"R{i}",
+            email="o@e.no",
+            product="Sub",
+            policy=returns(),
+            now=NOW + timedelta(hours=h),
+            advance_replacement=adv,
+        ).snapshot
+        for i, (h, adv) in enumerate(rma_offsets)
+    ]
+    seen: list[tuple[str, str]] = []
+    at = NOW
+    for gap in sweep_gaps:
+        at += timedelta(hours=gap)
+        ts = sweep(claims, rmas, at, POLICY)
+        items = [getattr(t.snapshot, "code", None) or t.snapshot.number for t in ts]
+        assert len(items) == len(set(items))
+        seen += [(t.kind, item) for t, item in zip(ts, items, strict=True)]
+        claims, rmas = _apply(claims, rmas, ts)
+        assert sweep(claims, rmas, at, POLICY) == []
+    assert len(seen) == len(set(seen))  # no kind of event twice for one item
+    final = at + timedelta(days=60)
+    ts = sweep(claims, rmas, final, POLICY)
+    claims, rmas = _apply(claims, rmas, ts)
+    assert all(c.state is ClaimState.VOID for c in claims)
+    assert all(r.state is RmaState.EXPIRED for r in rmas)
+    assert all((r.billing_flagged_at is not None) == r.advance_replacement for r in rmas)
