@@ -138,7 +138,9 @@ def _local(value: datetime, ctx: Context) -> datetime:
 
 
 def format_date(lang: str, d: date, *, weekday: bool = False) -> str:
-    """`3. februar 2023` (nb/da), `3 februari 2023` (sv), `3.2.2023` (fi), `3 February 2023`."""
+    """`3. februar 2023` (nb/da), `3 februari 2023` (sv), `3.2.2023` (fi), `3 February 2023`;
+    with weekday: `fredag 3. februar 2023`, `fredagen den 3 februari 2023`, `perjantaina 3.2.2023`.
+    """
     if lang == "fi":
         text = f"{d.day}.{d.month}.{d.year}"
     else:
@@ -146,7 +148,13 @@ def format_date(lang: str, d: date, *, weekday: bool = False) -> str:
         dot = "." if lang in ("nb", "da") else ""
         text = f"{d.day}{dot} {month} {d.year}"
     if weekday:
-        text = f"{_WEEKDAYS.get(lang, _WEEKDAYS['en']).split()[d.weekday()]} {text}"
+        day = _WEEKDAYS.get(lang, _WEEKDAYS["en"]).split()[d.weekday()]
+        # "fredagen den 3 februari" (sv), "fredag den 3. februar" (da): how dates are said
+        if lang == "sv":
+            day += "en den"
+        elif lang == "da":
+            day += " den"
+        text = f"{day} {text}"
     return text
 
 

@@ -175,7 +175,8 @@ def test_html_escapes_customer_text_and_plain_text_does_not() -> None:
 def test_formatting_per_language() -> None:
     d = date(2023, 3, 16)
     assert format_date("nb", d) == "16. mars 2023"
-    assert format_date("sv", d, weekday=True) == "torsdag 16 mars 2023"
+    assert format_date("sv", d, weekday=True) == "torsdagen den 16 mars 2023"
+    assert format_date("da", d, weekday=True) == "torsdag den 16. marts 2023"
     assert format_date("da", d) == "16. marts 2023"
     assert format_date("fi", d, weekday=True) == "torstaina 16.3.2023"
     assert format_date("en", d) == "16 March 2023"
