@@ -76,4 +76,6 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # Library chatter at INFO would log mail headers (imapclient logs commands).
     for noisy in ("imapclient", "imaplib", "mail-parser", "mailparser", "apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        lib = logging.getLogger(noisy)
+        # only ever quieter: the parsers set some of these to ERROR on purpose
+        lib.setLevel(max(lib.getEffectiveLevel(), logging.WARNING))

@@ -264,7 +264,11 @@ def _tables(d: _Demo) -> None:
 
     d.say("Claims")
     claims = json.loads(d.mailbot("claims", "list", "--json"))
-    print_table(claims, ("code", "campaign", "state", "reasons", "payout"), d.out)  # type: ignore[arg-type]
+    for c in claims:
+        p = c["payout"]
+        c["payout"] = f"{p['amount']} {p['currency']}" if p else ""
+        c["undeliverable"] = "yes" if c["address_undeliverable"] else ""
+    print_table(claims, ("code", "campaign", "state", "reasons", "payout", "undeliverable"), d.out)
     d.say("RMAs")
     rmas = json.loads(d.mailbot("rma", "list", "--json"))
     print_table(rmas, ("number", "state", "tracking_number", "carrier"), d.out)  # type: ignore[arg-type]
