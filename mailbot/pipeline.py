@@ -72,9 +72,7 @@ class Pipeline:
         )
         return ProcessOutcome(status, reason)  # type: ignore[arg-type]
 
-    def _route(
-        self, session: Session, inb: inbound.Inbound, cls: Classification
-    ) -> inbound.Result:
+    def _route(self, session: Session, inb: inbound.Inbound, cls: Classification) -> inbound.Result:
         ours = bare_address(self.settings.smtp.from_address).lower()
         sender = bare_address(inb.email.from_address or "").lower()
         if cls.kind is MailKind.BOUNCE:

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from mailbot.cli.app import App, print_table
 from mailbot.devtools import samples
@@ -33,7 +34,7 @@ START = "2023-01-20T09:00:00+00:00"
 
 
 class _Demo:
-    def __init__(self, base: Path, dovecot: LocalDovecot, sink: SmtpSink, out: io.TextIOBase):
+    def __init__(self, base: Path, dovecot: LocalDovecot, sink: SmtpSink, out: TextIO):
         self.base = base
         self.dovecot = dovecot
         self.sink = sink
@@ -271,10 +272,10 @@ def _tables(d: _Demo) -> None:
     print_table(claims, ("code", "campaign", "state", "reasons", "payout", "undeliverable"), d.out)
     d.say("RMAs")
     rmas = json.loads(d.mailbot("rma", "list", "--json"))
-    print_table(rmas, ("number", "state", "tracking_number", "carrier"), d.out)  # type: ignore[arg-type]
+    print_table(rmas, ("number", "state", "tracking_number", "carrier"), d.out)
     d.say("Replies sent")
     rows = [{"to": m.rcpt_tos[0], "subject": m.message["Subject"]} for m in d.sink.messages]
-    print_table(rows, ("to", "subject"), d.out)  # type: ignore[arg-type]
+    print_table(rows, ("to", "subject"), d.out)
     d.say("Ledger")
     d.out.write(d.mailbot("messages", "stats"))
 
@@ -300,7 +301,7 @@ def cmd_demo(args: argparse.Namespace, app: App) -> int:
     out.write(f"mailbot demo: data in {base}\n")
     try:
         with _servers(base) as (dovecot, sink):
-            demo = _Demo(base, dovecot, sink, out)  # type: ignore[arg-type]
+            demo = _Demo(base, dovecot, sink, out)
             _script(demo)
             _tables(demo)
     finally:
