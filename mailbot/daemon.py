@@ -125,7 +125,10 @@ def _serve(
         if stop_event.is_set():
             return
         if use_idle:
-            folder = imap.folders[0]
+            if not ingestor.folders:
+                stop_event.wait(wait_seconds)
+                continue
+            folder = ingestor.folders[0]
             sel = mailbox.select(folder)
             if _behind(ingestor.factory, ingestor.account, folder, sel.uidvalidity, sel.uidnext):
                 continue

@@ -104,13 +104,21 @@ class Ingestor:
         self.processor = processor
         self.store = raw_store or raw_store_for(settings)
         self.should_stop = should_stop
+        # Watching our own target folders would move mail into a folder we then read
+        # again, forever: they are never watched.
+        own = {self.imap.quarantine_folder}
+        if self.imap.processed_action == "move":
+            own.add(self.imap.processed_folder)
+        self.folders = tuple(f for f in self.imap.folders if f not in own)
+        for f in set(self.imap.folders) & own:
+            log.warning("not watching a folder mailbot moves mail into", extra={"folder": f})
 
     # -- one pass ---------------------------------------------------------------
 
     def sync_pass(self, mailbox: Mailbox) -> SyncCounts:
         counts = SyncCounts()
         self.process_pending(counts)
-        for folder in self.imap.folders:
+        for folder in self.folders:
             if self.should_stop():
                 break
             self.sync_folder(mailbox, folder, counts)
@@ -189,7 +197,9 @@ class Ingestor:
             if status == ledger.PENDING:
                 if self.should_stop():
                     break  # stays pending; the next start processes it
-                status = ledger.process_one(self.factory, self.store, row.id, self.processor)
+                status = ledger.process_one(
+                    self.factory, self.store, row.id, self.processor, raw=bodies.get(row.uid)
+                )
             counts.add(status)
             results.append((row.id, row.uid, status))
         self.act(mailbox, results, counts)

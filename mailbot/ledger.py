@@ -235,12 +235,14 @@ def process_one(
     processor: Processor,
     *,
     allowed: tuple[str, ...] = (PENDING,),
+    raw: bytes | None = None,
 ) -> str:
     """Run the processor for one ledger row in one transaction; return the new status.
 
     A row not in `allowed` (someone already processed it) is left alone (SKIPPED): this check
     and the status change share the processor's transaction, so a row is never
     processed twice. An exception rolls everything back and marks the row failed.
+    `raw` saves re-reading the file when the caller has just stored these bytes.
     """
     try:
         with transaction(factory) as s:
@@ -248,7 +250,8 @@ def process_one(
             # not eligible (already processed, or oversized without raw bytes): untouched
             if row is None or row.status not in allowed or row.raw_path is None:
                 return SKIPPED
-            raw = store.get(row.raw_path, row.sha256)
+            if raw is None:
+                raw = store.get(row.raw_path, row.sha256)
             outcome = processor(s, row, raw)
             if outcome.status not in ("processed", "ignored"):
                 raise ValueError(f"processor returned status {outcome.status!r}")

@@ -346,3 +346,17 @@ def test_messages_list_and_stats_mask_addresses(tmp_path: Path) -> None:
     run_messages_list(factory, status="failed", as_json=True, out=out)
     assert [r["uid"] for r in json.loads(out.getvalue())] == [2]
     assert run_messages_list(factory, status="nope", out=io.StringIO()) == 2
+
+
+def test_own_target_folders_are_never_watched(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    folders = ("INBOX", "mailbot/processed", "mailbot/quarantine", "Claims")
+    moving = make_settings(1, tmp_path, url, folders=folders)
+    flagging = make_settings(1, tmp_path, url, folders=folders, processed_action="flag")
+    factory = make_factory(url)
+    assert Ingestor(moving, factory, recording_processor()).folders == ("INBOX", "Claims")
+    assert Ingestor(flagging, factory, recording_processor()).folders == (
+        "INBOX",
+        "mailbot/processed",
+        "Claims",
+    )
