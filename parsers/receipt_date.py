@@ -26,12 +26,19 @@ from parsers.receipt_text import TextLine
 
 __all__ = ["date_candidates", "find_purchase_date"]
 
-_SEP = r"\s?[-./]\s?"
-_YMD = re.compile(rf"(?<![\d.])(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})(?![\d])")
-_DMY = re.compile(rf"(?<![\d.,])(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})(?![\d,]|\.\d)")
+# Both separators must be the same character: "1. 11-2022" is OCR damage, not a date.
+_YMD = re.compile(
+    r"(?<![\d.])(?P<y>\d{4})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?(?P<d>\d{1,2})(?!\d)"
+)
+_DMY = re.compile(
+    r"(?<![\d.,])(?P<d>\d{1,2})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?"
+    r"(?P<y>\d{4}|\d{2})(?![\d,]|\.\d)"
+)
 # "18.01 2022": OCR lost the second dot; only with a four-digit year.
 _DM_Y = re.compile(r"(?<![\d.,])(\d{1,2})\.\s?(\d{1,2})\s(20\d{2})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
+# Characters that are OCR debris on a receipt line, not print.
+_JUNK = re.compile(r"[¥©®§¢¤{}<>»«]")
 _TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?![\d.,])")
 
 
@@ -106,9 +113,9 @@ def _raw_dates(
             "date:month-d-y",
         )
     for m in _YMD.finditer(text):
-        add(m, _date(int(m.group(1)), int(m.group(2)), int(m.group(3))), "date:iso")
+        add(m, _date(int(m["y"]), int(m["m"]), int(m["d"])), "date:iso")
     for m in _DMY.finditer(text):
-        a, b, c = int(m.group(1)), int(m.group(2)), m.group(3)
+        a, b, c = int(m["d"]), int(m["m"]), m["y"]
         dmy = _date(_year(c), b, a)
         if len(c) == 2:
             # yy-mm-dd (Swedish) and dd-mm-yy look alike: take the reading whose
@@ -151,10 +158,13 @@ def date_candidates(
     lines: Sequence[TextLine], rules: ReceiptRules, now: dt.date | None = None
 ) -> list[DateCandidate]:
     """Every date on the page, scored as a purchase date, rejected ones marked why."""
-    ref = _four_digit_years(lines) or (now.year if now else None)
+    # Only years printed on the page settle yy-mm-dd vs dd-mm-yy: today does not
+    # (a 2018 receipt read in 2026 would turn 24-01-18 into 2024).
+    ref = _four_digit_years(lines)
     year_first = any(p.search(ln.text) for p in rules.year_first_words for ln in lines)
     out: list[DateCandidate] = []
     prev_context = ""
+    warned = {ln.index for ln in lines if any(p.search(ln.text) for p in rules.not_purchase)}
     for line in lines:
         raw = _raw_dates(line.text, rules, ref, year_first)
         last_end = 0
@@ -173,11 +183,24 @@ def date_candidates(
                 score += 0.3
             elif any(p.search(context) for p in rules.purchase):
                 score += 0.2
-            if rule in ("date:yyyymmdd", "date:m/d/y", "date:d.m y"):
+            # A deadline word on the line above or below, in OCR that may have split
+            # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
+            # less sure.
+            if line.index - 1 in warned or line.index + 1 in warned:
+                score -= 0.15
+            if _noisy(line.text) or _JUNK.search(line.text):
+                score -= 0.1
+            if rule in ("date:yyyymmdd", "date:m/d/y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
         prev_context = "" if raw else line.text
     return out
+
+
+def _noisy(text: str) -> bool:
+    """Mostly one- and two-letter fragments: what OCR makes of a blurred area."""
+    words = re.findall(r"[^\W\d_]+", text)
+    return len(words) >= 2 and sum(len(w) <= 2 for w in words) * 2 >= len(words)
 
 
 def _rejected(context: str, value: dt.date, rules: ReceiptRules, now: dt.date | None) -> str | None:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from mailbot.core.receipt import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
@@ -48,28 +48,86 @@ def _words(text: str) -> str:
     return " " + re.sub(r"[\W_]+", " ", fold(text)).strip() + " "
 
 
+def _bare(text: str) -> str:
+    return " " + re.sub(r"[\W_]+", " ", text).strip() + " "
+
+
+def _spellings(form: str) -> set[str]:
+    # As listed, upper case or title case; never lower case ("as" is a word).
+    return {form, form.upper(), " ".join(w[:1].upper() + w[1:].lower() for w in form.split())}
+
+
+def _legal_name(text: str, rules: ReceiptRules) -> str | None:
+    """The business name on the line: up to and including a legal form that ends
+    the name (at the line's end or before a separator: "X AG - Street 1"), or the
+    whole line when it starts with a form printed first (SIA "Name")."""
+    for form in rules.legal_forms:
+        for spelling in _spellings(form):
+            pattern = (
+                rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?(?:\s*$|\s+[-–|,]\s|,\s)"
+            )
+            m = re.match(pattern, text)
+            if m:
+                return m.group(1) + (
+                    "."
+                    if spelling.endswith(".") is False and text[m.end(1) : m.end(1) + 1] == "."
+                    else ""
+                )
+    for form in rules.legal_forms_first:
+        for spelling in _spellings(form):
+            if re.match(rf"{re.escape(spelling)}\s+\S", text):
+                return text
+    return None
+
+
 def _has_legal_form(text: str, rules: ReceiptRules) -> bool:
-    words = _words(text)
-    return any(_words(form) in words for form in rules.legal_forms)
+    return _legal_name(text, rules) is not None
 
 
-def _match(want: str, have: str, fuzzy_min: float) -> tuple[bool, float] | None:
+_JUNK = re.compile(r"[¥©®§¢¤|~{}<>»«£€$%*=_\\]")
+
+
+def _plausible_name(text: str, rules: ReceiptRules) -> bool:
+    """A business name as printed, not OCR debris: no junk characters, brackets
+    and quotes that pair up, and a real word besides the legal form."""
+    if _JUNK.search(text) or text.count("(") != text.count(")"):
+        return False
+    if text.count('"') % 2:
+        return False
+    forms = {f.casefold() for f in (*rules.legal_forms, *rules.legal_forms_first)}
+    words = [w for w in re.findall(r"[^\W\d_]+", text) if w.casefold() not in forms]
+    if not any(len(w) >= 3 for w in words):
+        return False
+    # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
+    return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
+
+
+def _runs(have: str, longest: int) -> set[str]:
+    """Consecutive words of the line joined without spaces ("Net On Net" ->
+    "netonnet"), so a match always starts and ends at a word boundary."""
+    words = have.split()
+    out = set()
+    for i in range(len(words)):
+        joined = ""
+        for word in words[i:]:
+            joined += word
+            if len(joined) > longest + 3:
+                break
+            out.add(joined)
+    return out
+
+
+def _match(want: str, have: str, runs: set[str], fuzzy_min: float) -> tuple[bool, float] | None:
     """(exact?, score 0..100) when the spelling `want` is on the line `have` (both `_words`)."""
     if want.strip() and want in have:
         return True, 100.0
-    # Letters spaced apart by OCR ("Net On Net") or joined: compare without spaces.
     compact_want = want.replace(" ", "")
     if len(compact_want) >= SHORT_NAME:
-        compact_have = have.replace(" ", "")
-        if compact_want in compact_have:
+        if compact_want in runs:
             return True, 95.0
-        # partial_ratio aligns the shorter string inside the longer: a line shorter
-        # than the name ("Pr") would match any name starting that way.
-        if len(compact_have) + 1 < len(compact_want):
-            return None
-        score = fuzz.partial_ratio(compact_want, compact_have, score_cutoff=fuzzy_min)
-        if score:
-            return False, float(score)
+        near = process.extractOne(compact_want, runs, scorer=fuzz.ratio, score_cutoff=fuzzy_min)
+        if near is not None:
+            return False, float(near[1])
     return None
 
 
@@ -82,14 +140,16 @@ def _list_hits(
         for r in retailers
         for s in (r.name, *r.aliases)
     ]
+    longest = max((len(w) for _, w, _ in spellings), default=0)
     for line in lines:
         # An item line (ending in a price) is never the shop's name line.
         priced = bool(_PRICE.search(line.text))
         head = line.index < rules.head_lines and not priced
         have = _words(line.text)
+        runs = _runs(have, longest)
         best: dict[str, _Hit] = {}
         for name, want, short in spellings:
-            m = _match(want, have, rules.fuzzy_retailer)
+            m = _match(want, have, runs, rules.fuzzy_retailer)
             if m is None:
                 continue
             exact = m[0]
@@ -123,9 +183,26 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
         letters = sum(ch.isalpha() for ch in line.text)
         if letters < 3 or letters < len(line.text) * 0.5:
             continue
-        if _has_legal_form(line.text, rules):
-            return _Hit(_clean_name(line.text), line, 0.7, "retailer:legal-form")
+        name = _legal_name(line.text, rules)
+        if name is not None and _plausible_name(name, rules):
+            return _Hit(_clean_name(name), line, 0.7, "retailer:legal-form")
+    # A name line right above a company registration number "(123456-X)".
+    for line in lines[: rules.head_lines]:
+        nxt = line.index + 1
+        if nxt < len(lines) and _REGISTRATION.match(lines[nxt].text) and _name_like(line.text):
+            return _Hit(_clean_name(line.text), line, 0.65, "retailer:above-registration")
     return None
+
+
+_REGISTRATION = re.compile(r"^\W*\(\s*[A-Z]{0,3}\d{4,}[\d-]*-?\s*[A-Z]?\s*\)\W*$")
+
+
+def _name_like(text: str) -> bool:
+    """Letters and spaces (and & . ' -) only, a few words, no OCR debris."""
+    if not re.fullmatch(r"[^\W\d_][\w&.'\- ]*[\w.]", text) or re.search(r"\d", text):
+        return False
+    words = re.findall(r"[^\W\d_]+", text)
+    return sum(len(w) >= 3 for w in words) >= 1 and sum(len(w) <= 1 for w in words) == 0
 
 
 def find_retailer(

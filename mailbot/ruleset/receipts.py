@@ -82,6 +82,9 @@ class ReceiptRules:
     """A page with these reads dash-separated two-digit-year dates year-first."""
     retailers: tuple[Retailer, ...]
     legal_forms: tuple[str, ...]
+    """Printed after the name (Elkjøp Nordic AS)."""
+    legal_forms_first: tuple[str, ...]
+    """Printed before the name (SIA "Name")."""
     head_lines: int
     products: tuple[Product, ...]
     brand_required_below: int
@@ -127,6 +130,7 @@ class _Named(_Strict):
 class _RetailersFile(_Strict):
     retailers: list[_Named] = Field(default_factory=list)
     legal_forms: list[str] = Field(default_factory=list)
+    legal_forms_first: list[str] = Field(default_factory=list)
     head_lines: int = Field(default=8, ge=1, le=50)
 
 
@@ -274,6 +278,7 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         year_first_words=_patterns(ddoc_dates, dates.year_first_words, ("year_first_words",)),
         retailers=tuple(NamedItem(r.name, tuple(r.aliases)) for r in retailers.retailers),
         legal_forms=tuple(retailers.legal_forms),
+        legal_forms_first=tuple(retailers.legal_forms_first),
         head_lines=retailers.head_lines,
         products=tuple(Product(p.name, p.brand, tuple(p.aliases)) for p in products.products),
         brand_required_below=products.brand_required_below,
