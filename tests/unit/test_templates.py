@@ -260,3 +260,15 @@ def test_check_reports_a_language_missing_words(tmp_path: Path) -> None:
     words.write_text(words.read_text(encoding="utf-8").replace('"vat_number"', '"vat_nr"'))
     problems = check_templates(builtin_dir=builtin)
     assert "sv/_words.j2: fields has no words for 'vat_number'" in problems
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_promotion_says_an_incomplete_claim_becomes_void(lang: str) -> None:
+    # promo terms: no answer within the deadline voids the claim; the cashback FAQ
+    # only says payment is not guaranteed. Same words, different consequence.
+    ctx = SAMPLE_CONTEXT["missing_info"]
+    promo = T.render("missing_info", lang, ctx, "promo-20pct")
+    cashback = T.render("missing_info", lang, ctx, "cashback-2022")
+    assert promo.text != cashback.text and promo.subject == cashback.subject
+    assert cashback.text == T.render("missing_info", lang, ctx).text
+    assert promo.html is not None and promo.html != cashback.html
