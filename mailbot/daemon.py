@@ -193,6 +193,10 @@ def run(
 
 
 def _prepare_folders(mailbox: Mailbox, settings: Settings) -> None:
+    # A missing watched folder is created (empty) rather than failing every pass and
+    # starving the other folders; a deleted one comes back with a new UIDVALIDITY.
+    for folder in settings.imap.folders:
+        mailbox.ensure_folder(folder)
     mailbox.ensure_folder(settings.imap.quarantine_folder)
     if settings.imap.processed_action == "move":
         mailbox.ensure_folder(settings.imap.processed_folder)

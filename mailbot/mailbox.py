@@ -310,7 +310,14 @@ class Mailbox:
         if not uids:
             return
         self.ensure_folder(target)
-        uid_set = _uid_set(uids)
+        try:
+            self._move(_uid_set(uids), target)
+        except MailboxError:
+            # maybe the folder was deleted under us: check (and create) it again next time
+            self._known_folders.discard(target)
+            raise
+
+    def _move(self, uid_set: str, target: str) -> None:
         with _translated("move"):
             if self.has("MOVE"):
                 self.client.move(uid_set, target)

@@ -297,3 +297,20 @@ def test_failed_mailbox_action_is_retried_not_reprocessed(
     assert (counts.fetched, counts.mailbox_actions) == (0, 3)
     assert folder_count(dovecot.port, "mailbot/processed") == 3
     assert_once_each(factory, {f"<t-{i}@example.no>" for i in range(3)})
+
+
+def test_move_without_the_move_extension_copies_flags_and_expunges(
+    dovecot: LocalDovecot, tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(dovecot.port, tmp_path, sqlite_url)
+    append_all(dovecot.port, [make_mail(i) for i in range(4)])
+    with Mailbox(settings.imap) as mb:
+        assert mb.has("MOVE") and mb.has("UIDPLUS")
+        mb._caps = mb._caps - {"MOVE"}  # pretend an older server
+        mb.select("INBOX")
+        mb.move([1, 3], "Elsewhere")
+        # a mail another client marked \Deleted must survive our UID EXPUNGE
+        mb.client.add_flags([2], [b"\\Deleted"], silent=True)
+        mb.move([4], "Elsewhere")
+    assert folder_count(dovecot.port, "Elsewhere") == 3
+    assert folder_count(dovecot.port, "INBOX") == 1
