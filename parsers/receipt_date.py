@@ -28,11 +28,11 @@ __all__ = ["date_candidates", "find_purchase_date"]
 
 # Both separators must be the same character: "1. 11-2022" is OCR damage, not a date.
 _YMD = re.compile(
-    r"(?<![\d.])(?P<y>\d{4})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?(?P<d>\d{1,2})(?!\d)"
+    r"(?<![\w.])(?P<y>\d{4})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?(?P<d>\d{1,2})(?!\d)"
 )
 _DMY = re.compile(
-    r"(?<![\d.,])(?P<d>\d{1,2})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?"
-    r"(?P<y>\d{4}|\d{2})(?![\d,]|\.\d)"
+    r"(?<![\w.,])(?P<d>\d{1,2})\s?(?P<sep>[-./])\s?(?P<m>\d{1,2})\s?(?P=sep)\s?"
+    r"(?P<y>\d{4}|\d{2})(?![\d,%]|\.\d)"
 )
 # "18.01 2022": OCR lost the second dot; only with a four-digit year.
 _DM_Y = re.compile(r"(?<![\d.,])(\d{1,2})\.\s?(\d{1,2})\s(20\d{2})(?!\d)")
@@ -165,6 +165,9 @@ def date_candidates(
     out: list[DateCandidate] = []
     prev_context = ""
     warned = {ln.index for ln in lines if any(p.search(ln.text) for p in rules.not_purchase)}
+    # A page that is mostly OCR debris (a blurred or tiny-print photo) makes
+    # every date on it less certain: digits there are often misread too.
+    debris = sum(_noisy(ln.text, 2) for ln in lines) > 0.6 * max(len(lines), 1)
     for line in lines:
         raw = _raw_dates(line.text, rules, ref, year_first)
         last_end = 0
@@ -190,6 +193,8 @@ def date_candidates(
                 score -= 0.15
             if _noisy(line.text) or _JUNK.search(line.text):
                 score -= 0.1
+            if debris:
+                score -= 0.1
             if rule in ("date:yyyymmdd", "date:m/d/y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
@@ -197,10 +202,10 @@ def date_candidates(
     return out
 
 
-def _noisy(text: str) -> bool:
+def _noisy(text: str, min_words: int = 4) -> bool:
     """Mostly one- and two-letter fragments: what OCR makes of a blurred area."""
     words = re.findall(r"[^\W\d_]+", text)
-    return len(words) >= 2 and sum(len(w) <= 2 for w in words) * 2 >= len(words)
+    return len(words) >= min_words and sum(len(w) <= 2 for w in words) * 2 >= len(words)
 
 
 def _rejected(context: str, value: dt.date, rules: ReceiptRules, now: dt.date | None) -> str | None:
