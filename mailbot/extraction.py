@@ -63,9 +63,11 @@ def extract(
     serial: str | None = None,
     timeout_s: float = 15,
     name: str | None = None,
+    required: Sequence[str] = RECEIPT_FIELDS,
 ) -> Extraction:
     """Read one document and extract its fields. Raises ExtractionError when the
-    file cannot be read at all (not a PDF/JPEG/PNG, broken)."""
+    file cannot be read at all (not a PDF/JPEG/PNG, broken). `required` is the
+    campaign's `required_fields`: OCR tries harder only while one of them is missing."""
     # Imported here: parsers.receipt is the field rules' module and the heavier
     # import; `mailbot check` and `read_document` users need not pay for it.
     from parsers.receipt import extract_fields
@@ -82,7 +84,9 @@ def extract(
     def needs_more(text: str) -> bool:
         found = fields_of(text)
         # A serial-number label is not a receipt: more OCR will not make it one.
-        return found.document_kind != DocumentKind.SERIAL_PHOTO and bool(found.missing())
+        return found.document_kind != DocumentKind.SERIAL_PHOTO and bool(
+            found.missing(tuple(required))
+        )
 
     document = read_document(
         content, mime, languages=languages, timeout_s=timeout_s, needs_more=needs_more
@@ -133,6 +137,7 @@ def extract_file(
     serial: str | None = None,
     timeout_s: float = 15,
     name: str | None = None,
+    required: Sequence[str] = RECEIPT_FIELDS,
 ) -> dict[str, Any]:
     """`extract` shaped as the JSON object `mailbot extract --json` prints."""
     return to_json(
@@ -145,6 +150,7 @@ def extract_file(
             serial=serial,
             timeout_s=timeout_s,
             name=name,
+            required=required,
         )
     )
 
@@ -159,6 +165,7 @@ def format_rules_test(
     serial: str | None = None,
     timeout_s: float = 15,
     name: str | None = None,
+    required: Sequence[str] = RECEIPT_FIELDS,
 ) -> str:
     """A person's view of one extraction (`mailbot rules test FILE`)."""
     result = extract(
@@ -170,6 +177,7 @@ def format_rules_test(
         serial=serial,
         timeout_s=timeout_s,
         name=name,
+        required=required,
     )
     return render(result)
 
