@@ -126,7 +126,7 @@ def _oracle(lab: dict[str, Any]) -> Any:
     return needs_more
 
 
-def bench_one(path: str, mode: str, languages: str) -> dict[str, Any]:
+def bench_one(path: str, mode: str, languages: str, engines: tuple[str, ...]) -> dict[str, Any]:
     """Read and extract one document (runs in a worker process)."""
     meta = json.loads(Path(path).with_suffix(".json").read_text())
     lab = labels(meta)
@@ -151,12 +151,15 @@ def bench_one(path: str, mode: str, languages: str) -> dict[str, Any]:
                 campaign_models=_models(),
                 languages=lang,
                 required=required,
+                fallback_engines=engines,
             )
             doc = result.document
             predicted = {k: (v["value"] if v else None) for k, v in _fields(result).items()}
         else:
             needs = _oracle(lab) if mode == "oracle" else None
-            doc = read_document(content, "", languages=lang, needs_more=needs)
+            doc = read_document(
+                content, "", languages=lang, needs_more=needs, fallback_engines=engines
+            )
     except ExtractionError as exc:
         return {"path": path, "error": str(exc), "seconds": time.monotonic() - started}
     seconds, cpu = time.monotonic() - started, _cpu() - cpu_started
@@ -224,14 +227,15 @@ def _fields(result: Any) -> dict[str, Any]:
 
 
 def run(
-    paths: list[str], workers: int, mode: str, languages: str
+    paths: list[str], workers: int, mode: str, languages: str, engines: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], float]:
     started = time.monotonic()
     if workers == 1:
-        rows = [bench_one(p, mode, languages) for p in paths]
+        rows = [bench_one(p, mode, languages, engines) for p in paths]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(pool.map(bench_one, paths, [mode] * len(paths), [languages] * len(paths)))
+            n = len(paths)
+            rows = list(pool.map(bench_one, paths, [mode] * n, [languages] * n, [engines] * n))
     return rows, time.monotonic() - started
 
 
@@ -305,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", default="", help="comma-separated folders (default: all)")
     ap.add_argument("--languages", default="eng", help="tesseract languages, or 'campaign'")
     ap.add_argument("--needs-more", default="auto", choices=("auto", "extractor", "oracle", "off"))
+    ap.add_argument(
+        "--fallback", default="", help="optional engines after tesseract, e.g. rapidocr"
+    )
     ap.add_argument("--json", type=Path, help="also write every row here")
     args = ap.parse_args(argv)
     if not args.corpus.is_dir():
@@ -331,10 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         paths.extend(str(p) for p in (docs[: args.limit] if args.limit else docs))
     throughput: dict[int, float] = {}
     for workers in (int(w) for w in args.workers.split(",")):
-        rows, wall = run(paths, workers, mode, args.languages)
+        engines = tuple(e for e in args.fallback.split(",") if e)
+        rows, wall = run(paths, workers, mode, args.languages, engines)
         throughput[workers] = len(paths) / wall
         print(f"\n=== {workers} worker(s): {len(paths)} documents in {wall:.1f} s", end="")
-        print(f", mode {mode}, languages {args.languages}")
+        print(f", mode {mode}, languages {args.languages}, fallback {args.fallback or '-'}")
         report(rows, mode)
         if args.json:
             args.json.with_suffix(f".w{workers}.json").write_text(json.dumps(rows, indent=1))

@@ -27,7 +27,7 @@ from typing import Any
 from mailbot.core.errors import ExtractionError
 from mailbot.core.receipt import RECEIPT_FIELDS, DocumentKind, FieldValue, ReceiptFields
 from parsers.attachments import sniff_type
-from parsers.text import DocumentText, read_document
+from parsers.text import FALLBACK_ENGINES, DocumentText, read_document
 
 __all__ = ["Extraction", "extract", "extract_file", "format_rules_test", "to_json"]
 
@@ -64,6 +64,7 @@ def extract(
     timeout_s: float = 15,
     name: str | None = None,
     required: Sequence[str] = RECEIPT_FIELDS,
+    fallback_engines: Sequence[str] = FALLBACK_ENGINES,
 ) -> Extraction:
     """Read one document and extract its fields. Raises ExtractionError when the
     file cannot be read at all (not a PDF/JPEG/PNG, broken). `required` is the
@@ -89,7 +90,12 @@ def extract(
         )
 
     document = read_document(
-        content, mime, languages=languages, timeout_s=timeout_s, needs_more=needs_more
+        content,
+        mime,
+        languages=languages,
+        timeout_s=timeout_s,
+        needs_more=needs_more,
+        fallback_engines=fallback_engines,
     )
     fields = fields_of(document.text)
     return Extraction(
