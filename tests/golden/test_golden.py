@@ -98,3 +98,22 @@ def test_extract_file_matches_golden(doc: Path) -> None:
             assert field["value"] == want["value"]
         if "country" in want:
             assert field["country"] == want["country"]
+
+
+def test_json_shape_and_rules_test_view() -> None:
+    """The exact key layout scripts depend on, and the person's view of the same run."""
+    ruleset = pytest.importorskip("mailbot.ruleset.receipts")
+    pytest.importorskip("parsers.receipt")
+    from mailbot.extraction import extract_file, format_rules_test
+
+    doc = DOCS / "invoice-se.pdf"
+    rules = ruleset.load_receipt_rules()
+    got = extract_file(doc.read_bytes(), rules=rules, campaign_models=("Play:1",), name="x.pdf")
+    assert list(got) == ["file", "document_kind", "fields", "source", "seconds", "rules_version"]
+    assert got["file"] == "x.pdf" and got["rules_version"] == rules.version
+    assert list(got["fields"]["vat_number"]) == ["value", "country", "confidence", "evidence"]
+    assert list(got["fields"]["purchase_date"]) == ["value", "confidence", "evidence"]
+    assert got["fields"]["vat_number"]["evidence"] == "Momsreg.nr SE559123456101"
+    shown = format_rules_test(doc, rules=rules, campaign_models=("Play:1",))
+    assert "Momsreg.nr SE559123456101" in shown  # the text read
+    assert "rule:" in shown and "vat_number" in shown and "missing: none" in shown
