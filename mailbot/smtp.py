@@ -55,13 +55,15 @@ class SmtpTransport:
     relay, tests). Logs in only when a username is set.
     """
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
+        # Certificates are verified against the system's CAs; tests pass their own.
+        self.context = context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = self.context
         try:
             smtp: smtplib.SMTP
             if s.tls == "ssl":
