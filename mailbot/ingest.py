@@ -126,10 +126,11 @@ class Ingestor:
 
     def process_pending(self, counts: SyncCounts) -> None:
         """Rows committed to the ledger but never processed (a crash): finish them now."""
-        for mid in ledger.pending_ids(self.factory, self.account):
-            if self.should_stop():
-                return
-            counts.add(ledger.process_one(self.factory, self.store, mid, self.processor))
+        items = [(mid, None) for mid in ledger.pending_ids(self.factory, self.account)]
+        for _, status in ledger.process_many(
+            self.factory, self.store, items, self.processor, should_stop=self.should_stop
+        ):
+            counts.add(status)
 
     def sync_folder(self, mailbox: Mailbox, folder: str, counts: SyncCounts) -> None:
         st = mailbox.status(folder)
@@ -191,15 +192,18 @@ class Ingestor:
             self.factory, self.store, self.account, folder, uidvalidity, items, limit
         )
         counts.fetched += len(rows)
+        done = dict(
+            ledger.process_many(
+                self.factory,
+                self.store,
+                [(r.id, bodies.get(r.uid)) for r in rows if r.status == ledger.PENDING],
+                self.processor,
+                should_stop=self.should_stop,
+            )
+        )
         results: list[tuple[int, int, str]] = []
         for row in rows:
-            status = row.status
-            if status == ledger.PENDING:
-                if self.should_stop():
-                    break  # stays pending; the next start processes it
-                status = ledger.process_one(
-                    self.factory, self.store, row.id, self.processor, raw=bodies.get(row.uid)
-                )
+            status = done.get(row.id, row.status)  # still pending if we were stopped
             counts.add(status)
             results.append((row.id, row.uid, status))
         self.act(mailbox, results, counts)

@@ -10,6 +10,7 @@ as the processor's own writes, which is what makes processing exactly-once.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ class ProcessOutcome:
 
 
 Processor = Callable[[Session, Message, bytes], ProcessOutcome]
+
+# Group commit bounds (see process_many): how long one transaction may keep going.
+GROUP_SECONDS = 0.05
+GROUP_MAX = 50
 
 # The database itself failing is not the message's fault: leave the row pending and
 # let the daemon back off, instead of quarantining a good mail.
@@ -228,6 +233,31 @@ def pending_ids(factory: Factory, account: str) -> list[int]:
         return list(s.scalars(stmt.order_by(Message.id)))
 
 
+def _apply(
+    s: Session,
+    store: RawStore,
+    message_id: int,
+    processor: Processor,
+    allowed: tuple[str, ...],
+    raw: bytes | None,
+) -> str:
+    """The processor's work and the row's new status, in the caller's transaction."""
+    row = s.get(Message, message_id, with_for_update=True)
+    # not eligible (already processed, or oversized without raw bytes): untouched
+    if row is None or row.status not in allowed or row.raw_path is None:
+        return SKIPPED
+    if raw is None:
+        raw = store.get(row.raw_path, row.sha256)
+    outcome = processor(s, row, raw)
+    if outcome.status not in ("processed", "ignored"):
+        raise ValueError(f"processor returned status {outcome.status!r}")
+    row.status, row.reason = outcome.status, outcome.reason
+    row.error = None
+    row.attempts += 1
+    row.processed_at = now()
+    return outcome.status
+
+
 def process_one(
     factory: Factory,
     store: RawStore,
@@ -239,43 +269,87 @@ def process_one(
 ) -> str:
     """Run the processor for one ledger row in one transaction; return the new status.
 
-    A row not in `allowed` (someone already processed it) is left alone (SKIPPED): this check
-    and the status change share the processor's transaction, so a row is never
-    processed twice. An exception rolls everything back and marks the row failed.
-    `raw` saves re-reading the file when the caller has just stored these bytes.
+    A row not in `allowed` (someone already processed it) is left alone (SKIPPED):
+    this check and the status change share the processor's transaction, so a row is
+    never processed twice. An exception rolls everything back and marks the row
+    failed. `raw` saves re-reading the file when the caller has just stored it.
     """
     try:
         with transaction(factory) as s:
-            row = s.get(Message, message_id, with_for_update=True)
-            # not eligible (already processed, or oversized without raw bytes): untouched
-            if row is None or row.status not in allowed or row.raw_path is None:
-                return SKIPPED
-            if raw is None:
-                raw = store.get(row.raw_path, row.sha256)
-            outcome = processor(s, row, raw)
-            if outcome.status not in ("processed", "ignored"):
-                raise ValueError(f"processor returned status {outcome.status!r}")
-            row.status, row.reason = outcome.status, outcome.reason
-            row.error = None
-            row.attempts += 1
-            row.processed_at = now()
-            return outcome.status
+            return _apply(s, store, message_id, processor, allowed, raw)
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
-        trace = scrub(traceback.format_exc())[-8000:]
-        log.warning(
-            "message processing failed",
-            extra={"ledger_id": message_id, "error": scrub(f"{exc.__class__.__name__}: {exc}")},
-        )
-        with transaction(factory) as s:
-            row = s.get(Message, message_id)
-            assert row is not None
-            row.status, row.error = "failed", trace
-            row.reason = scrub(f"exception: {exc.__class__.__name__}")[:200]
-            row.attempts += 1
-            row.processed_at = now()
+        _mark_failed(factory, message_id, exc)
         return "failed"
+
+
+def _mark_failed(factory: Factory, message_id: int, exc: Exception) -> None:
+    trace = scrub(traceback.format_exc())[-8000:]
+    log.warning(
+        "message processing failed",
+        extra={"ledger_id": message_id, "error": scrub(f"{exc.__class__.__name__}: {exc}")},
+    )
+    with transaction(factory) as s:
+        row = s.get(Message, message_id)
+        assert row is not None
+        row.status, row.error = "failed", trace
+        row.reason = scrub(f"exception: {exc.__class__.__name__}")[:200]
+        row.attempts += 1
+        row.processed_at = now()
+
+
+def process_many(
+    factory: Factory,
+    store: RawStore,
+    items: Sequence[tuple[int, bytes | None]],
+    processor: Processor,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    group_seconds: float = GROUP_SECONDS,
+) -> list[tuple[int, str]]:
+    """Process pending rows in order; return (id, status) for each one handled.
+
+    Group commit: consecutive messages share one transaction until it has run for
+    `group_seconds` (or GROUP_MAX rows), so cheap messages do not each pay a commit,
+    while a slow one (OCR) still commits right after itself. Exactly-once holds as
+    for `process_one`: each row's status changes in the same commit as its work. If
+    any message raises, the whole group is rolled back and redone one transaction per
+    message, so only the culprit is marked failed. Rows after a stop request stay
+    pending. Processors must not commit themselves.
+    """
+    out: list[tuple[int, str]] = []
+    i = 0
+    while i < len(items) and not should_stop():
+        start, began = i, time.monotonic()
+        session = factory()
+        try:
+            group: list[tuple[int, str]] = []
+            while i < len(items):
+                mid, raw = items[i]
+                group.append((mid, _apply(session, store, mid, processor, (PENDING,), raw)))
+                i += 1
+                if (
+                    len(group) >= GROUP_MAX
+                    or time.monotonic() - began >= group_seconds
+                    or should_stop()
+                ):
+                    break
+            session.commit()
+            out.extend(group)
+        except INFRASTRUCTURE_ERRORS:
+            session.rollback()
+            raise
+        except Exception:
+            session.rollback()
+            # items[i] raised (or, if the commit raised, items[i] is the next one, which
+            # is then simply processed alone): redo start..i one message at a time.
+            for mid, raw in items[start : i + 1]:
+                out.append((mid, process_one(factory, store, mid, processor, raw=raw)))
+            i += 1
+        finally:
+            session.close()
+    return out
 
 
 def actions_due(factory: Factory, account: str, folder: str) -> list[tuple[int, int, int, str]]:

@@ -360,3 +360,36 @@ def test_own_target_folders_are_never_watched(tmp_path: Path) -> None:
         "mailbot/processed",
         "Claims",
     )
+
+
+def test_group_commit_redoes_a_group_one_by_one_when_a_message_raises(tmp_path: Path) -> None:
+    from mailbot import ledger
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    store = RawStore(tmp_path / "raw")
+    ledger.reset_state(factory, "a", "INBOX", 1)
+    mails = [make_mail(u) for u in range(1, 6)]
+    mails[2] = make_mail(3, extra_header=RAISE_MARK)
+    rows = ledger.record_batch(
+        factory,
+        store,
+        "a",
+        "INBOX",
+        1,
+        [ledger.Fetched(u, 10, m) for u, m in enumerate(mails, 1)],
+        10**6,
+    )
+    calls: list[int] = []
+    inner = recording_processor()
+
+    def proc(s, m, raw):  # type: ignore[no-untyped-def]
+        calls.append(m.uid)
+        return inner(s, m, raw)
+
+    out = ledger.process_many(factory, store, [(r.id, None) for r in rows], proc, group_seconds=60)
+    assert [st for _, st in out] == ["processed", "processed", "failed", "processed", "processed"]
+    # one group 1..3 rolled back and redone alone (1, 2, 3), then 4..5 as a group
+    assert calls == [1, 2, 3, 1, 2, 3, 4, 5]
+    counts = processing_counts(factory)
+    assert sorted(counts.values()) == [1, 1, 1, 1] and rows[2].id not in counts
