@@ -88,6 +88,8 @@ def _national(
     m = re.match(r"([A-Za-z0-9$]{2})\s?(?=[0-9OoIl|SBD])", tail)
     if m and _prefix_ok(m.group(1), country.prefix) and not m.group(1).isdigit():
         tail = tail[m.end() :]
+    elif country.prefix and re.match(rf"{country.prefix[0]}\d", tail):
+        tail = tail[1:]  # half a prefix survived OCR ("L4360..." for "LV4360...")
     body = _BODY.match(tail)
     if body is None:
         return None

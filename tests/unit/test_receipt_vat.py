@@ -32,6 +32,8 @@ def vat(text: str) -> tuple[str, str | None] | None:
         ("ALV FI12345604", ("12345604", "FI")),
         ("PVN LV40003123400", ("40003123400", "LV")),
         ("PVN reģ. Nr. LV40003123400", ("40003123400", "LV")),
+        ("PUN LU 40003123400", ("40003123400", "LV")),  # PVN LV as OCR reads it
+        ("PVN: L40003123400", ("40003123400", "LV")),  # half the prefix lost
         ("USt-IdNr.: DE123456704", ("123456704", "DE")),
         ("BTW NL123456782B01", ("123456782B01", "NL")),
         ("VAT Reg No: GB 987 6543 11", ("987654311", "GB")),
