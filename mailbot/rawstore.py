@@ -15,6 +15,18 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One small pool for the process: creating threads per batch costs more than fsync."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rawstore")
+        return _POOL
+
 
 def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
@@ -59,8 +71,7 @@ class RawStore:
         together instead of paying one journal commit per mail."""
         if len(raws) <= 1:
             return [self.put(raw) for raw in raws]
-        with ThreadPoolExecutor(max_workers=min(16, len(raws))) as pool:
-            return list(pool.map(self.put, raws))
+        return list(_pool().map(self.put, raws))
 
     def get(self, path: str | Path, sha: str | None = None) -> bytes:
         """Read stored bytes; verify the hash when given (a corrupt file is an error)."""
