@@ -104,17 +104,16 @@ def _rate_release(session: Session, row: Outbox, now: datetime, per_hour: int) -
     """None when the recipient may get a mail now, else when a slot frees up."""
     if per_hour <= 0:
         return None
-    low = row.to_addr.lower()
     recent = session.scalars(
         select(Outbox.sent_at)
-        .where(func.lower(Outbox.to_addr) == low)
+        .where(Outbox.to_addr == row.to_addr)  # stored lower case: uses ix_outbox_to_addr
         .where(Outbox.status == "sent")
         .where(Outbox.sent_at > now - RATE_WINDOW)
         .order_by(Outbox.sent_at)
     ).all()
     in_flight = session.scalar(
         select(func.count(Outbox.id))
-        .where(func.lower(Outbox.to_addr) == low)
+        .where(Outbox.to_addr == row.to_addr)
         .where(Outbox.status == "sending")
         .where(Outbox.next_attempt_at > now)
         .where(Outbox.id != row.id)
