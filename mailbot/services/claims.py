@@ -21,10 +21,10 @@ from mailbot.config import Settings
 from mailbot.core import claims as claim_sm
 from mailbot.core.codes import generate_code
 from mailbot.core.errors import MailbotError
+from mailbot.core.snapshots import to_plain as to_json
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.records import claim_by_code, claim_snapshot, record
 from mailbot.store import models as m
-from mailbot.store.snapshots import to_json
 
 _RNG = random.SystemRandom()
 

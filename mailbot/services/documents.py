@@ -24,10 +24,10 @@ from mailbot.core.claim_state import DocumentEvidence
 from mailbot.core.errors import ExtractionError
 from mailbot.core.mail import Attachment
 from mailbot.core.receipt import DocumentKind, ReceiptFields
+from mailbot.core.snapshots import to_plain as to_json
 from mailbot.rawstore import RawStore
 from mailbot.ruleset.loader import RuleSet
 from mailbot.store import models as m
-from mailbot.store.snapshots import to_json
 
 log = logging.getLogger(__name__)
 

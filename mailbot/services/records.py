@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
 from mailbot.core.rma import Rma
+from mailbot.core.snapshots import claim_from_plain, rma_from_plain
+from mailbot.core.snapshots import to_plain as to_json
 from mailbot.core.transition import Transition
 from mailbot.outbox import queue_reply
 from mailbot.services.context import reply_context
 from mailbot.store import models as m
-from mailbot.store.snapshots import from_json, to_json
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,11 @@ class ReplyTarget:
 
 
 def claim_snapshot(row: m.Claim) -> Claim:
-    return from_json(Claim, row.facts["snapshot"])
+    return claim_from_plain(row.facts["snapshot"])
 
 
 def rma_snapshot(row: m.Rma) -> Rma:
-    return from_json(Rma, row.facts["snapshot"])
+    return rma_from_plain(row.facts["snapshot"])
 
 
 def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.Claim:

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from mailbot.config import Settings
 from mailbot.core import rma as rma_sm
 from mailbot.core.codes import generate_rma_number
+from mailbot.core.snapshots import to_plain as to_json
 from mailbot.core.transition import TransitionError
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.claims import InputError
 from mailbot.services.records import record, rma_by_number, rma_snapshot
 from mailbot.store import models as m
-from mailbot.store.snapshots import to_json
 
 _RNG = random.SystemRandom()
 
