@@ -8,12 +8,15 @@ file that exists is complete; writing the same content twice is a no-op.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -26,6 +29,37 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rawstore")
         return _POOL
+
+
+def _load_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(where: Path) -> None:
+    fd = os.open(where, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(where: Path) -> None:
+    fd = os.open(where, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -41,6 +75,9 @@ class RawStore:
 
     def put(self, raw: bytes, sha: str | None = None) -> tuple[str, Path]:
         """Store `raw`; return (sha256, path). Durable when it returns."""
+        return self._write(raw, sha, durable=True)
+
+    def _write(self, raw: bytes, sha: str | None, *, durable: bool) -> tuple[str, Path]:
         sha = sha or sha256_hex(raw)
         path = self.path_for(sha)
         if path.exists() and path.stat().st_size == len(raw):
@@ -53,24 +90,30 @@ class RawStore:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        # the rename itself must survive a power cut before the ledger row points here
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            # the rename itself must survive a power cut before the ledger row points here
+            _fsync_dir(path.parent)
         return sha, path
 
     def put_many(self, raws: Sequence[bytes]) -> list[tuple[str, Path]]:
-        """Store several mails; durable when it returns. The fsyncs run in parallel
-        threads (they release the GIL), so the filesystem journal can commit them
-        together instead of paying one journal commit per mail."""
+        """Store several mails; durable when it returns.
+
+        On Linux: write and rename them all, then one syncfs() of the filesystem
+        (one journal flush for the batch instead of two fsyncs per mail). Elsewhere
+        the per-file fsyncs run in parallel threads, so the journal can group them.
+        """
         if len(raws) <= 1:
             return [self.put(raw) for raw in raws]
+        if _SYNCFS is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            out = [self._write(raw, None, durable=False) for raw in raws]
+            _syncfs(self.root)
+            return out
         return list(_pool().map(self.put, raws))
 
     def get(self, path: str | Path, sha: str | None = None) -> bytes:
