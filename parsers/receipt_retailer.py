@@ -157,6 +157,10 @@ def _list_hits(
                 score = 0.9 if exact else 0.75
             elif exact and (not short or _has_legal_form(line.text, rules)):
                 score = 0.75
+            elif exact and have.strip() == want.strip():
+                # The name alone on its line is the logo line, also where a later
+                # OCR pass put the receipt's head further down the text.
+                score = 0.75
             else:
                 score = 0.45
             kind = "exact" if exact else "fuzzy"

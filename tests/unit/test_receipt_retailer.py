@@ -43,3 +43,9 @@ def test_legal_name_fallback_and_abstain() -> None:
 
 def test_no_match_on_a_line_shorter_than_the_name() -> None:
     assert retailer("Pr\nTotalt 100") is None
+
+
+def test_name_alone_on_its_line_further_down() -> None:
+    # A second OCR pass appended below a garbled first one: the logo line counts.
+    garbled = "\n".join(["ee oe a", "Sa ee :", "oo i"] * 4)
+    assert retailer(f"{garbled}\nPOWER\nStorgata 1\nKvittering nr 5") == "Power"
