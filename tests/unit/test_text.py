@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from mailbot.core.errors import ExtractionError
-from parsers.ocr import TESSERACT, open_image, prepare
+from parsers.ocr import ENGINES, TESSERACT, open_image, prepare
 from parsers.text import DocumentText, is_available, read_document, read_many
 from tests.golden.make_fixtures import (
     jpeg_with_exif_rotation,
@@ -157,7 +157,7 @@ def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     started = time.monotonic()
     doc = read_document(png(noise), "image/png", timeout_s=0.5, needs_more=lambda t: True)
     # Generous: the CPU is shared; unbounded, this noise keeps tesseract busy far longer.
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20
     assert doc.timed_out
     assert any("killed" in n or "skipped" in n for n in doc.notes)
 
@@ -165,7 +165,7 @@ def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     started = time.monotonic()
     content = png(render_receipt(LINES))
     doc = read_document(content, "image/png", timeout_s=3, needs_more=lambda t: True)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30
     assert "Sonos One" in doc.text
 
 
@@ -202,3 +202,20 @@ def test_is_available_reports_versions() -> None:
     assert report["pdfplumber"]
     if report["tesseract"]:
         assert "eng" in (report["tesseract_languages"] or "").split("+")
+
+
+@needs_tesseract
+@pytest.mark.slow
+def test_optional_engine_runs_only_when_fields_missing() -> None:
+    rapid = ENGINES["rapidocr"]
+    if rapid.is_available() is None:
+        pytest.skip("rapidocr-onnxruntime (extra ocr-extra) not installed")
+    content = png(render_receipt(LINES))
+    doc = read_document(content, "image/png", needs_more=lambda t: "Sonos One" not in t)
+    assert not any(n.startswith("rapidocr") for n in doc.notes)
+    doc = read_document(content, "image/png", timeout_s=60, needs_more=lambda t: True)
+    assert any(n.startswith("rapidocr ") for n in doc.notes)
+    assert not any("psm 11" in n for n in doc.notes)  # the engine replaces the psm 11 pass
+    rapid_lines = [ln.text for ln in doc.lines[len(doc.lines) // 2 :]]
+    # Boxes on one row are joined: the item and its price make one line.
+    assert any("Sonos" in ln and "490" in ln for ln in rapid_lines)
