@@ -144,7 +144,7 @@ def main() -> int:
         assert counts.processed == args.mails, counts
         rate = args.mails / secs
         print(f"ingest: {args.mails} mails in {secs:.2f} s = {rate:.0f} mails/s "
-              f"(target >= 200; ledger + raw fsync + processing commit + MOVE)")  # fmt: skip
+              f"(target >= 200; raw bytes synced, ledger + processing commits, MOVE)")  # fmt: skip
         # The wall figure depends on what else runs on the machine; the CPU figure
         # says what mailbot itself needs per mail (Dovecot's CPU not included).
         print(f"        mailbot CPU {cpu * 1000 / args.mails:.2f} ms/mail "
