@@ -9,17 +9,19 @@ States of an outbox row:
 
 Claiming is a compare-and-set UPDATE (status and attempts must still be what we
 read), so two senders, even in two processes on PostgreSQL, cannot both take a
-row. While a row is `sending`, `next_attempt_at` is its lease: a sender that dies
-mid-delivery leaves the row `sending`, and after the lease it is sent again with
-the SAME stored bytes and Message-ID.
+row. Rows are claimed a few at a time (`batch_size`: as many as fit in the lease
+even if each send took a full SMTP timeout) and each result is recorded as soon
+as the relay answered. While a row is `sending`, `next_attempt_at` is its lease:
+a sender that dies mid-delivery leaves the row `sending`, and after the lease it
+is sent again with the SAME stored bytes and Message-ID.
 
 The one edge no database can close: the relay accepted the mail (250) and we
 crashed before recording `sent`. The row is then delivered a second time, so
 delivery is at-least-once at the SMTP level. Because the Message-ID was fixed
-when the reply was queued, both copies are the same message: mail stores and
-clients that de-duplicate by Message-ID (Gmail, Outlook, Dovecot's duplicate
-filter) show it once. The window is the time between the server's 250 and our
-commit, milliseconds.
+when the reply was queued, both copies are byte-identical, the same message:
+Gmail shows one copy of a Message-ID, and Sieve's duplicate test (RFC 7352) or a
+client's duplicate filter can drop the other. The window is the time between the
+relay's 250 and our commit: milliseconds, and only on a crash in exactly then.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
@@ -100,84 +102,102 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _rate_release(session: Session, row: Outbox, now: datetime, per_hour: int) -> datetime | None:
+def _rate_release(
+    session: Session, row_id: int, to_addr: str, now: datetime, per_hour: int
+) -> datetime | None:
     """None when the recipient may get a mail now, else when a slot frees up."""
     if per_hour <= 0:
         return None
     recent = session.scalars(
         select(Outbox.sent_at)
-        .where(Outbox.to_addr == row.to_addr)  # stored lower case: uses ix_outbox_to_addr
+        .where(Outbox.to_addr == to_addr)  # stored lower case: uses ix_outbox_to_addr
         .where(Outbox.status == "sent")
         .where(Outbox.sent_at > now - RATE_WINDOW)
         .order_by(Outbox.sent_at)
     ).all()
     in_flight = session.scalar(
         select(func.count(Outbox.id))
-        .where(Outbox.to_addr == row.to_addr)
+        .where(Outbox.to_addr == to_addr)
         .where(Outbox.status == "sending")
         .where(Outbox.next_attempt_at > now)
-        .where(Outbox.id != row.id)
+        .where(Outbox.id != row_id)
     )
-    if len(recent) + int(in_flight or 0) < per_hour:
+    # mails being sent right now count as sent now
+    times = sorted([t for t in recent if t is not None] + [now] * int(in_flight or 0))
+    if len(times) < per_hour:
         return None
-    oldest = recent[0] if recent else None
-    release = oldest + RATE_WINDOW if oldest is not None else now + MIN_LEASE
+    # a slot frees when enough of these leave the sliding window
+    release = times[len(times) - per_hour] + RATE_WINDOW
     return max(release, now + timedelta(seconds=1))
 
 
-def _claim_next(
+def batch_size(settings: SmtpSettings) -> int:
+    """Rows claimed per transaction: as many as can surely be sent within the lease,
+    even if every one of them waits for a full SMTP timeout (at most 25)."""
+    fits = lease_for(settings) / timedelta(seconds=2 * max(settings.timeout_seconds, 1))
+    return max(1, min(25, int(fits)))
+
+
+def _claim_batch(
     factory: sessionmaker[Session],
     smtp: SmtpSettings,
     now: datetime,
-    skip: set[int],
     stats: DeliveryStats,
-) -> _Claimed | None:
+    size: int,
+) -> list[_Claimed]:
+    """Claim up to `size` due rows in one transaction (held ones are set aside)."""
     lease = lease_for(smtp)
+    out: list[_Claimed] = []
     with transaction(factory) as session:
-        while True:
-            row = session.scalars(
-                select(Outbox)
+        # Every row a round touches leaves the due set (held and claimed rows get a
+        # future next_attempt_at; a row lost to another sender is theirs now), so
+        # rounds end; the bound is only a guard against a bug spinning forever.
+        for _ in range(1_000):
+            candidates = session.execute(
+                select(Outbox.id, Outbox.status, Outbox.attempts, Outbox.to_addr)
                 .where(_due(now))
-                .where(Outbox.id.not_in(skip) if skip else true())
                 .order_by(Outbox.created_at, Outbox.id)
-                .limit(1)
-            ).first()
-            if row is None:
-                return None
-            skip.add(row.id)
-            same = (
-                Outbox.id == row.id,
-                Outbox.status == row.status,
-                Outbox.attempts == row.attempts,
-            )
-            release = _rate_release(session, row, now, smtp.rate_limit_per_hour)
-            if release is not None:
-                session.execute(
-                    update(Outbox)
-                    .where(*same)
-                    .values(status="held", next_attempt_at=release)
-                    .execution_options(synchronize_session=False)
-                )
-                stats.held += 1
-                log.info(
-                    "reply held by rate limit",
-                    extra={"outbox_id": row.id, "to": mask_email(row.to_addr), "until": release},
-                )
-                continue
-            claimed = _rows(
-                session.execute(
-                    update(Outbox)
-                    .where(*same)
-                    .values(
-                        status="sending", attempts=row.attempts + 1, next_attempt_at=now + lease
+                .limit(size - len(out))
+            ).all()
+            if not candidates:
+                return out
+            for row_id, status, attempts, to_addr in candidates:
+                same = (Outbox.id == row_id, Outbox.status == status, Outbox.attempts == attempts)
+                release = _rate_release(session, row_id, to_addr, now, smtp.rate_limit_per_hour)
+                if release is not None:
+                    session.execute(
+                        update(Outbox)
+                        .where(*same)
+                        .values(status="held", next_attempt_at=release)
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
+                    stats.held += 1
+                    log.info(
+                        "reply held by rate limit",
+                        extra={"outbox_id": row_id, "to": mask_email(to_addr), "until": release},
+                    )
+                    continue
+                claimed = _rows(
+                    session.execute(
+                        update(Outbox)
+                        .where(*same)
+                        .values(
+                            status="sending", attempts=attempts + 1, next_attempt_at=now + lease
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
                 )
-            )
-            if claimed != 1:
-                continue  # another sender took it between our read and our update
-            raw = row.raw if row.raw is not None else _rebuild(row, smtp)
-            return _Claimed(row.id, row.to_addr, raw, row.attempts + 1, row.status == "sending")
+                if claimed != 1:
+                    continue  # another sender took it between our read and our update
+                raw = session.scalar(select(Outbox.raw).where(Outbox.id == row_id))
+                if raw is None:
+                    full = session.get(Outbox, row_id)
+                    assert full is not None
+                    raw = _rebuild(full, smtp)
+                out.append(_Claimed(row_id, to_addr, raw, attempts + 1, status == "sending"))
+            if len(out) >= size:
+                return out
+        raise RuntimeError("outbox claim loop did not settle")  # pragma: no cover
 
 
 def _rebuild(row: Outbox, smtp: SmtpSettings) -> bytes:
@@ -196,6 +216,19 @@ def _rebuild(row: Outbox, smtp: SmtpSettings) -> bytes:
         extra_headers=thread,
     )
     return raw
+
+
+def _unclaim(factory: sessionmaker[Session], items: list[_Claimed], later: datetime) -> None:
+    """Give back claimed rows never tried (the relay went away): no attempt counted."""
+    with transaction(factory) as session:
+        for item in items:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == item.id, Outbox.status == "sending")
+                .where(Outbox.attempts == item.attempts)
+                .values(status="queued", attempts=item.attempts - 1, next_attempt_at=later)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _finish(factory: sessionmaker[Session], row_id: int, **values: object) -> None:
@@ -227,17 +260,21 @@ def deliver_pending(
     own = transport is None
     link: Transport = transport if transport is not None else SmtpTransport(smtp)
     stats = DeliveryStats()
-    skip: set[int] = set()
+    left = limit
     try:
-        for _ in range(limit):
-            item = _claim_next(factory, smtp, now, skip, stats)
-            if item is None:
+        while left > 0:
+            batch = _claim_batch(factory, smtp, now, stats, min(left, batch_size(smtp)))
+            if not batch:
                 break
-            if item.recovered:
-                stats.recovered += 1
-                log.warning("resending reply left in sending state", extra={"outbox_id": item.id})
-            if not _deliver_one(factory, link, smtp, item, now, stats, rng):
-                break
+            left -= len(batch)
+            for i, item in enumerate(batch):
+                if item.recovered:
+                    stats.recovered += 1
+                    log.warning("resending reply left in sending", extra={"outbox_id": item.id})
+                if not _deliver_one(factory, link, smtp, item, now, stats, rng):
+                    _unclaim(factory, batch[i + 1 :], now + backoff(1, rng))
+                    left = 0
+                    break
     finally:
         if own:
             link.close()

@@ -58,11 +58,13 @@ class SmtpTransport:
     def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
         # Certificates are verified against the system's CAs; tests pass their own.
-        self.context = context or ssl.create_default_context()
+        self.context = context
         self._smtp: smtplib.SMTP | None = None
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
+        if self.context is None and s.tls != "none":
+            self.context = ssl.create_default_context()
         context = self.context
         try:
             smtp: smtplib.SMTP
