@@ -115,9 +115,15 @@ def suppression_reason(session: Session, address: str, settings: SmtpSettings) -
     return None
 
 
-def _angle(mid: str) -> str:
+_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+
+
+def _angle(mid: str) -> str | None:
+    """`<id>` for a Message-ID, None for anything that is not one (whitespace, line
+    breaks, absurd length): a customer's header must not become ours unchecked."""
     mid = mid.strip()
-    return mid if mid.startswith("<") else f"<{mid}>"
+    mid = mid if mid.startswith("<") else f"<{mid}>"
+    return mid if _MSGID.fullmatch(mid) else None
 
 
 def new_message_id(from_address: str) -> str:
@@ -128,15 +134,14 @@ def new_message_id(from_address: str) -> str:
 
 def thread_headers(in_reply_to: str | None, references: Iterable[str] = ()) -> dict[str, str]:
     """In-Reply-To and References that put our reply in the customer's thread."""
-    refs = [_angle(r) for r in references if r and r.strip()]
-    if in_reply_to:
-        refs.append(_angle(in_reply_to))
-    refs = list(dict.fromkeys(refs))
+    parent = _angle(in_reply_to) if in_reply_to else None
+    found = [_angle(r) for r in references if r and r.strip()]
+    refs = [r for r in dict.fromkeys([*found, parent]) if r is not None]
     if len(refs) > _MAX_REFERENCES:
         refs = [refs[0], *refs[-(_MAX_REFERENCES - 1) :]]
     out: dict[str, str] = {}
-    if in_reply_to:
-        out["In-Reply-To"] = _angle(in_reply_to)
+    if parent:
+        out["In-Reply-To"] = parent
     if refs:
         out["References"] = " ".join(refs)
     return out

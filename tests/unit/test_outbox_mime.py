@@ -1,0 +1,91 @@
+"""The reply as bytes: threading headers, loop-protection headers, encodings."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+
+import pytest
+
+from mailbot.config import SmtpSettings
+from mailbot.outbox import bare_address, build_message, new_message_id, thread_headers
+from mailbot.templating import SAMPLE_CONTEXT, RenderedMail, Templates
+
+SMTP = SmtpSettings(from_address="claims@brand.example", reply_to="help@brand.example")
+NOW = datetime(2023, 1, 20, 10, 0, tzinfo=UTC)
+
+
+def _parse(raw: bytes) -> email.message.EmailMessage:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    return msg
+
+
+def test_threading_headers_follow_the_customer_and_drop_junk() -> None:
+    got = thread_headers("cafe@example.no", ["<a@x>", "not an id", "<b@x>\r\nBcc: evil@z", "<a@x>"])
+    assert got == {"In-Reply-To": "<cafe@example.no>", "References": "<a@x> <cafe@example.no>"}
+    assert thread_headers(None, []) == {}
+    many = thread_headers("<last@x>", [f"<{i}@x>" for i in range(30)])
+    refs = many["References"].split()
+    assert len(refs) == 10 and refs[0] == "<0@x>" and refs[-1] == "<last@x>"
+
+
+def test_message_id_is_ours_and_unique() -> None:
+    a, b = new_message_id("Claims <claims@Brand.Example>"), new_message_id("claims@brand.example")
+    assert a != b and a.endswith("@brand.example>") and a.startswith("<")
+
+
+def test_bare_address() -> None:
+    assert bare_address("Kari Nordmann <Kari@Example.NO>") == "Kari@example.no"
+    assert bare_address("") == ""
+
+
+@pytest.mark.parametrize("lang", ["nb", "fi"])
+def test_full_mail_parses_back_with_every_header(lang: str) -> None:
+    mail = Templates().render("missing_info", lang, SAMPLE_CONTEXT["missing_info"])
+    raw, headers = build_message(
+        mail=mail,
+        to_addr="kari@example.no",
+        message_id="<m1@brand.example>",
+        settings=SMTP,
+        now=NOW,
+        extra_headers=thread_headers("<c@example.no>"),
+    )
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    raw.decode("ascii")  # 7-bit on the wire: QP bodies, encoded-word subject
+    msg = _parse(raw)
+    assert msg["Subject"] == mail.subject and "[Ref 12345678]" in msg["Subject"]
+    assert msg["Message-ID"] == "<m1@brand.example>" and msg["In-Reply-To"] == "<c@example.no>"
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["Reply-To"] == "help@brand.example" and msg["Content-Language"] == lang
+    assert msg["Date"] == "Fri, 20 Jan 2023 10:00:00 +0000"
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None
+    # line ends are CRLF on the wire, and stay so after decoding quoted-printable
+    assert text.get_content().replace("\r\n", "\n") == mail.text
+    assert html.get_content().replace("\r\n", "\n") == mail.html
+    assert headers["Message-ID"] == "<m1@brand.example>"
+
+
+def test_text_only_mail_is_a_single_part() -> None:
+    mail = RenderedMail("Hei [Ref 12345678]", "Hei på deg\n", None, "nb")
+    raw, _ = build_message(
+        mail=mail, to_addr="a@b.no", message_id="<m2@brand.example>", settings=SMTP, now=NOW
+    )
+    msg = _parse(raw)
+    assert msg.get_content_type() == "text/plain" and msg.get_content() == "Hei på deg\r\n"
+    assert raw.count(b"MIME-Version") == 1
+
+
+def test_a_line_break_in_a_header_is_refused() -> None:
+    mail = RenderedMail("ok", "x\n", None, "en")
+    with pytest.raises(ValueError, match="line break"):
+        build_message(
+            mail=mail,
+            to_addr="a@b.no\r\nBcc: evil@example.com",
+            message_id="<m3@brand.example>",
+            settings=SMTP,
+            now=NOW,
+        )
