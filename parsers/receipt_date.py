@@ -180,8 +180,11 @@ def date_candidates(
             last_end = end
             reason = _rejected(context, value, rules, now)
             score = 0.6
-            if _TIME.search(after) or _TIME.search(before[-8:]):
+            clock = _TIME.search(after) or _TIME.search(before[-8:])
+            if clock and _real_time(clock.group(0)):
                 score += 0.1
+            elif clock:
+                score -= 0.2  # "20:81": the line was misread, its date digits may be too
             if any(p.search(context) for p in rules.strong_purchase):
                 score += 0.3
             elif any(p.search(context) for p in rules.purchase):
@@ -200,6 +203,11 @@ def date_candidates(
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
         prev_context = "" if raw else line.text
     return out
+
+
+def _real_time(text: str) -> bool:
+    hours, minutes = (int(x) for x in re.split(r"[:.]", text))
+    return hours <= 23 and minutes <= 59
 
 
 def _noisy(text: str, min_words: int = 4) -> bool:

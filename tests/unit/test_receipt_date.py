@@ -13,7 +13,10 @@ from tests.unit._receipt_helpers import rules
 
 def date(text: str, now: dt.date | None = None) -> str | None:
     found = find_purchase_date(split_lines(text), rules(), now)
-    return None if found is None else found.value
+    # As extract_fields does: below the threshold is no value.
+    if found is None or found.confidence < rules().threshold("purchase_date"):
+        return None
+    return found.value
 
 
 @pytest.mark.parametrize(
@@ -76,3 +79,7 @@ def test_impossible_and_future_dates_rejected() -> None:
 
 def test_prices_are_not_dates() -> None:
     assert date("Totalt 12.50 kr\nMVA 2.50\nSum 1.990,00") is None
+
+
+def test_impossible_time_next_to_a_date_makes_it_doubtful() -> None:
+    assert date("Shop\n06/03/2016 20:81 1810\nTotal 5.00") is None
