@@ -97,7 +97,7 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     forms = {f.casefold() for f in (*rules.legal_forms, *rules.legal_forms_first)}
     words = [w for w in re.findall(r"[^\W\d_]+", text) if w.casefold() not in forms]
     # A short name ("BVP") has no redundancy: one misread letter is another shop.
-    if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 5:
+    if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 4:
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
     return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
