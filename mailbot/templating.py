@@ -104,6 +104,7 @@ _NUMBERS = {
 }
 _AND = {"nb": "og", "sv": "och", "da": "og", "fi": "ja", "en": "and"}
 _OR = {"nb": "eller", "sv": "eller", "da": "eller", "fi": "tai", "en": "or"}
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _AT = {"nb": "kl.", "sv": "kl.", "da": "kl.", "fi": "klo", "en": "at"}
 
@@ -269,11 +270,16 @@ class Templates:
         # One environment (and its compiled-template cache) per campaign for the life
         # of this object: edits to a template file apply to the next mail, a newly
         # added override file once a new Templates is made (daemon restart).
+        if campaign_id is not None and not _SAFE_ID.fullmatch(campaign_id):
+            # it becomes a directory name: no "..", no separators
+            raise TemplateError(f"campaign id {campaign_id!r} is not a plain name")
         if campaign_id not in self._envs:
             self._envs[campaign_id] = _environment(self.site_dir, campaign_id, self.builtin_dir)
         return self._envs[campaign_id]
 
     def _find(self, env: jinja2.Environment, name: str, language: str) -> tuple[str, str]:
+        if not _SAFE_ID.fullmatch(language):
+            language = FALLBACK_LANGUAGE  # a language code is a directory name too
         for lang in dict.fromkeys((language, FALLBACK_LANGUAGE)):
             try:
                 env.get_template(f"{lang}/{name}.txt.j2")

@@ -273,3 +273,10 @@ def test_the_promotion_says_an_incomplete_claim_becomes_void(lang: str) -> None:
     assert promo.text != cashback.text and promo.subject == cashback.subject
     assert cashback.text == T.render("missing_info", lang, ctx).text
     assert promo.html is not None and promo.html != cashback.html
+
+
+def test_ids_that_would_escape_the_template_tree_are_refused() -> None:
+    with pytest.raises(TemplateError, match="not a plain name"):
+        T.render("approved", "nb", SAMPLE_CONTEXT["approved"], "../../etc")
+    # a strange language code falls back to English instead of reading elsewhere
+    assert T.render("approved", "../nb", SAMPLE_CONTEXT["approved"]).language == "en"
