@@ -252,9 +252,16 @@ def _apply(
     processor: Processor,
     allowed: tuple[str, ...],
     raw: bytes | None,
+    *,
+    locked: bool = False,
 ) -> str:
-    """The processor's work and the row's new status, in the caller's transaction."""
-    row = s.get(Message, message_id, with_for_update=True)
+    """The processor's work and the row's new status, in the caller's transaction.
+
+    `locked`: the caller already loaded the row FOR UPDATE in this transaction, so
+    the identity map answers without another round trip.
+    """
+    lock = None if locked else True
+    row = s.get(Message, message_id, with_for_update=lock)
     # not eligible (already processed, or oversized without raw bytes): untouched
     if row is None or row.status not in allowed or row.raw_path is None:
         return SKIPPED
@@ -337,9 +344,16 @@ def process_many(
         session = factory()
         try:
             group: list[tuple[int, str]] = []
+            # one round trip loads (and on PostgreSQL locks) every row this group may take
+            ahead = [mid for mid, _ in items[i : i + GROUP_MAX]]
+            # (held in a variable: the identity map only keeps weak references)
+            held = session.scalars(
+                select(Message).where(Message.id.in_(ahead)).with_for_update()
+            ).all()
             while i < len(items):
                 mid, raw = items[i]
-                group.append((mid, _apply(session, store, mid, processor, (PENDING,), raw)))
+                status = _apply(session, store, mid, processor, (PENDING,), raw, locked=True)
+                group.append((mid, status))
                 i += 1
                 if (
                     len(group) >= GROUP_MAX
@@ -349,6 +363,7 @@ def process_many(
                     break
             session.commit()
             out.extend(group)
+            del held
         except INFRASTRUCTURE_ERRORS:
             session.rollback()
             raise
