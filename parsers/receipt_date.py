@@ -233,15 +233,21 @@ def find_purchase_date(
     if not cands:
         return None
     best_by_value: dict[dt.date, DateCandidate] = {}
+    seen: dict[dt.date, int] = {}
     for c in cands:
+        seen[c.value] = seen.get(c.value, 0) + 1
         if c.value not in best_by_value or c.score > best_by_value[c.value].score:
             best_by_value[c.value] = c
     # Highest score; on a tie the earliest date (the purchase comes before any
     # deadline that escaped the context words).
-    ranked = sorted(best_by_value.values(), key=lambda c: (-c.score, c.value))
+    # A date printed (or read by two OCR passes) more than once is likelier read right.
+    def support(c: DateCandidate) -> float:
+        return c.score + (0.05 if seen[c.value] > 1 else 0.0)
+
+    ranked = sorted(best_by_value.values(), key=lambda c: (-support(c), c.value))
     best = ranked[0]
-    conf = best.score
-    if len(ranked) > 1 and ranked[1].score >= best.score - 0.05:
+    conf = support(best)
+    if len(ranked) > 1 and support(ranked[1]) >= conf - 0.05:
         conf -= 0.15  # another date is about as likely: less sure
     return FieldValue(
         value=best.value.isoformat(),
