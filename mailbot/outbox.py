@@ -101,16 +101,14 @@ def suppression_reason(session: Session, address: str, settings: SmtpSettings) -
         return "own_address"
     if _MACHINE_LOCAL.search(low.rpartition("@")[0]):
         return "machine_address"
-    flagged = session.execute(
-        select(Claim.id)
-        .where(func.lower(Claim.email) == low)
-        .where(Claim.address_undeliverable.is_(True))
-        .limit(1)
-    ).first()
-    if flagged is not None:
-        return "address_undeliverable"
-    for facts in session.scalars(select(Rma.facts).where(func.lower(Rma.email) == low)):
-        if isinstance(facts, dict) and facts.get("address_undeliverable"):
+    for table in (Claim, Rma):
+        flagged = session.execute(
+            select(table.id)
+            .where(func.lower(table.email) == low)
+            .where(table.address_undeliverable.is_(True))
+            .limit(1)
+        ).first()
+        if flagged is not None:
             return "address_undeliverable"
     return None
 
@@ -302,18 +300,17 @@ def mark_undeliverable(session: Session, address: str, *, reason: str = "bounce"
     low = bare_address(address).lower()
     if not low:
         return 0
-    claims = _rows(
-        session.execute(
-            update(Claim)
-            .where(func.lower(Claim.email) == low)
-            .values(address_undeliverable=True)
-            .execution_options(synchronize_session="fetch")
+    claims, rmas = (
+        _rows(
+            session.execute(
+                update(table)
+                .where(func.lower(table.email) == low)
+                .values(address_undeliverable=True)
+                .execution_options(synchronize_session="fetch")
+            )
         )
+        for table in (Claim, Rma)
     )
-    rmas = 0
-    for rma in session.scalars(select(Rma).where(func.lower(Rma.email) == low)):
-        rma.facts = {**(rma.facts or {}), "address_undeliverable": True}
-        rmas += 1
     stopped = _rows(
         session.execute(
             update(Outbox)
@@ -327,4 +324,4 @@ def mark_undeliverable(session: Session, address: str, *, reason: str = "bounce"
         "address marked undeliverable",
         extra={"to": mask_email(low), "claims": claims, "rmas": rmas, "replies_stopped": stopped},
     )
-    return int(claims or 0) + rmas
+    return claims + rmas

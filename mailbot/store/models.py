@@ -122,6 +122,8 @@ class Rma(Base):
     carrier: Mapped[str | None] = mapped_column(String(32))
     dropoff_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
+    address_undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A bounce said mail to this address does not arrive (no more replies to it)."""
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -459,3 +459,41 @@ def test_rma_reply_subject_carries_the_number(
     body = got.message.get_body(("plain",))
     assert body is not None
     assert "Shipment Notification: RMA# 7654321" in body.get_content()
+
+
+def test_bounced_rma_address_stops_replies_even_after_the_rma_changes(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    from mailbot.store.models import Rma
+
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        s.add(
+            Rma(
+                number="7654321",
+                email="Ola@Example.no",
+                state="issued",
+                issued_at=T0,
+                expires_at=T0 + timedelta(days=15),
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+    with db.transaction(factory) as s:
+        assert mark_undeliverable(s, "ola@example.no") == 1
+    with db.transaction(factory) as s:
+        rma = s.scalars(select(Rma)).one()
+        rma.facts = {"snapshot": {"state": "shipment_notified"}}  # the RMA is saved again
+        rma.state = "shipment_notified"
+    with db.transaction(factory) as s:
+        reply = queue_reply(
+            s,
+            template="rma_policy",
+            language="nb",
+            context={**APPROVED, "rma_number": "7654321", "status": "unknown", "valid_days": 14},
+            to_addr="ola@example.no",
+            event_id=None,
+            now=T0,
+            settings=settings,
+        )
+        assert reply is None

@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('carrier', sa.String(length=32), nullable=True),
     sa.Column('dropoff_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('reminded_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('address_undeliverable', sa.Boolean(), nullable=False),
     sa.Column('facts', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
