@@ -170,8 +170,14 @@ def date_candidates(
     debris = sum(_noisy(ln.text, 2) for ln in lines) > 0.6 * max(len(lines), 1)
     for line in lines:
         raw = _raw_dates(line.text, rules, ref, year_first)
+        columns = _column_labels(prev_context, rules) if len(raw) >= 2 else []
+        if len(columns) != len(raw):
+            columns = []
         last_end = 0
-        for start, end, value, rule in raw:
+        for number, (start, end, value, rule) in enumerate(raw):
+            if columns:
+                out.append(_from_column(columns[number], value, line, rule, now))
+                continue
             before = line.text[last_end:start]
             after = line.text[end : end + 12]
             context = before
@@ -203,6 +209,52 @@ def date_candidates(
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
         prev_context = "" if raw else line.text
     return out
+
+
+_WORD_TAIL = re.compile(r"\w*$")
+_WORD_HEAD = re.compile(r"\w*")
+_DATE_WORD = re.compile(r"dat|date|päivä|paiva|pvm|tarikh", re.IGNORECASE)
+
+
+def _column_labels(header: str, rules: ReceiptRules) -> list[str]:
+    """The date labels of a table header line, left to right: "purchase",
+    "strong" or "not" (a deadline). A label is a whole word; a word matching
+    several kinds ("Forfallsdato": deadline and "dato") takes the deadline."""
+    words: dict[tuple[int, int], str] = {}
+    priority = {"not": 0, "strong": 1, "purchase": 2}
+    for kind, patterns in (
+        ("not", rules.not_purchase),
+        ("strong", rules.strong_purchase),
+        ("purchase", rules.purchase),
+    ):
+        for p in patterns:
+            for m in p.finditer(header):
+                if m.end() == m.start() or not (kind == "not" or _DATE_WORD.search(m.group(0))):
+                    continue
+                # Widen to whole words: "dato" inside "Forfallsdato" is that word.
+                ws = m.start() - len(_WORD_TAIL.search(header[: m.start()]).group(0))  # type: ignore[union-attr]
+                we = m.end() + len(_WORD_HEAD.match(header, m.end()).group(0))  # type: ignore[union-attr]
+                key = (ws, we)
+                if key not in words or priority[kind] < priority[words[key]]:
+                    words[key] = kind
+    out: list[str] = []
+    last_end = -1
+    for (ws, we), kind in sorted(words.items()):
+        if ws >= last_end:
+            out.append(kind)
+            last_end = we
+    return out
+
+
+def _from_column(
+    kind: str, value: dt.date, line: TextLine, rule: str, now: dt.date | None
+) -> DateCandidate:
+    """A date under a table header takes the meaning of its column."""
+    if kind == "not":
+        return DateCandidate(value, line, 0.6, rule + ":column", "column label")
+    if now is not None and value > now:
+        return DateCandidate(value, line, 0.6, rule + ":column", "after today")
+    return DateCandidate(value, line, 0.85 if kind == "strong" else 0.75, rule + ":column")
 
 
 def _real_time(text: str) -> bool:
@@ -238,6 +290,7 @@ def find_purchase_date(
         seen[c.value] = seen.get(c.value, 0) + 1
         if c.value not in best_by_value or c.score > best_by_value[c.value].score:
             best_by_value[c.value] = c
+
     # Highest score; on a tie the earliest date (the purchase comes before any
     # deadline that escaped the context words).
     # A date printed (or read by two OCR passes) more than once is likelier read right.

@@ -83,3 +83,8 @@ def test_prices_are_not_dates() -> None:
 
 def test_impossible_time_next_to_a_date_makes_it_doubtful() -> None:
     assert date("Shop\n06/03/2016 20:81 1810\nTotal 5.00") is None
+
+
+def test_dates_under_a_table_header_take_their_column_meaning() -> None:
+    text = "Kunde Ordre Fakturadato Faktura Forfallsdato\nK123 O456 8-9-2022 F789 22-9-2022\n"
+    assert date(text) == "2022-09-08"
