@@ -134,15 +134,11 @@ class Ingestor:
 
     def sync_folder(self, mailbox: Mailbox, folder: str, counts: SyncCounts) -> None:
         st = mailbox.status(folder)
-        with transaction(self.factory) as s:
-            state = ledger.load_state(s, self.account, folder)
-            known = (state.uidvalidity, state.last_uid) if state is not None else None
-        if (
-            known is not None
-            and known[0] == st.uidvalidity
-            and st.uidnext - 1 <= known[1]
-            and not ledger.actions_due(self.factory, self.account, folder)
-        ):
+        known, owed = ledger.folder_snapshot(self.factory, self.account, folder)
+        nothing_new = (
+            known is not None and known[0] == st.uidvalidity and st.uidnext - 1 <= known[1]
+        )
+        if nothing_new and not owed:
             return  # the cheap path: nothing new, nothing owed
         sel = mailbox.select(folder)
         if known is None or known[0] != sel.uidvalidity:

@@ -379,6 +379,27 @@ def process_many(
     return out
 
 
+def folder_snapshot(
+    factory: Factory, account: str, folder: str
+) -> tuple[tuple[int, int] | None, bool]:
+    """((uidvalidity, last_uid) or None, any mailbox action owed?) in one transaction:
+    what the per-poll "anything to do?" check needs, in as few round trips as possible."""
+    with transaction(factory) as s:
+        state = load_state(s, account, folder)
+        owed = s.scalars(
+            select(Message.id)
+            .where(
+                Message.account == account,
+                Message.folder == folder,
+                Message.mailbox_done == False,  # noqa: E712 (uses the index)
+                Message.status.in_(FINAL),
+            )
+            .limit(1)
+        ).first()
+        known = (state.uidvalidity, state.last_uid) if state is not None else None
+        return known, owed is not None
+
+
 def actions_due(factory: Factory, account: str, folder: str) -> list[tuple[int, int, int, str]]:
     """(id, uidvalidity, uid, status) of final rows whose mailbox action is not done."""
     with transaction(factory) as s:
