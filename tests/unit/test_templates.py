@@ -280,3 +280,18 @@ def test_ids_that_would_escape_the_template_tree_are_refused() -> None:
         T.render("approved", "nb", SAMPLE_CONTEXT["approved"], "../../etc")
     # a strange language code falls back to English instead of reading elsewhere
     assert T.render("approved", "../nb", SAMPLE_CONTEXT["approved"]).language == "en"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_code_the_core_and_parsers_produce_has_words(lang: str) -> None:
+    """The contract between the rules, the attachment judge and the mail wording."""
+    import re
+
+    from mailbot.core.claim_rules import REJECTION_REASONS
+
+    words = T.words(lang)
+    assert set(REJECTION_REASONS) | {"deadline_passed"} <= set(words["reasons"])
+    source = (resources.templates_dir().parent / "parsers" / "attachments.py").read_text("utf-8")
+    refusals = set(re.findall(r'(?:refusal_code=|refuse\(\s*)"([a-z_]+)"', source))
+    assert {"archive", "too_large"} <= refusals  # the scan itself works
+    assert refusals <= set(words["refusals"])
