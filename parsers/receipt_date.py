@@ -179,7 +179,7 @@ def date_candidates(
                 out.append(_from_column(columns[number], value, line, rule, now))
                 continue
             before = line.text[last_end:start]
-            after = line.text[end : end + 12]
+            after = line.text[end : end + 20]
             context = before
             if last_end == 0 and not re.search(r"\w{3}", before):
                 context = prev_context + " " + before  # a date alone under its label
@@ -257,6 +257,10 @@ def _from_column(
     return DateCandidate(value, line, 0.85 if kind == "strong" else 0.75, rule + ":column")
 
 
+def _one_part_differs(a: dt.date, b: dt.date) -> bool:
+    return sum((a.year != b.year, a.month != b.month, a.day != b.day)) == 1
+
+
 def _real_time(text: str) -> bool:
     hours, minutes = (int(x) for x in re.split(r"[:.]", text))
     return hours <= 23 and minutes <= 59
@@ -302,6 +306,10 @@ def find_purchase_date(
     conf = support(best)
     if len(ranked) > 1 and support(ranked[1]) >= conf - 0.05:
         conf -= 0.15  # another date is about as likely: less sure
+        if _one_part_differs(best.value, ranked[1].value):
+            # 20/03/2018 and 20/03/2016 at equal standing: two readings of one
+            # printed date (OCR passes disagree); neither is safe.
+            conf -= 0.2
     return FieldValue(
         value=best.value.isoformat(),
         confidence=round(min(conf, 0.99), 3),

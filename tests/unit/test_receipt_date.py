@@ -88,3 +88,7 @@ def test_impossible_time_next_to_a_date_makes_it_doubtful() -> None:
 def test_dates_under_a_table_header_take_their_column_meaning() -> None:
     text = "Kunde Ordre Fakturadato Faktura Forfallsdato\nK123 O456 8-9-2022 F789 22-9-2022\n"
     assert date(text) == "2022-09-08"
+
+
+def test_two_readings_of_one_date_abstain() -> None:
+    assert date("Shop\nDate: 20/03/2018 13:01\nTotal 5.00\nDate: 20/03/2016 13:01\n") is None
