@@ -51,6 +51,7 @@ __all__ = [
     "format_amount",
     "format_date",
     "join_words",
+    "normalize_language",
     "render",
     "templates_for",
 ]
@@ -225,6 +226,16 @@ def _f_join(ctx: Context, items: list[str], last: str = "and") -> str:
 
 # ---------------------------------------------------------------- lookup
 
+# Codes people and systems write for the languages we have ("no" is what most mail
+# clients and CRMs say for Norwegian; Nynorsk readers get Bokmål, not English).
+_LANGUAGE_ALIASES = {"no": "nb", "nn": "nb", "nob": "nb", "swe": "sv", "dan": "da", "fin": "fi"}
+
+
+def normalize_language(code: str | None) -> str:
+    """`nb-NO`, `NO`, `sv_SE` -> `nb`, `nb`, `sv`; empty -> English."""
+    primary = (code or FALLBACK_LANGUAGE).strip().lower().replace("_", "-").split("-")[0]
+    return _LANGUAGE_ALIASES.get(primary, primary) or FALLBACK_LANGUAGE
+
 
 def _is_html(name: str | None) -> bool:
     return bool(name) and str(name).endswith(".html.j2")
@@ -299,7 +310,7 @@ class Templates:
         env = self.env(campaign_id)
         stem = name
         try:
-            lang, stem = self._find(env, name, (language or FALLBACK_LANGUAGE).lower())
+            lang, stem = self._find(env, name, normalize_language(language))
             if lang != language:
                 log.info(
                     "template fallback", extra={"template": name, "asked": language, "used": lang}

@@ -295,3 +295,10 @@ def test_every_code_the_core_and_parsers_produce_has_words(lang: str) -> None:
     refusals = set(re.findall(r'(?:refusal_code=|refuse\(\s*)"([a-z_]+)"', source))
     assert {"archive", "too_large"} <= refusals  # the scan itself works
     assert refusals <= set(words["refusals"])
+
+
+@pytest.mark.parametrize(
+    "code, used", [("nb-NO", "nb"), ("NO", "nb"), ("nn", "nb"), ("sv_SE", "sv"), ("", "en")]
+)
+def test_language_codes_as_people_write_them(code: str, used: str) -> None:
+    assert T.render("approved", code, SAMPLE_CONTEXT["approved"]).language == used
