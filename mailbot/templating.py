@@ -9,13 +9,10 @@ to a customer). For one language the lookup order is
 and when no directory has the template in the requested language the same order
 is searched again for English. The customer-facing words for codes (missing
 fields, rejection reasons, refused files) live in each language's `_words.j2`, so
-translators edit templates only; this module only formats dates and amounts.
+translators edit templates only.
 
-Babel is deliberately not a dependency: we need month names and number formats
-for five languages, which is a few small dicts below, against a large package
-(CLDR data) whose output also changes between releases and would move our golden
-texts. If more languages or locales with unusual number systems are added, Babel
-becomes the better choice.
+Dates and amounts are formatted by `mailbot.langformat` (small dicts, no Babel:
+the reasons are there).
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from jinja2.runtime import Context
 
 from mailbot import resources
 from mailbot.core.errors import TemplateError
+from mailbot.langformat import AT_WORD, DEFAULT_TIMEZONE, format_amount, format_date, join_words
 from mailbot.templating_samples import SAMPLE_CONTEXT
 
 log = logging.getLogger(__name__)
@@ -73,41 +71,8 @@ TEMPLATE_NAMES = (
 )
 PARTS = ("subject", "txt", "html")
 
-# Times are shown in the customer's zone; the context may name one (`timezone`).
-DEFAULT_TIMEZONE = {
-    "nb": "Europe/Oslo",
-    "sv": "Europe/Stockholm",
-    "da": "Europe/Copenhagen",
-    "fi": "Europe/Helsinki",
-    "en": "UTC",
-}
-
-_MONTHS = {
-    "nb": "januar februar mars april mai juni juli august september oktober november desember",
-    "da": "januar februar marts april maj juni juli august september oktober november december",
-    "sv": "januari februari mars april maj juni juli augusti september oktober november december",
-    "en": "January February March April May June July August September October November December",
-}
-_WEEKDAYS = {
-    "nb": "mandag tirsdag onsdag torsdag fredag lørdag søndag",
-    "da": "mandag tirsdag onsdag torsdag fredag lørdag søndag",
-    "sv": "måndag tisdag onsdag torsdag fredag lördag söndag",
-    "fi": "maanantaina tiistaina keskiviikkona torstaina perjantaina lauantaina sunnuntaina",
-    "en": "Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
-}
-# (decimal mark, thousands separator); currency code after the number in the Nordics.
-_NUMBERS = {
-    "nb": (",", " "),
-    "sv": (",", " "),
-    "da": (",", "."),
-    "fi": (",", " "),
-    "en": (".", ","),
-}
-_AND = {"nb": "og", "sv": "och", "da": "og", "fi": "ja", "en": "and"}
-_OR = {"nb": "eller", "sv": "eller", "da": "eller", "fi": "tai", "en": "or"}
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_AT = {"nb": "kl.", "sv": "kl.", "da": "kl.", "fi": "klo", "en": "at"}
 
 
 @dataclass(frozen=True)
@@ -139,51 +104,6 @@ def _local(value: datetime, ctx: Context) -> datetime:
     return value.astimezone(ZoneInfo(str(zone)))
 
 
-def format_date(lang: str, d: date, *, weekday: bool = False) -> str:
-    """`3. februar 2023` (nb/da), `3 februari 2023` (sv), `3.2.2023` (fi), `3 February 2023`;
-    with weekday: `fredag 3. februar 2023`, `fredagen den 3 februari 2023`, `perjantaina 3.2.2023`.
-    """
-    if lang == "fi":
-        text = f"{d.day}.{d.month}.{d.year}"
-    else:
-        month = _MONTHS.get(lang, _MONTHS["en"]).split()[d.month - 1]
-        dot = "." if lang in ("nb", "da") else ""
-        text = f"{d.day}{dot} {month} {d.year}"
-    if weekday:
-        day = _WEEKDAYS.get(lang, _WEEKDAYS["en"]).split()[d.weekday()]
-        # "fredagen den 3 februari" (sv), "fredag den 3. februar" (da): how dates are said
-        if lang == "sv":
-            day += "en den"
-        elif lang == "da":
-            day += " den"
-        text = f"{day} {text}"
-    return text
-
-
-def format_amount(lang: str, amount: Decimal | int | float | str, currency: str) -> str:
-    """`1 620 NOK`, `1 620,50 NOK` (Nordic), `NOK 1,620.50` (en); no decimals when whole."""
-    value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    point, sep = _NUMBERS.get(lang, _NUMBERS["en"])
-    whole, _, cents = f"{abs(value):.2f}".partition(".")
-    groups: list[str] = []
-    while len(whole) > 3:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    groups.insert(0, whole)
-    number = ("-" if value < 0 else "") + sep.join(groups)
-    if cents != "00":
-        number += point + cents
-    return f"{currency} {number}" if lang == "en" else f"{number} {currency}"
-
-
-def join_words(lang: str, items: list[str] | tuple[str, ...], last: str = "and") -> str:
-    words = [str(i) for i in items]
-    glue = (_OR if last == "or" else _AND).get(lang, "and")
-    if len(words) <= 1:
-        return "".join(words)
-    return f"{', '.join(words[:-1])} {glue} {words[-1]}"
-
-
 @pass_context
 def _f_date(ctx: Context, value: date | datetime) -> str:
     return format_date(_lang(ctx), _as_date(value, ctx))
@@ -199,7 +119,7 @@ def _f_datetime(ctx: Context, value: datetime) -> str:
     local = _local(value, ctx)
     lang = _lang(ctx)
     clock = f"{local:%H:%M}" if lang in ("nb", "en") else f"{local:%H.%M}"
-    text = f"{format_date(lang, local.date())} {_AT.get(lang, 'at')} {clock}"
+    text = f"{format_date(lang, local.date())} {AT_WORD.get(lang, 'at')} {clock}"
     if str(local.tzinfo) == "UTC":  # say so when no local zone was known
         text += " UTC"
     return text
