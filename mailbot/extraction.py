@@ -84,10 +84,14 @@ def extract(
 
     def needs_more(text: str) -> bool:
         found = fields_of(text)
+        missing = found.missing(tuple(required))
         # A serial-number label is not a receipt: more OCR will not make it one.
-        return found.document_kind != DocumentKind.SERIAL_PHOTO and bool(
-            found.missing(tuple(required))
+        # But a dated page with a VAT number is a receipt whatever else it shows
+        # (receipts print serials and "S/N" of cash registers too).
+        looks_like_serial = found.document_kind == DocumentKind.SERIAL_PHOTO and not (
+            found.vat_number or found.purchase_date
         )
+        return bool(missing) and not looks_like_serial
 
     document = read_document(
         content,
