@@ -198,7 +198,8 @@ def date_candidates(
             # A deadline word on the line above or below, in OCR that may have split
             # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
             # less sure.
-            if line.index - 1 in warned or line.index + 1 in warned:
+            # (Only below: a deadline word above is the context rule's business.)
+            if line.index + 1 in warned:
                 score -= 0.15
             if _noisy(line.text) or _JUNK.search(line.text):
                 score -= 0.1
