@@ -101,15 +101,18 @@ def suppression_reason(session: Session, address: str, settings: SmtpSettings) -
         return "own_address"
     if _MACHINE_LOCAL.search(low.rpartition("@")[0]):
         return "machine_address"
-    for table in (Claim, Rma):
-        flagged = session.execute(
-            select(table.id)
-            .where(func.lower(table.email) == low)
-            .where(table.address_undeliverable.is_(True))
-            .limit(1)
-        ).first()
-        if flagged is not None:
-            return "address_undeliverable"
+    # no_autoflush: these reads never need the caller's pending rows, so they must
+    # not force the caller's half-done unit of work out to the database
+    with session.no_autoflush:
+        for table in (Claim, Rma):
+            flagged = session.execute(
+                select(table.id)
+                .where(func.lower(table.email) == low)
+                .where(table.address_undeliverable.is_(True))
+                .limit(1)
+            ).first()
+            if flagged is not None:
+                return "address_undeliverable"
     return None
 
 
