@@ -64,9 +64,10 @@ def _kind(
 ) -> DocumentKind:
     signals = sum(1 for p in rules.receipt_signals if any(p.search(ln.text) for ln in lines))
     receipt_like = signals + found
-    # A product label shows a serial and little else; a receipt can print the
-    # serial of what was sold, so many receipt signals keep it a receipt.
-    if (serial_line is not None or serial_label is not None) and receipt_like < 4:
+    # A product label shows a serial and little else. A receipt can print a
+    # serial too (of what was sold, or of the cash register), but it also has a
+    # date or VAT number, or several receipt words.
+    if (serial_line is not None or serial_label is not None) and found == 0 and signals < 3:
         return DocumentKind.SERIAL_PHOTO
     if receipt_like >= 2:
         return DocumentKind.RECEIPT
