@@ -188,6 +188,13 @@ class Ingestor:
             self.factory, self.store, self.account, folder, uidvalidity, items, limit
         )
         counts.fetched += len(rows)
+        # A processor may read documents of the whole batch in parallel first
+        # (mailbot.prefetch); deciding stays one message at a time, in order.
+        prefetch = getattr(self.processor, "prefetch", None)
+        if prefetch is not None:
+            prefetch(
+                [bodies[r.uid] for r in rows if r.status == ledger.PENDING and r.uid in bodies]
+            )
         done = dict(
             ledger.process_many(
                 self.factory,

@@ -10,11 +10,11 @@ bounce (bounces flag the address instead).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings
 from mailbot.core.mail import Classification, MailKind
@@ -22,6 +22,7 @@ from mailbot.core.matching import match_claim
 from mailbot.ledger import ProcessOutcome
 from mailbot.log import mask_email
 from mailbot.outbox import bare_address
+from mailbot.prefetch import Prefetcher
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services import inbound
 from mailbot.services.documents import DocumentStore, Reader, make_reader
@@ -40,13 +41,32 @@ class Pipeline:
     rules: Callable[[], RuleSet]
     clock: Callable[[], datetime]
     reader: Reader | None = None
+    factory: sessionmaker[Session] | None = None
+    """Given (with ocr.workers > 1): documents of a fetched batch are read in parallel."""
 
     def __post_init__(self) -> None:
+        ocr = self.settings.ocr
         if self.reader is None:
-            self.reader = make_reader(
-                self.rules, self.settings.ocr.languages, self.settings.ocr.timeout_seconds
-            )
+            self.reader = make_reader(self.rules, ocr.languages, ocr.timeout_seconds)
         self.store = DocumentStore(self.settings.data_dir / "documents")
+        self.prefetcher: Prefetcher | None = None
+        if self.factory is not None and ocr.workers > 1:
+            self.prefetcher = Prefetcher(
+                self.factory, self.rules, ocr.workers, ocr.languages, ocr.timeout_seconds
+            )
+            self.reader = self.prefetcher.wrap(self.reader)
+
+    def prefetch(self, raws: Sequence[bytes]) -> None:
+        """Called by the intake with a fetched batch before it is processed."""
+        if self.prefetcher is not None:
+            try:
+                self.prefetcher.prefetch(raws)
+            except Exception:  # an optimisation must never cost a message
+                log.exception("prefetch failed; documents are read in line")
+
+    def close(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.close()
 
     def __call__(self, session: Session, row: Message, raw: bytes) -> ProcessOutcome:
         rules = self.rules()

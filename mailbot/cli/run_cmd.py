@@ -19,28 +19,34 @@ from mailbot.services.sweeps import run_sweeps
 
 
 def _pipeline(app: App) -> Pipeline:
-    return Pipeline(app.settings, rules=lambda: app.rules, clock=app.now)
+    return Pipeline(app.settings, rules=lambda: app.rules, clock=app.now, factory=app.factory)
 
 
 def cmd_run(args: argparse.Namespace, app: App) -> int:
     app.ensure_schema()
     jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
     jobs.start()
+    pipeline = _pipeline(app)
     try:
         return daemon.run(
             app.settings,
-            _pipeline(app),
+            pipeline,
             threading.Event(),
             on_idle_tick=jobs.deliver_soon,
             factory=app.factory,
         )
     finally:
+        pipeline.close()
         jobs.stop()
 
 
 def cmd_once(args: argparse.Namespace, app: App) -> int:
     app.ensure_schema()
-    counts = daemon.once(app.settings, _pipeline(app), factory=app.factory)
+    pipeline = _pipeline(app)
+    try:
+        counts = daemon.once(app.settings, pipeline, factory=app.factory)
+    finally:
+        pipeline.close()
     sweeps = run_sweeps(app.factory, app.settings, app.rules, app.now())
     # every due reply, in batches, until nothing is left that can go now
     sent = failed = deferred = held = 0

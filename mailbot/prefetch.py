@@ -1,0 +1,158 @@
+"""Read a batch's receipts in parallel before the batch is decided, one OCR process per worker.
+
+Decisions stay sequential (one claim's mails must be decided in order, in one
+transaction each), but reading documents is pure and is where the time goes, so
+with `[ocr] workers` > 1 the intake hands each fetched batch here first: every
+accepted attachment of a mail that matches a claim is read in a process pool, and
+the pipeline's reader takes the finished result instead of reading again. A guess
+that turns out wrong (another campaign, a different serial) simply misses the
+cache, and the document is read in line as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.core.campaign import Campaign
+from mailbot.core.errors import ExtractionError
+from mailbot.core.mail import MailKind
+from mailbot.core.matching import match_claim
+from mailbot.ruleset.loader import RuleSet
+from mailbot.services.documents import Reader, ReadResult, ocr_languages
+from mailbot.services.records import claim_snapshot
+from mailbot.store import models as m
+from mailbot.store.directory import StoreClaimDirectory
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str | None]
+"""(sha256, campaign id, registered serial)"""
+
+
+def _read(
+    content: bytes,
+    name: str,
+    rules: Any,
+    models: list[str],
+    retailers: Any,
+    languages: str,
+    serial: str | None,
+    timeout_s: float,
+) -> ReadResult:
+    """Runs in a worker process."""
+    from mailbot.extraction import extract
+
+    try:
+        r = extract(
+            content,
+            rules=rules,
+            campaign_models=models,
+            retailers=retailers,
+            languages=languages,
+            serial=serial,
+            timeout_s=timeout_s,
+            name=name,
+        )
+    except ExtractionError as exc:
+        return ReadResult(None, "error", 0.0, str(exc)[:300])
+    return ReadResult(r.fields, r.document.source, r.seconds)
+
+
+class Prefetcher:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        rules: Callable[[], RuleSet],
+        workers: int,
+        languages: str,
+        timeout_s: float,
+    ) -> None:
+        self.factory = factory
+        self.rules = rules
+        self.workers = workers
+        self.languages = languages
+        self.timeout_s = timeout_s
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: dict[Key, Future[ReadResult]] = {}
+
+    def prefetch(self, raws: Sequence[bytes]) -> int:
+        """Start reading the documents of these mails; returns how many were submitted."""
+        from parsers.classify import classify
+        from parsers.email import parse_email
+
+        rules = self.rules()
+        submitted = 0
+        with self.factory() as session:
+            directory = StoreClaimDirectory(session)
+            for raw in raws:
+                email = parse_email(raw)
+                files = [a for a in email.attachments if a.accepted]
+                if not files or classify(email, raw, rules.classify).kind is not MailKind.HUMAN:
+                    continue
+                match = match_claim(
+                    email, directory, ignore_words=rules.matching.all_code_ignore_words()
+                )
+                if not match.matched or match.claim is None:
+                    continue
+                row = session.get(m.Claim, match.claim.claim_id)
+                if row is None:
+                    continue
+                snap = claim_snapshot(row)
+                campaign = rules.campaigns.get(snap.campaign_id)
+                if campaign is None:
+                    continue
+                for att in files:
+                    key = (att.sha256, campaign.id, snap.serial)
+                    if key not in self._pending:
+                        self._pending[key] = self._submit(
+                            att.content, att.filename, campaign, snap.serial, rules
+                        )
+                        submitted += 1
+        return submitted
+
+    def _submit(
+        self, content: bytes, name: str, campaign: Campaign, serial: str | None, rules: RuleSet
+    ) -> Future[ReadResult]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        return self._pool.submit(
+            _read,
+            content,
+            name,
+            rules.receipts,
+            [i.name for i in campaign.models],
+            campaign.retailers,
+            ocr_languages(campaign, self.languages),
+            serial,
+            self.timeout_s,
+        )
+
+    def wrap(self, reader: Reader) -> Reader:
+        """A reader that takes a prefetched result when there is one."""
+
+        def read(
+            content: bytes, filename: str, campaign: Campaign, serial: str | None
+        ) -> ReadResult:
+            import hashlib
+
+            key = (hashlib.sha256(content).hexdigest(), campaign.id, serial)
+            future = self._pending.pop(key, None)
+            if future is not None:
+                try:
+                    return future.result(timeout=self.timeout_s * 4 + 30)
+                except Exception:
+                    log.warning("prefetched read failed; reading in line")
+            return reader(content, filename, campaign, serial)
+
+        return read
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self._pending.clear()

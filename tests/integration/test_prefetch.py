@@ -1,0 +1,84 @@
+"""With ocr.workers > 1 a batch's receipts are read in parallel, and decisions are unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailbot import resources
+from mailbot.config import Settings, load_settings
+from mailbot.devtools.samples import customer_mail, text_pdf
+from mailbot.pipeline import Pipeline
+from mailbot.ruleset.loader import load_ruleset
+from mailbot.services.claims import Registration, register_claim
+from mailbot.services.documents import ReadResult
+from mailbot.store import db
+
+NOW = datetime(2023, 1, 20, 10, tzinfo=UTC)
+
+
+def _settings(tmp: Path, url: str, workers: int) -> Settings:
+    base = load_settings(environ={"MAILBOT_PATHS_DATA_DIR": str(tmp)})
+    return dataclasses.replace(
+        base,
+        database=dataclasses.replace(base.database, url=url),
+        ocr=dataclasses.replace(base.ocr, workers=workers),
+    )
+
+
+def test_prefetched_reads_are_used(tmp_path: Path, sqlite_url: str) -> None:
+    settings = _settings(tmp_path, sqlite_url, workers=2)
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    rules = load_ruleset(resources.rules_dir())
+    with db.transaction(factory) as s:
+        claim = register_claim(
+            s,
+            Registration(
+                "cashback-2022", "kari@example.no", "Kari", "WH-1000XM5", purchase_date="2022-12-12"
+            ),
+            rules=rules,
+            settings=settings,
+            now=NOW,
+        )
+        code = claim.code
+    inline_reads: list[str] = []
+
+    def inline(content: bytes, name: str, campaign: object, serial: str | None) -> ReadResult:
+        inline_reads.append(name)
+        return ReadResult(None, "error", 0.0, "inline read")
+
+    pipeline = Pipeline(
+        settings, rules=lambda: rules, clock=lambda: NOW, factory=factory, reader=inline
+    )
+    assert pipeline.prefetcher is not None
+    pdf = text_pdf(
+        [
+            "Elkjøp Norge AS",
+            "Org.nr 988 077 917 MVA",
+            "Dato: 12.12.2022",
+            "Sony WH-1000XM5  3 990,00",
+        ]
+    )
+    raw = customer_mail(
+        sender="kari@example.no",
+        to="claims@example.com",
+        subject=f"Kvittering {code}",
+        body="Her.",
+        attachments=[("k.pdf", "application/pdf", pdf)],
+    )
+    try:
+        assert pipeline.prefetcher.prefetch([raw]) == 1
+        read = pipeline.reader
+        assert read is not None
+        result = read(pdf, "k.pdf", rules.campaign("cashback-2022"), None)
+        assert inline_reads == []  # came from the worker process
+        assert result.fields is not None and result.source == "pdf-text"
+        assert result.fields.vat_number is not None
+        # a document nobody prefetched is read in line
+        read(b"%PDF-other", "x.pdf", rules.campaign("cashback-2022"), None)
+        assert inline_reads == ["x.pdf"]
+    finally:
+        pipeline.close()
