@@ -29,6 +29,8 @@ def cmd_register(args: argparse.Namespace, app: App) -> int:
         language=args.language,
         price=args.price,
         currency=args.currency,
+        first_campaign_mail_on=args.first_mail_date,
+        company="yes" if args.company else None,
     )
     with transaction(app.factory) as session:
         row = svc.register_claim(
@@ -56,6 +58,8 @@ CSV_COLUMNS = (
     "language",
     "price",
     "currency",
+    "first_campaign_mail_on",
+    "company",
 )
 
 

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--language", help="nb, sv, da, fi or en (default: the campaign's)")
     q.add_argument("--price", help="purchase price, for percentage payouts")
     q.add_argument("--currency", help="ISO currency of the price")
+    q.add_argument(
+        "--first-mail-date",
+        help="YYYY-MM-DD of the first campaign mail (for windows counted from it, e.g. 6 weeks)",
+    )
+    q.add_argument("--company", action="store_true", help="the buyer registered as a company")
     _json(q)
     q = _cmd(
         csub,

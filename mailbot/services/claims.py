@@ -46,6 +46,9 @@ class Registration:
     language: str | None = None
     price: str | None = None
     currency: str | None = None
+    first_campaign_mail_on: str | None = None
+    company: str | None = None
+    """"yes"/"true"/"1" when the buyer registered as a company."""
 
 
 def ensure_campaign_row(session: Session, rules: RuleSet, campaign_id: str, now: datetime) -> None:
@@ -110,6 +113,8 @@ def register_claim(
         country=reg.country or None,
         price=_decimal(reg.price),
         currency=reg.currency or None,
+        company=(reg.company or "").strip().lower() in ("1", "yes", "true", "ja"),
+        first_campaign_mail_on=_date(reg.first_campaign_mail_on, "first campaign mail date"),
     )
     _, _ = record(
         session, transition, settings=settings, rules_version=rules.version, campaign_id=campaign.id
