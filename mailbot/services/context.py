@@ -51,17 +51,22 @@ def _claim_defaults(claim: Claim) -> dict[str, Any]:
 
 
 def _rma_defaults(rma: Rma) -> dict[str, Any]:
-    last_day = (rma.expires_at - timedelta(days=1)).date()
+    # Days as the customer counts them: in the policy's zone, which `expires_at`
+    # carries (local midnight); `issued_at` is stored in UTC.
+    zone = rma.expires_at.tzinfo
+    issued_on = rma.issued_at.astimezone(zone).date()
+    expired_on = rma.expires_at.date()
+    last_day = expired_on - timedelta(days=1)
     return {
         "code": None,
         "name": "",
         "rma_number": rma.number,
         "product": rma.product,
         "language": rma.language,
-        "valid_days": (rma.expires_at.date() - rma.issued_at.date()).days - 1,
+        "valid_days": (expired_on - issued_on).days - 1,
         "valid_until": last_day,
-        "issued_on": rma.issued_at.date(),
-        "expired_on": rma.expires_at.date(),
+        "issued_on": issued_on,
+        "expired_on": expired_on,
         "tracking_number": rma.tracking_number,
         "carrier": rma.carrier,
         "dropoff_at": rma.dropoff_at,
