@@ -280,14 +280,16 @@ def report(rows: list[dict[str, Any]], mode: str) -> None:
             print("{:<10} {:>4} {:>7.2f} {:>6.2f} {:>6.2f}".format(*times), end="")
             print(f" {statistics.median(cpu):>8.2f} {max(cpu):>7.2f}")
     second = [r for r in ok if any("psm 11" in n for n in r["notes"])]
-    osd = [r for r in ok if any(n.startswith("osd") for n in r["notes"])]
+    osd = [r for r in ok if any(n.startswith("osd: rotated") for n in r["notes"])]
     rapid = [
         float(n.split()[1].rstrip("s"))
         for r in ok
         for n in r["notes"]
         if n.startswith("rapidocr ") and "skipped" not in n
     ]
-    print(f"second tesseract pass: {len(second)}/{len(ok)} docs; osd rotations: {len(osd)}")
+    osd_runs = sum(1 for r in ok if any(n.startswith("osd") for n in r["notes"]))
+    print(f"second tesseract pass: {len(second)}/{len(ok)} docs", end="")
+    print(f"; osd runs {osd_runs}, rotations {len(osd)}")
     if rapid:
         print(
             f"rapidocr runs: {len(rapid)}/{len(ok)} docs, {statistics.mean(rapid):.2f} s each, "

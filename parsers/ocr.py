@@ -148,8 +148,10 @@ def good_words(result: OcrResult) -> int:
 
 
 def found_little(result: OcrResult) -> bool:
-    good = good_words(result)
-    return good < 5 or good < 0.3 * len(result.words)
+    # Measured: upright receipts, even poor phone photos, give >= 20 good words at
+    # psm 6; pages turned 90/180/270 degrees give 0-5. A ratio to all words also
+    # caught noisy upright photos and cost them a needless 1.5 s OSD run.
+    return good_words(result) < 10
 
 
 class TesseractEngine:

@@ -225,7 +225,9 @@ def _read_image(
             reading.timed_out = True
             reading.notes.append("osd killed (budget)")
             angle = 0
-        if angle:
+        if not angle:
+            reading.notes.append("osd: no rotation found")
+        else:
             reading.notes.append(f"osd: rotated {angle} degrees")
             image = image.rotate(angle, expand=True, fillcolor=255)
             turned = _tesseract(image, page, reading, languages, FIRST_PSM)
