@@ -146,10 +146,8 @@ def _script(d: _Demo) -> None:
 
     d.say("Kari replies with a receipt photo without the VAT number, and a serial photo")
     subject, mid = d.last_reply_to(KARI)
-    photo = samples.receipt_image(
-        ["ELKJØP", "Kvittering", "Dato: 12.12.2022", "Sony WH-1000XM5  3990,00", "Totalt  3990,00"]
-    )
-    serial = samples.receipt_image(["SONY WH-1000XM5", "S/N: 5123456"])
+    photo = samples.receipt_photo_without_vat()
+    serial = samples.serial_photo()
     d.deliver(
         samples.customer_mail(
             sender=KARI,
@@ -167,16 +165,7 @@ def _script(d: _Demo) -> None:
 
     d.say("Kari answers the missing-information mail with a proper PDF receipt")
     subject, mid = d.last_reply_to(KARI)
-    pdf = samples.text_pdf(
-        [
-            "Elkjøp Norge AS",
-            "Org.nr 988 077 917 MVA",
-            "Kvittering 123456",
-            "Dato: 12.12.2022",
-            "Sony WH-1000XM5 hodetelefoner   3 990,00",
-            "Totalt NOK 3 990,00",
-        ]
-    )
+    pdf = samples.good_receipt_pdf()
     d.deliver(
         samples.customer_mail(
             sender=KARI,

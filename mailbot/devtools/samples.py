@@ -140,3 +140,34 @@ def bounce_for(original_message_id: str, failed: str, *, to: str, reporting: str
         f"--{boundary}--\r\n"
     )
     return text.encode("ascii")
+
+
+# The demo's and the end-to-end tests' customer: a Sony WH-1000XM5 bought at
+# Elkjøp on 12.12.2022 (inside the cashback-2022 purchase window).
+DEMO_VAT_LINE = "Org.nr 988 077 917 MVA"
+
+
+def receipt_photo_without_vat() -> bytes:
+    """A receipt photo that shows retailer, date and product but no VAT number."""
+    return receipt_image(
+        ["ELKJØP", "Kvittering", "Dato: 12.12.2022", "Sony WH-1000XM5  3990,00", "Totalt  3990,00"]
+    )
+
+
+def serial_photo(serial: str = "5123456") -> bytes:
+    """A photo of the product label with its serial number."""
+    return receipt_image(["SONY  WH-1000XM5", "Model: WH-1000XM5", f"S/N: {serial}"])
+
+
+def good_receipt_pdf() -> bytes:
+    """A complete proof of purchase as a text PDF: all four fields."""
+    return text_pdf(
+        [
+            "Elkjøp Norge AS",
+            DEMO_VAT_LINE,
+            "Kvittering 123456",
+            "Dato: 12.12.2022",
+            "Sony WH-1000XM5 hodetelefoner   3 990,00",
+            "Totalt NOK 3 990,00",
+        ]
+    )

@@ -17,7 +17,13 @@ import pytest
 from imapclient import IMAPClient
 
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.devtools.samples import bounce_for, customer_mail, receipt_image, text_pdf
+from mailbot.devtools.samples import (
+    bounce_for,
+    customer_mail,
+    good_receipt_pdf,
+    receipt_photo_without_vat,
+    serial_photo,
+)
 from mailbot.devtools.smtpsink import Captured, SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -101,29 +107,6 @@ def _text(mail: Captured) -> str:
     return str(body.get_content())
 
 
-def _serial_photo() -> bytes:
-    return receipt_image(["SONY  WH-1000XM5", "Model: WH-1000XM5", "S/N: 5123456", "Made in China"])
-
-
-def _receipt_photo_without_vat() -> bytes:
-    return receipt_image(
-        ["ELKJØP", "Kvittering", "Dato: 12.12.2022", "Sony WH-1000XM5  3990,00", "Totalt  3990,00"]
-    )
-
-
-def _good_receipt_pdf() -> bytes:
-    return text_pdf(
-        [
-            "Elkjøp Norge AS",
-            "Org.nr 988 077 917 MVA",
-            "Kvittering 123456",
-            "Dato: 12.12.2022",
-            "Sony WH-1000XM5 hodetelefoner   3 990,00",
-            "Totalt NOK 3 990,00",
-        ]
-    )
-
-
 @pytest.fixture
 def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
     operator = Operator(tmp_path, dovecot, smtp_sink)
@@ -172,8 +155,8 @@ def test_cashback_conversation(op: Operator) -> None:
             body="Hei, her er kvitteringen og serienummeret.\n\nHilsen Kari",
             in_reply_to=confirmation.message["Message-ID"],
             attachments=[
-                ("kvittering.jpg", "image/jpeg", _receipt_photo_without_vat()),
-                ("serienummer.jpg", "image/jpeg", _serial_photo()),
+                ("kvittering.jpg", "image/jpeg", receipt_photo_without_vat()),
+                ("serienummer.jpg", "image/jpeg", serial_photo()),
             ],
         )
     )
@@ -195,7 +178,7 @@ def test_cashback_conversation(op: Operator) -> None:
             subject=f"SV: {missing.message['Subject']}",
             body="Her er en bedre kvittering.",
             in_reply_to=missing.message["Message-ID"],
-            attachments=[("kvittering.pdf", "application/pdf", _good_receipt_pdf())],
+            attachments=[("kvittering.pdf", "application/pdf", good_receipt_pdf())],
         )
     )
     op.run("once")
