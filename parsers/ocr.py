@@ -180,12 +180,11 @@ class TesseractEngine:
                 output_type=pytesseract.Output.DICT,
                 timeout=max(timeout_s, 0.1),
             )
-        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
-            if "timeout" in str(exc).lower():
-                raise OcrTimeout(f"tesseract psm {psm} over {timeout_s:.1f} s") from exc
-            raise ExtractionError(f"tesseract failed: {exc}") from exc
+        # TesseractError subclasses RuntimeError, so it must be caught first.
         except pytesseract.TesseractError as exc:
             raise ExtractionError(f"tesseract failed: {exc.message}") from exc
+        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+            raise OcrTimeout(f"tesseract psm {psm} over {timeout_s:.1f} s") from exc
         return _from_tesseract_data(data, page)
 
     def rotation(self, image: Image.Image, *, timeout_s: float) -> int:
@@ -193,10 +192,10 @@ class TesseractEngine:
         upright, by tesseract's orientation detection; 0 when unsure."""
         try:
             osd = pytesseract.image_to_osd(_for_tesseract(image), timeout=max(timeout_s, 0.1))
-        except RuntimeError as exc:
-            raise OcrTimeout(f"tesseract osd over {timeout_s:.1f} s") from exc
-        except pytesseract.TesseractError:
+        except pytesseract.TesseractError:  # before RuntimeError, its base class
             return 0  # "Too few characters": nothing to orient by
+        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+            raise OcrTimeout(f"tesseract osd over {timeout_s:.1f} s") from exc
         rotate = re.search(r"Rotate:\s*(\d+)", osd)
         confidence = re.search(r"Orientation confidence:\s*([\d.]+)", osd)
         if not rotate or (confidence and float(confidence.group(1)) < 1.0):

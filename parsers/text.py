@@ -224,15 +224,15 @@ def _read_image(
         except OcrTimeout:
             reading.timed_out = True
             reading.notes.append("osd killed (budget)")
-            angle = 0
+            angle = -1
         if not angle:
             reading.notes.append("osd: no rotation found")
-        else:
+        elif angle > 0:
             reading.notes.append(f"osd: rotated {angle} degrees")
-            image = image.rotate(angle, expand=True, fillcolor=255)
-            turned = _tesseract(image, page, reading, languages, FIRST_PSM)
+            upright = image.rotate(angle, expand=True, fillcolor=255)
+            turned = _tesseract(upright, page, reading, languages, FIRST_PSM)
             if turned is not None and good_words(turned) > good_words(first):
-                first = turned
+                first, image = turned, upright
     reading.add(first)
     if needs_more is None or not needs_more(reading.text()):
         return
