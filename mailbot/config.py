@@ -43,6 +43,9 @@ class ImapSettings:
     batch_size: int = 100
     max_message_bytes: int = 25 * 1024 * 1024
     timeout_seconds: float = 30.0
+    ca_file: str = ""
+    """PEM file of CA certificates to trust instead of the system's; for a private CA
+    or a self-signed server. Certificates and the host name are still verified."""
     account: str = ""
     """A stable name for this mailbox in the ledger; defaults to username@host."""
 
@@ -57,6 +60,9 @@ class SmtpSettings:
     from_address: str = "claims@example.com"
     reply_to: str = ""
     timeout_seconds: float = 30.0
+    ca_file: str = ""
+    """PEM file of CA certificates to trust instead of the system's; for a private CA
+    or a self-signed server. Certificates and the host name are still verified."""
     # how many replies one recipient may get per hour; the excess is held, not dropped
     rate_limit_per_hour: int = 5
     max_attempts: int = 8

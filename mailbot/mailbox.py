@@ -155,7 +155,11 @@ class Mailbox:
     def connect(self) -> Mailbox:
         s = self.settings
         timeout = SocketTimeout(connect=s.timeout_seconds, read=s.timeout_seconds)
-        ctx = ssl.create_default_context()
+        try:
+            # cafile=None: the system's CAs; either way certificate and host name are verified
+            ctx = ssl.create_default_context(cafile=s.ca_file or None)
+        except OSError as exc:  # missing file, or no certificate in it (ssl.SSLError)
+            raise MailboxError(f"IMAP ca_file {s.ca_file!r} unusable: {exc}") from exc
         with _translated("connect"):
             client = self._client_factory(
                 s.host, port=s.port, ssl=s.tls == "ssl", ssl_context=ctx, timeout=timeout

@@ -57,14 +57,19 @@ class SmtpTransport:
 
     def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
-        # Certificates are verified against the system's CAs; tests pass their own.
+        # Certificates are verified against the system's CAs, or settings.ca_file when set;
+        # tests may pass their own context.
         self.context = context
         self._smtp: smtplib.SMTP | None = None
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
         if self.context is None and s.tls != "none":
-            self.context = ssl.create_default_context()
+            try:
+                # cafile=None: the system's CAs; certificate and host name are verified either way
+                self.context = ssl.create_default_context(cafile=s.ca_file or None)
+            except OSError as exc:  # missing file, or no certificate in it (ssl.SSLError)
+                raise SmtpConnectError(f"SMTP ca_file {s.ca_file!r} unusable: {exc}") from exc
         context = self.context
         try:
             smtp: smtplib.SMTP

@@ -4,6 +4,10 @@ Needs Debian's `dovecot-imapd`. Dovecot's login process refuses to run as root, 
 as root we run logins as `dovenull`, internal processes as `dovecot` and deliver
 mail as the static user `dovecot` (first_valid_uid = 100); the Maildir is owned by
 dovecot. As an ordinary user everything runs as that user.
+
+With `tls=True` it also speaks TLS: a self-signed certificate for localhost and
+127.0.0.1 (made with the `openssl` CLI) serves implicit TLS on `tls_port` and
+STARTTLS on the plain `port`; clients trust it through `ca_file`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,12 +25,15 @@ from pathlib import Path
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
+OPENSSL = shutil.which("openssl")
 
 
-def available() -> str | None:
-    """None when Dovecot can be started here, else why not."""
+def available(tls: bool = False) -> str | None:
+    """None when Dovecot (with TLS: and openssl) can be started here, else why not."""
     if not Path(DOVECOT).exists():
         return "dovecot is not installed (Debian package dovecot-imapd)"
+    if tls and OPENSSL is None:
+        return "openssl is not installed (Debian package openssl)"
     return None
 
 
@@ -48,11 +56,31 @@ def _wait_port(port: int, timeout: float) -> bool:
     return False
 
 
+def _wait_tls_port(port: int, ca_file: Path, timeout: float) -> bool:
+    """True once the port completes a verified TLS handshake and greets."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                ctx.wrap_socket(raw, server_hostname="localhost") as s,
+            ):
+                if s.recv(64).startswith(b"* OK"):
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 @dataclass
 class LocalDovecot:
     users: dict[str, str] = field(default_factory=lambda: {"claims": "secret"})
     port: int = 0
     base: Path | None = None
+    tls: bool = False
+    """Serve TLS too: STARTTLS on `port`, implicit TLS on `tls_port`; trust `ca_file`."""
+    tls_port: int = 0
     _started: bool = False
 
     def __post_init__(self) -> None:
@@ -64,6 +92,8 @@ class LocalDovecot:
         self.base.chmod(0o755)
         if not self.port:
             self.port = free_port()
+        if self.tls and not self.tls_port:
+            self.tls_port = free_port()
 
     @property
     def config_path(self) -> Path:
@@ -74,6 +104,54 @@ class LocalDovecot:
     def maildir_root(self) -> Path:
         assert self.base is not None
         return self.base / "mail"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed server certificate, which is its own CA (with tls=True)."""
+        assert self.base is not None
+        return self.base / "tls" / "cert.pem"
+
+    @property
+    def key_file(self) -> Path:
+        assert self.base is not None
+        return self.base / "tls" / "key.pem"
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for localhost and 127.0.0.1, made once per base dir.
+
+        The key stays 0600 of the user starting Dovecot: its config process reads
+        `ssl_key = <file` as that user (root) and hands it to the login processes.
+        """
+        if self.ca_file.exists() and self.key_file.exists():
+            return  # a restart keeps the certificate clients already trust
+        if OPENSSL is None:
+            raise RuntimeError("openssl is not installed (Debian package openssl)")
+        self.ca_file.parent.mkdir(mode=0o700, exist_ok=True)
+        # fmt: off
+        cmd = [
+            OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            "-keyout", str(self.key_file), "-out", str(self.ca_file),
+            "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+        ]
+        # fmt: on
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"openssl could not make a certificate: {message}")
+        self.key_file.chmod(0o600)
+        self.ca_file.chmod(0o644)
+
+    def _ssl_config(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        return f"ssl = yes\nssl_cert = <{self.ca_file}\nssl_key = <{self.key_file}"
+
+    def _imaps_listener(self) -> str:
+        if not self.tls:
+            return "    port = 0"
+        return f"    address = 127.0.0.1\n    port = {self.tls_port}\n    ssl = yes"
 
     def _write_config(self) -> None:
         assert self.base is not None
@@ -97,7 +175,7 @@ state_dir = {self.base}/state
 log_path = {self.base}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{self._ssl_config()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = {login_user}
@@ -123,7 +201,7 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+{self._imaps_listener()}
   }}
   process_min_avail = 1
 }}
@@ -146,9 +224,11 @@ protocol imap {{
         )
 
     def start(self, timeout: float = 20.0) -> LocalDovecot:
-        why = available()
+        why = available(self.tls)
         if why:
             raise RuntimeError(why)
+        if self.tls:
+            self._make_certificate()
         self._write_config()
         assert self.base is not None
         err_path = self.base / "start.err"
@@ -168,6 +248,11 @@ protocol imap {{
         if not _wait_port(self.port, timeout):
             self.stop()
             raise RuntimeError(f"dovecot did not answer on port {self.port}{self._log_tail()}")
+        if self.tls and not _wait_tls_port(self.tls_port, self.ca_file, timeout):
+            self.stop()
+            raise RuntimeError(
+                f"dovecot did not answer TLS on port {self.tls_port}{self._log_tail()}"
+            )
         self._started = True
         return self
 
