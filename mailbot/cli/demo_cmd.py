@@ -91,6 +91,16 @@ class _Demo:
         if len(self.sink.messages) == before:
             self.out.write("   (no reply, as intended)\n")
 
+    def show_last_reply(self, address: str) -> None:
+        """Print the text of the newest reply to `address`, indented."""
+        for mail in reversed(self.sink.messages):
+            if address in mail.rcpt_tos:
+                body = mail.message.get_body(preferencelist=("plain",))
+                text = str(body.get_content()) if body is not None else ""
+                for line in text.strip().splitlines()[:16]:
+                    self.out.write(f"      | {line}\n")
+                return
+
     def last_reply_to(self, address: str) -> tuple[str, str]:
         for mail in reversed(self.sink.messages):
             if address in mail.rcpt_tos:
@@ -162,6 +172,7 @@ def _script(d: _Demo) -> None:
         )
     )
     d.process()
+    d.show_last_reply(KARI)
 
     d.say("Kari answers the missing-information mail with a proper PDF receipt")
     subject, mid = d.last_reply_to(KARI)
