@@ -85,7 +85,10 @@ class Pipeline:
             reader=self.reader,
             store=self.store,
         )
-        status, reason = self._route(session, inb, cls)
+        # No autoflush: the ledger row's new kind must not be written (taking SQLite's
+        # write lock) by the first lookup, before the documents are read.
+        with session.no_autoflush:
+            status, reason = self._route(session, inb, cls)
         log.info(
             "message handled",
             extra={"ledger_id": row.id, "kind": cls.kind.value, "status": status, "reason": reason},

@@ -122,10 +122,16 @@ def handle_attachments(
     rules_version: str,
     now: datetime,
 ) -> list[DocumentEvidence]:
+    # Read first, write after: on SQLite the first write takes the database's write
+    # lock until commit, and OCR can take seconds; nothing else may wait that long.
+    files = [a for a in attachments if not a.ignored]
+    results = {
+        att.sha256: reader(att.content, att.filename, campaign, serial)
+        for att in files
+        if att.accepted
+    }
     evidence: list[DocumentEvidence] = []
-    for att in attachments:
-        if att.ignored:
-            continue
+    for att in files:
         doc = m.Document(
             message_id=message_row.id,
             claim_id=claim_row.id,
@@ -154,7 +160,7 @@ def handle_attachments(
         _, path = store.put(att.content, att.sha256)
         doc.path = str(path)
         doc.phash = dhash(att.content) if (att.sniffed_type or "").startswith("image/") else None
-        result = reader(att.content, att.filename, campaign, serial)
+        result = results[att.sha256]
         fields = result.fields
         doc.document_kind = fields.document_kind.value if fields else None
         session.flush()
