@@ -93,7 +93,7 @@ class OcrSettings:
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    deliver_seconds: int = 10
+    deliver_seconds: int = 2
     """How often the outbox is delivered while the daemon runs."""
     sweep_minutes: int = 15
     """How often deadline sweeps run (void overdue claims, expire RMAs, reminders)."""
