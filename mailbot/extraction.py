@@ -18,6 +18,7 @@ text read, each field, the rule that fired.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,21 +66,25 @@ def extract(
     name: str | None = None,
     required: Sequence[str] = RECEIPT_FIELDS,
     fallback_engines: Sequence[str] = FALLBACK_ENGINES,
+    now: dt.date | None = None,
 ) -> Extraction:
     """Read one document and extract its fields. Raises ExtractionError when the
     file cannot be read at all (not a PDF/JPEG/PNG, broken). `required` is the
-    campaign's `required_fields`: OCR tries harder only while one of them is missing."""
+    campaign's `required_fields`: OCR tries harder only while one of them is missing.
+    A purchase date after `now` (default: tomorrow, for time zones) is an OCR slip
+    (`2018` read as `2098`) and is never reported."""
     # Imported here: parsers.receipt is the field rules' module and the heavier
     # import; `mailbot check` and `read_document` users need not pay for it.
     from parsers.receipt import extract_fields
 
     started = time.monotonic()
+    latest = now or dt.date.today() + dt.timedelta(days=1)
     content, label = _load(path_or_bytes, name)
     mime = sniff_type(content) or ""
 
     def fields_of(text: str) -> ReceiptFields:
         return extract_fields(
-            text, rules, models=campaign_models, retailers=retailers, serial=serial
+            text, rules, models=campaign_models, retailers=retailers, serial=serial, now=latest
         )
 
     def needs_more(text: str) -> bool:

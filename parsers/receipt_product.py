@@ -105,7 +105,9 @@ def _model(product: Product) -> _Model:
     return _Model(product, tuple(keys), tuple(by_key[k] for k in keys), brand)
 
 
-def _find_on_line(model: _Model, line: _Line, rules: ReceiptRules) -> _Hit | None:
+def _find_on_line(
+    model: _Model, line: _Line, rules: ReceiptRules, others: frozenset[str] = frozenset()
+) -> _Hit | None:
     brand_on_line = model.brand is not None and model.brand in line.tokens
     name = model.product.name
     for key in model.keys:
@@ -121,10 +123,13 @@ def _find_on_line(model: _Model, line: _Line, rules: ReceiptRules) -> _Hit | Non
             key, line.windows.keys(), scorer=fuzz.ratio, score_cutoff=rules.fuzzy_product
         )
         # A slip may not change a digit as printed (Play:5 is not Play:1).
+        # Nor is another model the catalogue knows, spelled exactly, a slip of
+        # this one (WF-1000XM5 printed is not the eligible WH-1000XM5).
         if (
             near is not None
             and line.windows[near[0]] == digits
             and abs(len(near[0]) - len(key)) <= 1
+            and near[0] not in others
         ):
             return _Hit(name, line.line, 0.75, len(key), "product:fuzzy")
     return None
@@ -140,10 +145,16 @@ def find_product(
         raw = _raw_tokens(line.text)
         tokens = frozenset(model_key(t) for t in raw)
         prepared.append(_Line(line, tokens, _windows(raw, longest)))
+    known = {
+        model_key(s)
+        for p in rules.products
+        for s in (p.name, *p.aliases, *((f"{p.brand} {p.name}",) if p.brand else ()))
+    }
     hits = []
     for model in catalogue:
+        not_this = frozenset(known - set(model.keys))
         for pline in prepared:
-            hit = _find_on_line(model, pline, rules)
+            hit = _find_on_line(model, pline, rules, not_this)
             if hit is not None:
                 hits.append(hit)
     if not hits:

@@ -38,6 +38,7 @@ def test_models_found(line: str, expected: str) -> None:
     [
         "SUB TOTAL 1 990,00",  # a short name without its brand
         "Sony WH-1000XM4 3 490,00",  # another digit is another model
+        "Sony WF-1000XM5 2 990,00",  # another known model, exactly: not a slip of WH-
         "Sonos Play:5 5 990,00",
         "Display 1 stk 99,00",
         "One size T-skjorte 199,00",
