@@ -279,7 +279,7 @@ def report(rows: list[dict[str, Any]], mode: str) -> None:
             times = (kind, len(secs), statistics.median(secs), pct(secs, 0.9), max(secs))
             print("{:<10} {:>4} {:>7.2f} {:>6.2f} {:>6.2f}".format(*times), end="")
             print(f" {statistics.median(cpu):>8.2f} {max(cpu):>7.2f}")
-    second = [r for r in ok if any("psm 11" in n for n in r["notes"])]
+    second = [r for r in ok if any("psm 11" in n or n.startswith("flat-field") for n in r["notes"])]
     osd = [r for r in ok if any(n.startswith("osd: rotated") for n in r["notes"])]
     rapid = [
         float(n.split()[1].rstrip("s"))
