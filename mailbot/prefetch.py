@@ -14,16 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.core.campaign import Campaign
-from mailbot.core.errors import ExtractionError
 from mailbot.core.mail import MailKind
 from mailbot.core.matching import match_claim
 from mailbot.ruleset.loader import RuleSet
-from mailbot.services.documents import Reader, ReadResult, ocr_languages
+from mailbot.services.documents import Reader, ReadResult, read_receipt
 from mailbot.services.records import claim_snapshot
 from mailbot.store import models as m
 from mailbot.store.directory import StoreClaimDirectory
@@ -32,35 +30,6 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str | None]
 """(sha256, campaign id, registered serial)"""
-
-
-def _read(
-    content: bytes,
-    name: str,
-    rules: Any,
-    models: list[str],
-    retailers: Any,
-    languages: str,
-    serial: str | None,
-    timeout_s: float,
-) -> ReadResult:
-    """Runs in a worker process."""
-    from mailbot.extraction import extract
-
-    try:
-        r = extract(
-            content,
-            rules=rules,
-            campaign_models=models,
-            retailers=retailers,
-            languages=languages,
-            serial=serial,
-            timeout_s=timeout_s,
-            name=name,
-        )
-    except ExtractionError as exc:
-        return ReadResult(None, "error", 0.0, str(exc)[:300])
-    return ReadResult(r.fields, r.document.source, r.seconds)
 
 
 class Prefetcher:
@@ -121,15 +90,14 @@ class Prefetcher:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers)
         return self._pool.submit(
-            _read,
+            read_receipt,
             content,
             name,
-            rules.receipts,
-            [i.name for i in campaign.models],
-            campaign.retailers,
-            ocr_languages(campaign, self.languages),
+            campaign,
             serial,
-            self.timeout_s,
+            receipt_rules=rules.receipts,
+            languages=self.languages,
+            timeout_s=self.timeout_s,
         )
 
     def wrap(self, reader: Reader) -> Reader:

@@ -8,12 +8,12 @@ signal (read-only against the database when one exists).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from mailbot.cli.app import App
-from mailbot.cli.inspect_cmd import _print_human, inspect_bytes, report
+from mailbot.cli.inspect_cmd import run_inspect
+from mailbot.core.mail import Classification, InboundEmail, MailKind
 from mailbot.store.db import check_schema
 
 
@@ -59,21 +59,7 @@ def _routing(app: App, raw_email: Any) -> dict[str, Any]:
 
 
 def cmd_inspect(args: argparse.Namespace, app: App) -> int:
-    path = Path(args.file)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        app.out.write(f"cannot read {path}: {exc.strerror or exc}\n")
-        return 2
-    parsed, cls = inspect_bytes(raw)
-    extra = {"routing": _routing(app, parsed)} if cls.kind.value == "human" else {}
-    data = report(path, parsed, cls, extra)
-    if args.json:
-        app.out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    else:
-        _print_human(data, app.out)
-        if extra:
-            app.out.write("routing:\n")
-            for key, value in extra["routing"].items():
-                app.out.write(f"  {key}: {value}\n")
-    return 0
+    def routing(parsed: InboundEmail, cls: Classification) -> dict[str, Any]:
+        return {"routing": _routing(app, parsed)} if cls.kind is MailKind.HUMAN else {}
+
+    return run_inspect(Path(args.file), args.json, app.out, extra=routing)

@@ -10,6 +10,7 @@ argument parsing and adds claim matching under `extra`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -115,8 +116,14 @@ def _indent(text: str) -> str:
     return "".join(f"  {line}\n" for line in text.splitlines()) or "\n"
 
 
-def run_inspect(path: Path, as_json: bool, out: TextIO) -> int:
-    """Inspect one .eml file. Returns the exit status: 0 read, 2 unreadable file."""
+def run_inspect(
+    path: Path,
+    as_json: bool,
+    out: TextIO,
+    extra: Callable[[InboundEmail, Classification], dict[str, Any]] | None = None,
+) -> int:
+    """Inspect one .eml file. Returns the exit status: 0 read, 2 unreadable file.
+    `extra` adds what the caller knows beyond the mail itself (claim/RMA routing)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -127,7 +134,7 @@ def run_inspect(path: Path, as_json: bool, out: TextIO) -> int:
             out.write(msg + "\n")
         return 2
     parsed, cls = inspect_bytes(raw)
-    data = report(Path(path), parsed, cls)
+    data = report(Path(path), parsed, cls, extra(parsed, cls) if extra is not None else None)
     if as_json:
         out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     else:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from sqlalchemy.orm import Session
@@ -67,26 +68,48 @@ def ocr_languages(campaign: Campaign, configured: str) -> str:
     return configured or TESSERACT_LANG.get(campaign.language, "eng")
 
 
+def read_receipt(
+    content: bytes,
+    filename: str,
+    campaign: Campaign,
+    serial: str | None,
+    *,
+    receipt_rules: Any,
+    languages: str,
+    timeout_s: float,
+) -> ReadResult:
+    """Read one document for `campaign` (module level: prefetch runs it in workers)."""
+    from mailbot.extraction import extract
+
+    try:
+        result = extract(
+            content,
+            rules=receipt_rules,
+            campaign_models=[item.name for item in campaign.models],
+            retailers=campaign.retailers,
+            languages=ocr_languages(campaign, languages),
+            serial=serial,
+            timeout_s=timeout_s,
+            name=filename,
+        )
+    except ExtractionError as exc:
+        return ReadResult(None, "error", 0.0, str(exc)[:300])
+    return ReadResult(result.fields, result.document.source, result.seconds)
+
+
 def make_reader(rules: Callable[[], RuleSet], languages: str, timeout_s: float) -> Reader:
     """The production reader: pdfplumber / tesseract through `mailbot.extraction`."""
 
     def read(content: bytes, filename: str, campaign: Campaign, serial: str | None) -> ReadResult:
-        from mailbot.extraction import extract
-
-        try:
-            result = extract(
-                content,
-                rules=rules().receipts,
-                campaign_models=[item.name for item in campaign.models],
-                retailers=campaign.retailers,
-                languages=ocr_languages(campaign, languages),
-                serial=serial,
-                timeout_s=timeout_s,
-                name=filename,
-            )
-        except ExtractionError as exc:
-            return ReadResult(None, "error", 0.0, str(exc)[:300])
-        return ReadResult(result.fields, result.document.source, result.seconds)
+        return read_receipt(
+            content,
+            filename,
+            campaign,
+            serial,
+            receipt_rules=rules().receipts,
+            languages=languages,
+            timeout_s=timeout_s,
+        )
 
     return read
 

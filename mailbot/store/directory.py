@@ -9,11 +9,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailbot.core.matching import ClaimRef, normalize_message_id
+from mailbot.core.matching import DEFAULT_CLOSED_STATES, ClaimRef, normalize_message_id
 from mailbot.store.models import Claim, Outbox
-
-CLOSED_STATES = ("approved", "paid", "rejected", "void")
-"""A claim in these states takes no more documents; mail about it goes to review."""
 
 
 def _ref(claim: Claim) -> ClaimRef:
@@ -41,7 +38,7 @@ class StoreClaimDirectory:
         rows = self.session.scalars(
             select(Claim)
             .where(func.lower(Claim.email) == address.strip().lower())
-            .where(Claim.state.not_in(CLOSED_STATES))
+            .where(Claim.state.not_in(DEFAULT_CLOSED_STATES))
             .order_by(Claim.id)
         ).all()
         return tuple(_ref(r) for r in rows)
