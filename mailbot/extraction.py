@@ -142,59 +142,15 @@ def to_json(result: Extraction) -> dict[str, Any]:
     }
 
 
-def extract_file(
-    path_or_bytes: str | Path | bytes,
-    *,
-    rules: Any,
-    campaign_models: Sequence[str] = (),
-    retailers: Sequence[Any] = (),
-    languages: str = "eng",
-    serial: str | None = None,
-    timeout_s: float = 15,
-    name: str | None = None,
-    required: Sequence[str] = RECEIPT_FIELDS,
-) -> dict[str, Any]:
-    """`extract` shaped as the JSON object `mailbot extract --json` prints."""
-    return to_json(
-        extract(
-            path_or_bytes,
-            rules=rules,
-            campaign_models=campaign_models,
-            retailers=retailers,
-            languages=languages,
-            serial=serial,
-            timeout_s=timeout_s,
-            name=name,
-            required=required,
-        )
-    )
+def extract_file(path_or_bytes: str | Path | bytes, **options: Any) -> dict[str, Any]:
+    """`extract` (same keyword options) shaped as the JSON object `mailbot extract --json`
+    prints."""
+    return to_json(extract(path_or_bytes, **options))
 
 
-def format_rules_test(
-    path_or_bytes: str | Path | bytes,
-    *,
-    rules: Any,
-    campaign_models: Sequence[str] = (),
-    retailers: Sequence[Any] = (),
-    languages: str = "eng",
-    serial: str | None = None,
-    timeout_s: float = 15,
-    name: str | None = None,
-    required: Sequence[str] = RECEIPT_FIELDS,
-) -> str:
-    """A person's view of one extraction (`mailbot rules test FILE`)."""
-    result = extract(
-        path_or_bytes,
-        rules=rules,
-        campaign_models=campaign_models,
-        retailers=retailers,
-        languages=languages,
-        serial=serial,
-        timeout_s=timeout_s,
-        name=name,
-        required=required,
-    )
-    return render(result)
+def format_rules_test(path_or_bytes: str | Path | bytes, **options: Any) -> str:
+    """A person's view of one extraction (`mailbot rules test FILE`); options as `extract`."""
+    return render(extract(path_or_bytes, **options))
 
 
 def render(result: Extraction) -> str:
