@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings
 from mailbot.core.deadlines import SweepPolicy, sweep_claim, sweep_rma
+from mailbot.core.transition import Transition
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.records import claim_snapshot, record, rma_snapshot
 from mailbot.store import models as m
@@ -48,49 +50,59 @@ def policy_from(settings: Settings) -> SweepPolicy:
     )
 
 
+def _sweep_row(
+    s: Session,
+    row: m.Claim | m.Rma,
+    settings: Settings,
+    rules: RuleSet,
+    now: datetime,
+    policy: SweepPolicy,
+) -> str | None:
+    """Sweep one locked row; record its transition; return the transition's kind."""
+    t: Transition[Any] | None
+    if isinstance(row, m.Claim):
+        t = sweep_claim(claim_snapshot(row), now, policy)
+        where: dict[str, Any] = {"claim_row": row, "campaign_id": row.campaign_id}
+    else:
+        t = sweep_rma(rma_snapshot(row), now, policy)
+        where = {"rma_row": row}
+    if t is None:
+        return None
+    record(s, t, settings=settings, rules_version=rules.version, **where)
+    return t.kind
+
+
 def run_sweeps(
     factory: sessionmaker[Session], settings: Settings, rules: RuleSet, now: datetime
 ) -> SweepStats:
     policy = policy_from(settings)
     stats = SweepStats()
     with transaction(factory) as s:
-        claim_ids = s.scalars(select(m.Claim.id).where(m.Claim.state.in_(CLAIM_STATES))).all()
-        rma_ids = s.scalars(select(m.Rma.id).where(m.Rma.state.in_(RMA_STATES))).all()
-    for cid in claim_ids:
+        items: list[tuple[type[m.Claim] | type[m.Rma], int]] = [
+            *(
+                (m.Claim, i)
+                for i in s.scalars(select(m.Claim.id).where(m.Claim.state.in_(CLAIM_STATES)))
+            ),
+            *((m.Rma, i) for i in s.scalars(select(m.Rma.id).where(m.Rma.state.in_(RMA_STATES)))),
+        ]
+    for model, row_id in items:
         try:
             with transaction(factory) as s:
-                row = s.get(m.Claim, cid, with_for_update=True)
-                if row is None:
-                    continue
-                t = sweep_claim(claim_snapshot(row), now, policy)
-                if t is None:
-                    continue
-                record(
-                    s,
-                    t,
-                    settings=settings,
-                    rules_version=rules.version,
-                    claim_row=row,
-                    campaign_id=row.campaign_id,
+                row: m.Claim | m.Rma | None = (
+                    s.get(m.Claim, row_id, with_for_update=True)
+                    if model is m.Claim
+                    else s.get(m.Rma, row_id, with_for_update=True)
                 )
-                stats.claims += 1
-                stats.kinds[t.kind] = stats.kinds.get(t.kind, 0) + 1
+                kind = None if row is None else _sweep_row(s, row, settings, rules, now, policy)
         except Exception:
             stats.errors += 1
-            log.exception("sweep failed for a claim", extra={"claim_id": cid})
-    for rid in rma_ids:
-        try:
-            with transaction(factory) as s:
-                rrow = s.get(m.Rma, rid, with_for_update=True)
-                if rrow is None:
-                    continue
-                u = sweep_rma(rma_snapshot(rrow), now, policy)
-                if u is None:
-                    continue
-                record(s, u, settings=settings, rules_version=rules.version, rma_row=rrow)
-                stats.rmas += 1
-                stats.kinds[u.kind] = stats.kinds.get(u.kind, 0) + 1
-        except Exception:
-            stats.errors += 1
-            log.exception("sweep failed for an RMA", extra={"rma_id": rid})
+            log.exception("sweep failed", extra={"table": model.__tablename__, "id": row_id})
+            continue
+        if kind is None:
+            continue
+        if model is m.Claim:
+            stats.claims += 1
+        else:
+            stats.rmas += 1
+        stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
     return stats
