@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from mailbot.core.claim_state import TERMINAL, Claim, ClaimState
 from mailbot.core.claim_state import base_context as _base_context
-from mailbot.core.claim_state import make_transition as _t
 from mailbot.core.transition import ReplyIntent, Transition, TransitionError
+from mailbot.core.transition import make_transition as _t
 
 
 def reject(claim: Claim, reasons: Sequence[str], now: datetime) -> Transition[Claim]:

@@ -7,7 +7,6 @@ snapshots with `dataclasses.replace`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,7 +14,6 @@ from enum import StrEnum
 from typing import Any
 
 from mailbot.core.receipt import DocumentKind, ReceiptFields
-from mailbot.core.transition import ReplyIntent, Transition
 
 
 class ClaimState(StrEnum):
@@ -102,31 +100,6 @@ class Claim:
     payout_amount: Decimal | None = None
     payout_currency: str | None = None
     payment_reference: str | None = None
-
-
-def make_transition(
-    before: Claim | None,
-    after: Claim,
-    kind: str,
-    now: datetime,
-    reasons: Sequence[str] = (),
-    evidence: dict[str, Any] | None = None,
-    reply: ReplyIntent | None = None,
-    via: Sequence[str] = (),
-    changed: bool = True,
-) -> Transition[Claim]:
-    return Transition(
-        snapshot=after,
-        kind=kind,
-        from_state=None if before is None else before.state.value,
-        to_state=after.state.value,
-        at=now,
-        reasons=tuple(reasons),
-        evidence=evidence or {},
-        reply=reply,
-        via=tuple(via),
-        changed=changed,
-    )
 
 
 def base_context(claim: Claim) -> dict[str, Any]:

@@ -38,10 +38,10 @@ from mailbot.core.claim_state import (
     DocumentEvidence,
 )
 from mailbot.core.claim_state import base_context as _base_context
-from mailbot.core.claim_state import make_transition as _t
 from mailbot.core.payout import compute_payout
 from mailbot.core.receipt import DocumentKind
 from mailbot.core.transition import ReplyIntent, Transition, TransitionError
+from mailbot.core.transition import make_transition as _t
 
 __all__ = [
     "DECIDABLE",

@@ -13,7 +13,6 @@ is not back in time are flagged for billing once (`bill_due`, `flag_billing`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from mailbot.core.campaign import ReturnsPolicy
 from mailbot.core.transition import ReplyIntent, Transition, TransitionError
+from mailbot.core.transition import make_transition as _t
 
 
 class RmaState(StrEnum):
@@ -73,29 +73,6 @@ class Rma:
     outcome: Outcome | None = None
     reminded_at: datetime | None = None
     billing_flagged_at: datetime | None = None
-
-
-def _t(
-    before: Rma | None,
-    after: Rma,
-    kind: str,
-    now: datetime,
-    reasons: Sequence[str],
-    evidence: dict[str, Any] | None = None,
-    reply: ReplyIntent | None = None,
-    changed: bool = True,
-) -> Transition[Rma]:
-    return Transition(
-        snapshot=after,
-        kind=kind,
-        from_state=None if before is None else before.state.value,
-        to_state=after.state.value,
-        at=now,
-        reasons=tuple(reasons),
-        evidence=evidence or {},
-        reply=reply,
-        changed=changed,
-    )
 
 
 def _ctx(rma: Rma, policy: ReturnsPolicy | None = None) -> dict[str, Any]:

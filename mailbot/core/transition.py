@@ -8,10 +8,11 @@ A reply is a template name plus the facts it needs; wording lives in templates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
 
 S = TypeVar("S")
 
@@ -95,3 +96,37 @@ class Transition(Generic[S]):
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
             raise ValueError("transition time must be timezone-aware")
+
+
+class _Stateful(Protocol):
+    @property
+    def state(self) -> StrEnum: ...
+
+
+T = TypeVar("T", bound=_Stateful)
+
+
+def make_transition(
+    before: T | None,
+    after: T,
+    kind: str,
+    now: datetime,
+    reasons: Sequence[str] = (),
+    evidence: dict[str, Any] | None = None,
+    reply: ReplyIntent | None = None,
+    via: Sequence[str] = (),
+    changed: bool = True,
+) -> Transition[T]:
+    """The one way the state machines build a Transition from two snapshots."""
+    return Transition(
+        snapshot=after,
+        kind=kind,
+        from_state=None if before is None else before.state.value,
+        to_state=after.state.value,
+        at=now,
+        reasons=tuple(reasons),
+        evidence=evidence or {},
+        reply=reply,
+        via=tuple(via),
+        changed=changed,
+    )
