@@ -20,6 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz
+
 from mailbot.core.receipt import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules
 from parsers.receipt_text import TextLine
@@ -39,7 +41,14 @@ _DM_Y = re.compile(r"(?<![\d.,])(\d{1,2})\.\s?(\d{1,2})\s(20\d{2})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 # Characters that are OCR debris on a receipt line, not print.
 _JUNK = re.compile(r"[¥©®§¢¤{}<>»«]")
+MISREAD_YEARS = 10
+"""A year this far after the purchase is an OCR slip (2018 read as 2078), not a deadline."""
+SAME_LINE_RATIO = 60
+"""rapidfuzz ratio above which two OCR lines are readings of one printed line."""
 _TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?![\d.,])")
+# A "date" right after a currency sign is an amount ("$9.03 2018" is OCR of a
+# price or of a stamp over the date line, never a date as printed).
+_MONEY_BEFORE = re.compile(r"(?:[$€£¥]|\b(?:RM|kr|EUR|USD|SEK|NOK|DKK))\s?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ def _raw_dates(
 
     def add(m: re.Match[str], value: dt.date | None, rule: str) -> None:
         if value is None or any(s < m.end() and m.start() < e for s, e in taken):
+            return
+        if _MONEY_BEFORE.search(text[: m.start()]):
             return
         taken.append((m.start(), m.end()))
         out.append((m.start(), m.end(), value, rule))
@@ -262,6 +273,22 @@ def _one_part_differs(a: dt.date, b: dt.date) -> bool:
     return sum((a.year != b.year, a.month != b.month, a.day != b.day)) == 1
 
 
+def _misread_elsewhere(best: DateCandidate, future: Sequence[DateCandidate]) -> bool:
+    """Another OCR pass read the same printed line with an impossible year and a
+    different day or month ("10/03/2078" beside "10/02/2018"): that pass misread
+    digits of this date, so which day and month are right is not known."""
+    for other in future:
+        if (other.value.month, other.value.day) == (best.value.month, best.value.day):
+            continue
+        # A return-by or warranty date may lie in the future too, a few years
+        # at most; a year decades ahead is a misread digit.
+        if other.value.year - best.value.year < MISREAD_YEARS:
+            continue
+        if fuzz.ratio(other.line.text, best.line.text) >= SAME_LINE_RATIO:
+            return True
+    return False
+
+
 def _real_time(text: str) -> bool:
     hours, minutes = (int(x) for x in re.split(r"[:.]", text))
     return hours <= 23 and minutes <= 59
@@ -286,7 +313,9 @@ def _rejected(context: str, value: dt.date, rules: ReceiptRules, now: dt.date | 
 def find_purchase_date(
     lines: Sequence[TextLine], rules: ReceiptRules, now: dt.date | None = None
 ) -> FieldValue | None:
-    cands = [c for c in date_candidates(lines, rules, now) if c.rejected is None]
+    every = date_candidates(lines, rules, now)
+    cands = [c for c in every if c.rejected is None]
+    future = [c for c in every if c.rejected == "after today"]
     if not cands:
         return None
     best_by_value: dict[dt.date, DateCandidate] = {}
@@ -305,6 +334,8 @@ def find_purchase_date(
     ranked = sorted(best_by_value.values(), key=lambda c: (-support(c), c.value))
     best = ranked[0]
     conf = support(best)
+    if _misread_elsewhere(best, future):
+        conf -= 0.4
     if len(ranked) > 1 and support(ranked[1]) >= conf - 0.05:
         conf -= 0.15  # another date is about as likely: less sure
         if _one_part_differs(best.value, ranked[1].value):

@@ -63,9 +63,7 @@ def _legal_name(text: str, rules: ReceiptRules) -> str | None:
     whole line when it starts with a form printed first (SIA "Name")."""
     for form in rules.legal_forms:
         for spelling in _spellings(form):
-            pattern = (
-                rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?(?:\s*$|\s+[-–|,]\s|,\s)"
-            )
+            pattern = rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?(?:\s*$|\s+[-–|,]\s|,\s|\s+\()"
             m = re.match(pattern, text)
             if m:
                 return m.group(1) + (
@@ -76,7 +74,9 @@ def _legal_name(text: str, rules: ReceiptRules) -> str | None:
     for form in rules.legal_forms_first:
         for spelling in _spellings(form):
             if re.match(rf"{re.escape(spelling)}\s+\S", text):
-                return text
+                # SIA "Name" = PVN ...: the name ends with its closing quote.
+                quoted = re.match(rf"{re.escape(spelling)}\s+[\"“”„«]([^\"“”„»]+)[\"“”»]", text)
+                return f'{spelling} "{quoted.group(1)}"' if quoted else text
     return None
 
 
@@ -98,6 +98,9 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     words = [w for w in re.findall(r"[^\W\d_]+", text) if w.casefold() not in forms]
     # A short name ("BVP") has no redundancy: one misread letter is another shop.
     if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 4:
+        return False
+    # A lone letter ("FUYI MI T") is a word OCR broke; initials carry dots (D.I.Y.).
+    if re.search(r"(?<![\w.&])[^\W\d_](?![\w.&'])", text):
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
     return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
@@ -183,20 +186,107 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
     if vat_line is not None:
         near_vat = {vat_line - 2, vat_line - 1, vat_line, vat_line + 1}
     for line in lines:
-        if line.index >= rules.head_lines and line.index not in near_vat:
+        if line.row >= rules.head_lines and line.index not in near_vat:
             continue
         letters = sum(ch.isalpha() for ch in line.text)
         if letters < 3 or letters < len(line.text) * 0.5:
             continue
         name = _legal_name(line.text, rules)
+        if name is not None:
+            name = _without_title(name, rules)
         if name is not None and _plausible_name(name, rules):
+            above = lines[line.index - 1] if line.index and line.row else None
+            if above is not None and _wrapped(name, above.text, rules):
+                # "LIAN CHI PU TIAN VEGETARIAN" / "RESTAURANT SDN BHD": one
+                # word before the form is the tail of a name wrapped at the margin.
+                name = f"{_clean_name(above.text)} {name}"
             return _Hit(_clean_name(name), line, 0.7, "retailer:legal-form")
     # A name line right above a company registration number "(123456-X)".
     for line in lines[: rules.head_lines]:
         nxt = line.index + 1
         if nxt < len(lines) and _REGISTRATION.match(lines[nxt].text) and _name_like(line.text):
             return _Hit(_clean_name(line.text), line, 0.65, "retailer:above-registration")
+    return _head_block(lines, rules)
+
+
+def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
+    """The shop's name as receipts print it first: the first real line at the
+    top of a page (or of an OCR pass over it), in capitals or title case and
+    without digits, right above the shop's details (address, registration or
+    phone number: a line with digits). A name broken over two lines is joined
+    when the second holds only its legal form ("SDN BHD") or the first ends in
+    "&". Lines OCR made of a stamp, a handwritten note (lower case) or a logo
+    (under three letters) are skipped; any other line first means abstain."""
+    for block in sorted({ln.block for ln in lines}):
+        head = [ln for ln in lines if ln.block == block and ln.row < rules.head_lines]
+        logo = False
+        for i, line in enumerate(head):
+            if _skippable(line.text):
+                continue
+            if not logo and len(line.text.split()) == 1:
+                logo = True  # one word over the name: a logo as OCR read it
+                continue
+            if not _caps_name(line.text, rules):
+                break
+            name, last = _clean_name(line.text), i
+            nxt = head[i + 1] if i + 1 < len(head) else None
+            if nxt is not None and (
+                _only_legal_form(nxt.text, rules)
+                or (re.search(r"(&|\bAND)$", name) and _caps_name(nxt.text, rules))
+            ):
+                name, last = f"{name} {_clean_name(nxt.text)}", i + 1
+            after = head[last + 1] if last + 1 < len(head) else None
+            if after is not None and last == i and _caps_name(after.text, rules):
+                # A tagline under the name ("THREE STOOGES" / "BISTRO & CAFE").
+                after = head[last + 2] if last + 2 < len(head) else None
+            if after is not None and len(re.findall(r"\d", after.text)) >= 2:
+                return _Hit(name, line, 0.62, "retailer:head-block")
+            break
     return None
+
+
+def _without_title(name: str, rules: ReceiptRules) -> str:
+    """ "FACTUUR. Coolblue B.V.": the document's title printed before the name."""
+    m = re.match(r"(\w+)[.:]\s+(?=\S)", name)
+    title = m is not None and any(p.fullmatch(fold(m.group(1))) for p in rules.document_titles)
+    if m is not None and title and m.end() < len(name):
+        return name[m.end() :]
+    return name
+
+
+def _wrapped(name: str, above: str, rules: ReceiptRules) -> bool:
+    rest = name
+    for form in sorted(rules.legal_forms, key=len, reverse=True):
+        rest = re.sub(rf"(?<!\w){re.escape(form)}(?!\w)", " ", rest, flags=re.IGNORECASE)
+    return len(rest.split()) == 1 and _caps_name(above, rules) and name.isupper() == above.isupper()
+
+
+def _skippable(text: str) -> bool:
+    """Not print that could be the name: debris, a stamp number, a note by hand."""
+    letters = re.findall(r"[^\W\d_]", text)
+    return len(letters) < 3 or text == text.lower() or not re.search(r"[^\W\d_]{3}", text)
+
+
+def _caps_name(text: str, rules: ReceiptRules) -> bool:
+    """A name as printed at a receipt's head: two or more words, each in
+    capitals or title case, no digits, no receipt words (TAX INVOICE, TOTAL)."""
+    text = _clean_name(text)
+    if re.search(r"\d", text) or any(p.search(text.casefold()) for p in rules.receipt_signals):
+        return False
+    if re.search(r"[^\w\s&.'()/,-]", text):
+        return False  # "RES!AURANT": a letter OCR could not read
+    words = re.findall(r"[^\W\d_][\w'.]*", text)
+    if len(words) < 2 or not _plausible_name(text, rules):
+        return False
+    if sum(len(w.rstrip(".")) < 3 for w in words) > 1:
+        return False  # "SAA. GL AL LID": fragments OCR made of a smudged line
+    return all(w.isupper() or (w[0].isupper() and w[1:].islower()) for w in words)
+
+
+def _only_legal_form(text: str, rules: ReceiptRules) -> bool:
+    forms = {f.casefold() for f in rules.legal_forms}
+    rest = re.sub(r"\s+", " ", _clean_name(text).casefold())
+    return rest in forms or rest.replace(".", "") in {f.replace(".", "") for f in forms}
 
 
 _REGISTRATION = re.compile(r"^\W*\(\s*[A-Z]{0,3}\d{4,}[\d-]*-?\s*[A-Z]?\s*\)\W*$")

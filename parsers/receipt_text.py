@@ -48,6 +48,10 @@ class TextLine:
     """The original line, stripped of OCR edge noise."""
     folded: str
     """Case-folded, Nordic letters folded."""
+    block: int = 0
+    """Which blank-line separated block: a PDF page or an OCR pass over the page."""
+    row: int = 0
+    """Position within its block: row 0 is the top of a page as that pass read it."""
 
 
 def fold(text: str) -> str:
@@ -73,10 +77,19 @@ _EDGE_NOISE = re.compile(r"^[\s|_\\/.,:;'`~\-=*»«]+|[\s|_\\/,;'`~=*»«]+$")
 
 
 def split_lines(text: str) -> list[TextLine]:
-    """Non-empty lines with OCR edge noise ('_ ', '| ') trimmed, numbered in order."""
+    """Non-empty lines with OCR edge noise ('_ ', '| ') trimmed, numbered in order.
+
+    A blank line starts a new block (`parsers.text` joins pages and OCR passes
+    with one; tesseract's own output has none), so every pass has its own head."""
     out: list[TextLine] = []
+    block, row = 0, 0
     for raw in text.splitlines():
+        if not raw.strip():
+            if row:
+                block, row = block + 1, 0
+            continue
         line = _EDGE_NOISE.sub("", raw).strip()
         if re.search(r"\w", line):
-            out.append(TextLine(len(out), line, fold(line)))
+            out.append(TextLine(len(out), line, fold(line), block, row))
+            row += 1
     return out

@@ -91,6 +91,8 @@ class ReceiptRules:
     receipt_signals: tuple[re.Pattern[str], ...]
     serial_labels: tuple[re.Pattern[str], ...]
     receipt_number_labels: tuple[re.Pattern[str], ...]
+    document_titles: tuple[re.Pattern[str], ...]
+    """A document's title word ("Factuur."), never part of the retailer's name before it."""
     min_confidence: tuple[tuple[str, float], ...]
     fuzzy_retailer: float
     fuzzy_product: float
@@ -149,6 +151,7 @@ class _DocumentFile(_Strict):
     receipt_signals: list[str] = Field(min_length=1)
     serial_labels: list[str] = Field(min_length=1)
     receipt_number_labels: list[str] = Field(default_factory=list)
+    document_titles: list[str] = Field(default_factory=list)
 
 
 class _Fuzzy(_Strict):
@@ -287,6 +290,7 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         receipt_number_labels=_patterns(
             ddoc, document.receipt_number_labels, ("receipt_number_labels",)
         ),
+        document_titles=_patterns(ddoc, document.document_titles, ("document_titles",)),
         min_confidence=tuple(sorted(thresholds.min_confidence.items())),
         fuzzy_retailer=thresholds.fuzzy.retailer,
         fuzzy_product=thresholds.fuzzy.product,
