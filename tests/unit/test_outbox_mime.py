@@ -89,3 +89,76 @@ def test_a_line_break_in_a_header_is_refused() -> None:
             settings=SMTP,
             now=NOW,
         )
+
+
+@pytest.mark.parametrize("lang", ["nb", "sv", "da", "fi", "en"])
+def test_every_template_parses_back_exactly(lang: str) -> None:
+    """The bytes are written by mailbot.mime, not the email package: every built-in
+    mail must read back (with the stdlib parser) as exactly what was rendered."""
+    templates = Templates()
+    for name, context in SAMPLE_CONTEXT.items():
+        mail = templates.render(name, lang, context)
+        raw, _ = build_message(
+            mail=mail,
+            to_addr="kari@example.no",
+            message_id="<m4@brand.example>",
+            settings=SMTP,
+            now=NOW,
+            extra_headers=thread_headers("<c@example.no>"),
+        )
+        raw.decode("ascii")
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 78, name
+        msg = _parse(raw)
+        assert msg["Subject"] == mail.subject, name
+        text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+        assert text is not None and html is not None
+        assert text.get_content().replace("\r\n", "\n") == mail.text, name
+        assert html.get_content().replace("\r\n", "\n") == mail.html, name
+
+
+def test_long_references_fold_and_unfold_to_the_same_value() -> None:
+    refs = [f"<{i}.a-rather-long-identifier@mail.customer.example>" for i in range(9)]
+    headers = thread_headers("<parent@customer.example>", refs)
+    raw, _ = build_message(
+        mail=RenderedMail("s", "t\n", None, "en"),
+        to_addr="a@b.no",
+        message_id="<m5@brand.example>",
+        settings=SMTP,
+        now=NOW,
+        extra_headers=headers,
+    )
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    assert _parse(raw)["References"] == headers["References"]
+
+
+def test_a_non_ascii_sender_name_keeps_the_address_readable() -> None:
+    smtp = SmtpSettings(from_address="Kundeservice Ærlig <claims@brand.example>")
+    raw, _ = build_message(
+        mail=RenderedMail("s", "t\n", None, "nb"),
+        to_addr="a@b.no",
+        message_id="<m6@brand.example>",
+        settings=smtp,
+        now=NOW,
+    )
+    sender = _parse(raw)["From"]
+    assert sender.addresses[0].addr_spec == "claims@brand.example"
+    assert sender.addresses[0].display_name == "Kundeservice Ærlig"
+    assert b"<claims@brand.example>" in raw
+
+
+def test_awkward_bodies_survive_quoted_printable() -> None:
+    text = "a = b  \n" + "x" * 200 + "\nTabs\tand trailing tab\t\nÆØÅ æøå €\n--=_not a boundary\n"
+    html = "<p>" + "é" * 120 + "</p>\n"
+    raw, _ = build_message(
+        mail=RenderedMail("s", text, html, "nb"),
+        to_addr="a@b.no",
+        message_id="<m7@brand.example>",
+        settings=SMTP,
+        now=NOW,
+    )
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    msg = _parse(raw)
+    plain, rich = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert rich.get_content().replace("\r\n", "\n") == html
