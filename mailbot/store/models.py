@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -127,6 +128,12 @@ class Rma(Base):
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# lower(email): the suppression check and bounce flagging compare addresses
+# case-insensitively for every reply (migration 0002)
+Index("ix_claims_email_lower", func.lower(Claim.email))
+Index("ix_rmas_email_lower", func.lower(Rma.email))
 
 
 class MailboxState(Base):

@@ -32,6 +32,28 @@ def test_upgrade_creates_all_tables_and_is_idempotent(db_url: str) -> None:
     engine.dispose()
 
 
+def test_address_lookups_use_the_lower_email_index(db_url: str) -> None:
+    """Every queued reply checks lower(email) on claims and RMAs: an index, not a scan."""
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    # (SQLAlchemy's inspector skips expression indexes on SQLite: ask the catalogue)
+    catalogue = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if engine.dialect.name == "sqlite"
+        else "SELECT indexname FROM pg_indexes"
+    )
+    with engine.connect() as conn:
+        names = set(conn.execute(text(catalogue)).scalars())
+    assert {"ix_claims_email_lower", "ix_rmas_email_lower"} <= names
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = conn.execute(
+                text("EXPLAIN QUERY PLAN SELECT id FROM claims WHERE lower(email) = 'a@b.no'")
+            ).all()
+        assert "ix_claims_email_lower" in " ".join(str(row) for row in plan)
+    engine.dispose()
+
+
 def test_check_schema_reports_missing_migration(sqlite_url: str) -> None:
     engine = db.make_engine(sqlite_url)
     assert "db upgrade" in (db.check_schema(engine) or "")
