@@ -207,7 +207,14 @@ def queue_reply(
     """
     smtp = settings.smtp
     if event_id is not None:
-        existing = session.scalars(select(Outbox).where(Outbox.event_id == event_id)).first()
+        # queued earlier in this transaction (not flushed yet), or before
+        existing = next(
+            (o for o in session.new if isinstance(o, Outbox) and o.event_id == event_id), None
+        )
+        if existing is None:
+            with session.no_autoflush:
+                query = select(Outbox).where(Outbox.event_id == event_id)
+                existing = session.scalars(query).first()
         if existing is not None:
             return existing
     reason = suppression_reason(session, to_addr, smtp)
@@ -250,10 +257,12 @@ def queue_reply(
         next_attempt_at=None,
         created_at=now,
     )
+    # Not flushed here: it goes out with the transaction's next flush or its commit
+    # (with a group commit, the replies of several mails in one INSERT round).
     session.add(row)
-    session.flush()
     log.info(
-        "reply queued", extra={"template": template, "outbox_id": row.id, "to": mask_email(addr)}
+        "reply queued",
+        extra={"template": template, "message_id": message_id, "to": mask_email(addr)},
     )
     return row
 

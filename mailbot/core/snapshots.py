@@ -11,12 +11,13 @@ dataclasses' own type hints, so a new field needs no change here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from mailbot.core.claim_state import Claim
 from mailbot.core.rma import Rma
@@ -74,12 +75,18 @@ def _decode(tp: Any, raw: Any) -> Any:
     return raw
 
 
-def _from_plain(cls: type[T], data: dict[str, Any]) -> T:
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type) per field. Cached: resolving string annotations
+    (`from __future__ import annotations`) costs more than decoding a snapshot, and
+    every mail loads one."""
     hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def _from_plain(cls: type[T], data: dict[str, Any]) -> T:
     kwargs = {
-        f.name: _decode(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.name in data
+        name: _decode(tp, data[name]) for name, tp in _field_types(cast(type, cls)) if name in data
     }
     return cls(**kwargs)
 

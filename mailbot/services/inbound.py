@@ -237,6 +237,7 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
     )
     sender = inb.email.from_address
     if sender:
+        session.flush()  # the reply refers to the event by id
         policy = inb.rules.returns
         intent = ReplyIntent(
             "rma_policy",

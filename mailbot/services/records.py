@@ -43,6 +43,9 @@ def rma_snapshot(row: m.Rma) -> Rma:
 
 
 def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.Claim:
+    """Mirror the snapshot into its row. A new row is flushed (callers need its id);
+    changes to an existing one go out with the transaction's next flush."""
+    new = row is None
     if row is None:
         row = m.Claim(code=snap.code, created_at=snap.registered_at)
         session.add(row)
@@ -66,11 +69,14 @@ def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.C
     row.updated_at = snap.updated_at
     # a new dict: SQLAlchemy's JSON column does not see in-place changes
     row.facts = {"snapshot": to_json(snap)}
-    session.flush()
+    if new:
+        session.flush()
     return row
 
 
 def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
+    """As save_claim: only a new row is flushed at once."""
+    new = row is None
     if row is None:
         row = m.Rma(number=snap.number, created_at=snap.issued_at)
         session.add(row)
@@ -89,7 +95,8 @@ def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
     row.reminded_at = snap.reminded_at
     row.updated_at = snap.updated_at
     row.facts = {"snapshot": to_json(snap)}
-    session.flush()
+    if new:
+        session.flush()
     return row
 
 
@@ -127,8 +134,9 @@ def add_event(
         rules_version=rules_version,
         created_at=now,
     )
+    # Not flushed: most events are never referred to by id again, and every flush is
+    # a round of the unit of work per mail. Whoever needs `event.id` flushes first.
     session.add(event)
-    session.flush()
     return event
 
 
@@ -169,6 +177,7 @@ def record(
     )
     outbox = None
     if transition.reply is not None:
+        session.flush()  # the reply refers to the event by id
         target = reply_to or ReplyTarget()
         context = reply_context(transition.reply, snap, settings, extra_context or {})
         outbox = queue_reply(

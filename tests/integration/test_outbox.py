@@ -416,8 +416,19 @@ def test_one_reply_per_event(factory: sessionmaker[Session], smtp_sink: SmtpSink
         first = queue_reply(s, **kwargs)
         second = queue_reply(s, **kwargs)
         assert first is not None and second is first
+        # the pipeline decides without autoflush: a reply queued (not yet flushed)
+        # earlier in the transaction is still found
+        with s.no_autoflush:
+            assert queue_reply(s, **kwargs) is first
     with factory() as s:
         assert s.scalar(select(func.count(Outbox.id))) == 1
+        ev = _event(s, _claim(s, email="nora@example.no", code="87654321"))
+        with s.no_autoflush:
+            kwargs["event_id"] = ev.id
+            third = queue_reply(s, **kwargs)
+            assert third is not None and queue_reply(s, **kwargs) is third
+        s.commit()
+        assert s.scalar(select(func.count(Outbox.id))) == 2
 
 
 def test_rolled_back_transaction_leaves_no_reply(
