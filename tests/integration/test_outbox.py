@@ -321,6 +321,29 @@ def test_rate_limit_holds_the_excess_then_releases_it(
     assert {r.status for r in _rows(factory)} == {"sent"}
 
 
+def test_rate_limit_counts_recent_sends_and_other_senders_in_flight(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    """The limit looks at mail sent in the last hour and at rows another sender holds
+    right now (a live lease), read in one query per claim round."""
+    settings = _settings(smtp_sink, rate_limit_per_hour=2)
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        sent, sending, new = (_queue(s, settings, claim) for _ in range(3))
+        assert sent is not None and sending is not None and new is not None
+        sent.status, sent.sent_at = "sent", T0 - timedelta(minutes=10)
+        sending.status, sending.next_attempt_at = "sending", T0 + timedelta(minutes=5)
+        sending.attempts = 1
+    stats = deliver_pending(factory, settings, T0)
+    assert (stats.sent, stats.held) == (0, 1)
+    [held] = [r for r in _rows(factory) if r.status == "held"]
+    assert held.next_attempt_at == T0 + timedelta(minutes=50)  # when the sent one ages out
+    # the other sender's lease ran out (it died): its row is sent again, the held one waits
+    later = T0 + timedelta(minutes=6)
+    assert deliver_pending(factory, settings, later).sent == 1
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=51)).sent == 1
+
+
 @pytest.mark.parametrize(
     "address, reason",
     [
