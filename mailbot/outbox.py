@@ -168,10 +168,11 @@ def build_message(
     return write_mail(headers, mail.text, mail.html), headers
 
 
-def _record_suppression(session: Session, event_id: int | None, template: str, reason: str) -> None:
-    if event_id is None:
-        return
-    event = session.get(Event, event_id)
+def _record_suppression(
+    session: Session, event: Event | None, event_id: int | None, template: str, reason: str
+) -> None:
+    if event is None and event_id is not None:
+        event = session.get(Event, event_id)
     if event is None:
         return
     # a new dict: JSON columns do not notice in-place changes
@@ -181,6 +182,21 @@ def _record_suppression(session: Session, event_id: int | None, template: str, r
     }
 
 
+def _queued_for(session: Session, event: Event | None, event_id: int | None) -> Outbox | None:
+    """The reply already queued for this event, if any: one still pending in this
+    transaction (not flushed yet), or one in the database."""
+    for obj in session.new:
+        if isinstance(obj, Outbox) and (
+            (event is not None and obj.event is event)
+            or (event_id is not None and obj.event_id == event_id)
+        ):
+            return obj
+    if event_id is None:
+        return None  # an event without an id was never flushed: nothing refers to it
+    with session.no_autoflush:
+        return session.scalars(select(Outbox).where(Outbox.event_id == event_id)).first()
+
+
 def queue_reply(
     session: Session,
     *,
@@ -188,7 +204,8 @@ def queue_reply(
     language: str,
     context: Mapping[str, Any],
     to_addr: str,
-    event_id: int | None,
+    event_id: int | None = None,
+    event: Event | None = None,
     claim_id: int | None = None,
     rma_id: int | None = None,
     in_reply_to: str | None = None,
@@ -202,19 +219,16 @@ def queue_reply(
 
     The reason for a None is logged and written to the event's evidence
     (`reply_suppressed`). A second call for the same event returns the row the
-    first one queued (one event, at most one reply). Raises TemplateError when the
+    first one queued (one event, at most one reply). The event is given as
+    `event_id`, or as the `event` row itself, which need not be flushed yet: the
+    reply's link to it is filled in when both are inserted. Raises TemplateError when the
     template cannot be rendered: better no mail than a mail with a hole in it.
     """
     smtp = settings.smtp
-    if event_id is not None:
-        # queued earlier in this transaction (not flushed yet), or before
-        existing = next(
-            (o for o in session.new if isinstance(o, Outbox) and o.event_id == event_id), None
-        )
-        if existing is None:
-            with session.no_autoflush:
-                query = select(Outbox).where(Outbox.event_id == event_id)
-                existing = session.scalars(query).first()
+    if event is not None and event_id is None:
+        event_id = event.id  # None while the event is not flushed yet
+    if event is not None or event_id is not None:
+        existing = _queued_for(session, event, event_id)
         if existing is not None:
             return existing
     reason = suppression_reason(session, to_addr, smtp)
@@ -223,7 +237,7 @@ def queue_reply(
             "reply suppressed",
             extra={"template": template, "reason": reason, "to": mask_email(to_addr)},
         )
-        _record_suppression(session, event_id, template, reason)
+        _record_suppression(session, event, event_id, template, reason)
         return None
     # lower case throughout: one spelling per recipient, so the rate limit can use
     # the to_addr index (no provider we reply to treats local parts case-sensitively)
@@ -239,9 +253,11 @@ def queue_reply(
         now=now,
         extra_headers=thread_headers(in_reply_to, references),
     )
+    # the relationship only when given: setting it to None would clear event_id
+    link: dict[str, Any] = {"event": event} if event is not None else {"event_id": event_id}
     row = Outbox(
+        **link,
         message_id=message_id,
-        event_id=event_id,
         claim_id=claim_id,
         rma_id=rma_id,
         template=template,
@@ -273,6 +289,9 @@ def mark_undeliverable(session: Session, address: str, *, reason: str = "bounce"
     low = bare_address(address).lower()
     if not low:
         return 0
+    # Replies are queued without a flush; the UPDATEs below only see flushed rows,
+    # and one queued earlier in this transaction (a group commit) must stop too.
+    session.flush()
     claims, rmas = (
         _rows(
             session.execute(

@@ -237,7 +237,6 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
     )
     sender = inb.email.from_address
     if sender:
-        session.flush()  # the reply refers to the event by id
         policy = inb.rules.returns
         intent = ReplyIntent(
             "rma_policy",
@@ -254,7 +253,7 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
             language=policy.language,
             context=context,
             to_addr=sender,
-            event_id=event.id,
+            event=event,
             in_reply_to=inb.email.message_id,
             references=inb.email.references,
             now=inb.now,

@@ -177,7 +177,6 @@ def record(
     )
     outbox = None
     if transition.reply is not None:
-        session.flush()  # the reply refers to the event by id
         target = reply_to or ReplyTarget()
         context = reply_context(transition.reply, snap, settings, extra_context or {})
         outbox = queue_reply(
@@ -186,7 +185,7 @@ def record(
             language=getattr(snap, "language", "en"),
             context=context,
             to_addr=snap.email,
-            event_id=event.id,
+            event=event,  # not flushed: both rows go out with the next flush
             claim_id=claim_row.id if claim_row is not None else None,
             rma_id=rma_row.id if rma_row is not None else None,
             in_reply_to=target.message_id,

@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so alembic migrations are the same on SQLite and PostgreSQL.
@@ -238,6 +238,9 @@ class Outbox(Base):
     """Our Message-ID, fixed when queued so a resend after a crash is recognisable."""
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), unique=True)
     """At most one reply per event."""
+    event: Mapped[Event | None] = relationship()
+    """Lets a reply be queued with its event before either has an id: both are
+    inserted by the transaction's next flush (one per group commit, not per mail)."""
     claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
     rma_id: Mapped[int | None] = mapped_column(ForeignKey("rmas.id"), index=True)
     template: Mapped[str] = mapped_column(String(64))

@@ -454,6 +454,42 @@ def test_one_reply_per_event(factory: sessionmaker[Session], smtp_sink: SmtpSink
         assert s.scalar(select(func.count(Outbox.id))) == 2
 
 
+def test_reply_queued_with_an_unflushed_event(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    """The pipeline queues a reply with its event before either is flushed (both go
+    out with the group's commit); a bounce later in the same transaction still
+    stops it, and a second call for the same event still finds it."""
+    settings = _settings(smtp_sink)
+    with db.transaction(factory) as s:
+        claim = _claim(s)
+        s.flush()
+        with s.no_autoflush:
+            ev = Event(claim_id=claim.id, kind="approved", to_state="approved", created_at=T0)
+            s.add(ev)
+            kwargs: dict[str, Any] = dict(
+                template="approved",
+                language="nb",
+                context=APPROVED,
+                to_addr=KARI,
+                event=ev,
+                now=T0,
+                settings=settings,
+            )
+            row = queue_reply(s, **kwargs)
+            assert row is not None and ev.id is None and row.id is None
+            assert queue_reply(s, **kwargs) is row
+    [sent] = _rows(factory)
+    assert sent.event_id is not None and sent.status == "queued"
+    with db.transaction(factory) as s, s.no_autoflush:
+        ev = Event(claim_id=claim.id, kind="approved", to_state="approved", created_at=T0)
+        s.add(ev)
+        assert queue_reply(s, **{**kwargs, "event": ev}) is not None
+        assert mark_undeliverable(s, KARI) == 1
+    rows = _rows(factory)
+    assert len(rows) == 2 and {r.status for r in rows} == {"failed"}
+
+
 def test_rolled_back_transaction_leaves_no_reply(
     factory: sessionmaker[Session], smtp_sink: SmtpSink
 ) -> None:
