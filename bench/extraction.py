@@ -144,8 +144,8 @@ def in_text(name: str, label: Any, text: str) -> bool:
 
 
 def _oracle(lab: dict[str, Any]) -> Any:
-    def needs_more(text: str) -> bool:
-        return any(v is not None and not in_text(k, v, text) for k, v in lab.items())
+    def needs_more(text: str, doubts: Any) -> list[str]:
+        return [k for k, v in lab.items() if v is not None and not in_text(k, v, text)]
 
     return needs_more
 

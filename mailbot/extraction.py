@@ -28,6 +28,7 @@ from typing import Any
 from mailbot.core.errors import ExtractionError
 from mailbot.core.receipt import RECEIPT_FIELDS, DocumentKind, FieldValue, ReceiptFields
 from parsers.attachments import sniff_type
+from parsers.ocr import Doubts
 from parsers.text import FALLBACK_ENGINES, DocumentText, read_document
 
 __all__ = ["Extraction", "extract", "extract_file", "format_rules_test", "to_json"]
@@ -82,13 +83,19 @@ def extract(
     content, label = _load(path_or_bytes, name)
     mime = sniff_type(content) or ""
 
-    def fields_of(text: str) -> ReceiptFields:
+    def fields_of(text: str, doubts: Doubts) -> ReceiptFields:
         return extract_fields(
-            text, rules, models=campaign_models, retailers=retailers, serial=serial, now=latest
+            text,
+            rules,
+            models=campaign_models,
+            retailers=retailers,
+            serial=serial,
+            now=latest,
+            doubts=doubts,
         )
 
-    def needs_more(text: str) -> bool:
-        found = fields_of(text)
+    def needs_more(text: str, doubts: Doubts) -> tuple[str, ...]:
+        found = fields_of(text, doubts)
         missing = found.missing(tuple(required))
         # A serial-number label is not a receipt: more OCR will not make it one.
         # But a dated page with a VAT number is a receipt whatever else it shows
@@ -96,7 +103,7 @@ def extract(
         looks_like_serial = found.document_kind == DocumentKind.SERIAL_PHOTO and not (
             found.vat_number or found.purchase_date
         )
-        return bool(missing) and not looks_like_serial
+        return () if looks_like_serial else tuple(missing)
 
     document = read_document(
         content,
@@ -106,7 +113,7 @@ def extract(
         needs_more=needs_more,
         fallback_engines=fallback_engines,
     )
-    fields = fields_of(document.text)
+    fields = fields_of(document.text, document.doubts)
     return Extraction(
         name=label,
         document=document,

@@ -20,6 +20,7 @@ import functools
 import io
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ import pytesseract
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mailbot.core.errors import ExtractionError
+from parsers.receipt_text import word_key
 
 # Tesseract's OpenMP threads fight each other when several documents are read
 # in parallel (one process per core is faster than threads inside one process,
@@ -68,6 +70,8 @@ class Line:
     top: float
     x1: float
     bottom: float
+    doubtful: frozenset[str] = frozenset()
+    """`word_key`s of the words on this line the engine read with low confidence."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,27 @@ def good_words(result: OcrResult) -> int:
     )
 
 
+DOUBTFUL_BELOW = 0.2
+"""Word confidence under which a name read by OCR is not believed. Tesseract is
+unsure of rare proper names even when it reads them right ("Kanc lers" 0.34,
+"UNIHAKKA" 0.27, measured on receipt heads), so only the words it all but
+guessed count: "(HM)" for "(M)" at 0.12, "NMIGLA" for "MIGLA" at 0.10."""
+
+
+Doubts = Mapping[str, frozenset[str]]
+"""`word_key` of a line's text -> the keys of the words on it OCR was unsure of."""
+
+
+def line_doubts(lines: Sequence[Line]) -> dict[str, frozenset[str]]:
+    """Doubtful words per line of text. A line read identically by several passes
+    keeps only the words every reading doubted (they agree on the rest)."""
+    out: dict[str, frozenset[str]] = {}
+    for line in lines:
+        key = word_key(line.text)
+        out[key] = out[key] & line.doubtful if key in out else line.doubtful
+    return {k: v for k, v in out.items() if v}
+
+
 def found_little(result: OcrResult) -> bool:
     # Measured: upright receipts, even poor phone photos, give >= 20 good words at
     # psm 6; pages turned 90/180/270 degrees give 0-5. A ratio to all words also
@@ -335,6 +360,11 @@ def _line(words: list[Word], page: int) -> Line:
         top=min(w.top for w in words),
         x1=max(w.x1 for w in words),
         bottom=max(w.bottom for w in words),
+        doubtful=frozenset(
+            word_key(w.text)
+            for w in words
+            if w.confidence is not None and w.confidence < DOUBTFUL_BELOW and word_key(w.text)
+        ),
     )
 
 

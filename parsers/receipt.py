@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mailbot.core.receipt import DocumentKind, FieldValue, ReceiptFields
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
@@ -88,18 +88,23 @@ def extract_fields(
     retailers: Sequence[Retailer] = (),
     serial: str | None = None,
     now: dt.date | None = None,
+    doubts: Mapping[str, frozenset[str]] | None = None,
 ) -> ReceiptFields:
     """Read the fields of a proof of purchase from `text`.
 
     `models` and `retailers` are the campaign's lists (the rules' catalogue and
     default retailer list are used besides); `serial` is the serial registered
-    on the claim, to recognise its photo; `now` rejects dates in the future.
+    on the claim, to recognise its photo; `now` rejects dates in the future;
+    `doubts` are the words OCR read with low confidence per line (`parsers.ocr.
+    line_doubts`): a business name found by layout alone must not hold one.
     """
     lines = split_lines(text)
     vat = _keep(find_vat(lines, rules), rules, "vat_number")
     vat_line = next((ln.index for ln in lines if vat is not None and ln.text == vat.evidence), None)
     date = _keep(find_purchase_date(lines, rules, now), rules, "purchase_date")
-    retailer = _keep(find_retailer(lines, rules, retailers, vat_line), rules, "retailer")
+    retailer = _keep(
+        find_retailer(lines, rules, retailers, vat_line, doubts or {}), rules, "retailer"
+    )
     product = _keep(find_product(lines, rules, models), rules, "product")
     receipt_no = _keep(
         _labelled(lines, rules.receipt_number_labels, _NUMBER_VALUE, "receipt-number:label"),

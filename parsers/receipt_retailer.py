@@ -15,14 +15,14 @@ lower confidence; any other head line is below the threshold (abstain).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
 from mailbot.core.receipt import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
-from parsers.receipt_text import TextLine, fold
+from parsers.receipt_text import TextLine, fold, word_key
 
 __all__ = ["find_retailer"]
 
@@ -63,7 +63,10 @@ def _legal_name(text: str, rules: ReceiptRules) -> str | None:
     whole line when it starts with a form printed first (SIA "Name")."""
     for form in rules.legal_forms:
         for spelling in _spellings(form):
-            pattern = rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?(?:\s*$|\s+[-–|,]\s|,\s|\s+\()"
+            pattern = (
+                rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?"
+                r"(?:\s*$|\s+[-–|,]\s|,\s|\s+\()"  # then the end, a separator or "(reg.no)"
+            )
             m = re.match(pattern, text)
             if m:
                 return m.group(1) + (
@@ -100,7 +103,7 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 4:
         return False
     # A lone letter ("FUYI MI T") is a word OCR broke; initials carry dots (D.I.Y.).
-    if re.search(r"(?<![\w.&])[^\W\d_](?![\w.&'])", text):
+    if re.search(r"(?<![\w.&('’])[^\W\d_](?![\w.&'’)])", text):
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
     return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
@@ -177,8 +180,13 @@ def _list_hits(
 
 
 def _clean_name(text: str) -> str:
-    # OCR edge noise and quotes as printed; keep the name itself untouched.
-    return re.sub(r"\s+", " ", text.strip(" .,:;|_-*'\"“”‘’")).strip()
+    """OCR edge noise off, typographic quotes as plain ones; a quote that pairs
+    with one inside the name stays (SIA "Name")."""
+    name = re.sub(r"\s+", " ", re.sub(r"[“”„«»]", '"', text)).strip(" .,:;|_-*'‘’")
+    while len(name) > 1 and name.count('"') % 2 and '"' in (name[0], name[-1]):
+        name = name[1:] if name.startswith('"') else name[:-1]
+        name = name.strip(" .,:;|_-*'‘’")
+    return name.strip()
 
 
 def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | None) -> _Hit | None:
@@ -188,12 +196,19 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
     for line in lines:
         if line.row >= rules.head_lines and line.index not in near_vat:
             continue
-        letters = sum(ch.isalpha() for ch in line.text)
-        if letters < 3 or letters < len(line.text) * 0.5:
-            continue
         name = _legal_name(line.text, rules)
+        if line.row and _only_legal_form(line.text, rules):
+            # "Sdn Bhd" alone under "Nando's Chickenland Malaysia": a name
+            # broken before its legal form.
+            upper = lines[line.index - 1]
+            name = None
+            if _caps_name(upper.text, rules):
+                name = f"{_clean_name(upper.text)} {_clean_name(line.text)}"
         if name is not None:
             name = _without_title(name, rules)
+            letters = sum(ch.isalpha() for ch in name)
+            if letters < 3 or letters < len(name) * 0.5:
+                continue
         if name is not None and _plausible_name(name, rules):
             above = lines[line.index - 1] if line.index and line.row else None
             if above is not None and _wrapped(name, above.text, rules):
@@ -205,8 +220,23 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
     for line in lines[: rules.head_lines]:
         nxt = line.index + 1
         if nxt < len(lines) and _REGISTRATION.match(lines[nxt].text) and _name_like(line.text):
-            return _Hit(_clean_name(line.text), line, 0.65, "retailer:above-registration")
+            name = _clean_name(line.text)
+            if _only_legal_form(name, rules):
+                # "SDN BHD" alone: the end of a name broken over two lines.
+                above = lines[line.index - 1] if line.row else None
+                if above is None or not _caps_name(above.text, rules):
+                    continue
+                name = f"{_clean_name(above.text)} {name}"
+            return _Hit(name, line, 0.65, "retailer:above-registration")
+    if vat_line is not None and _QUOTED.search(lines[vat_line].text):
+        # The seller's legal name stands in quotes by its VAT number (SIA "X"
+        # PVN ...) and was not readable: a name at the head is then the shop's
+        # brand, not the seller the proof of purchase must name.
+        return None
     return _head_block(lines, rules)
+
+
+_QUOTED = re.compile(r"[\"“”„«][^\W\d_][^\"“”„»]{1,40}[\"“”»']")
 
 
 def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
@@ -232,7 +262,7 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
             nxt = head[i + 1] if i + 1 < len(head) else None
             if nxt is not None and (
                 _only_legal_form(nxt.text, rules)
-                or (re.search(r"(&|\bAND)$", name) and _caps_name(nxt.text, rules))
+                or (re.search(r"(&|\bAND)$", name) and _caps_name(nxt.text, rules, min_words=1))
             ):
                 name, last = f"{name} {_clean_name(nxt.text)}", i + 1
             after = head[last + 1] if last + 1 < len(head) else None
@@ -254,6 +284,14 @@ def _without_title(name: str, rules: ReceiptRules) -> str:
     return name
 
 
+def _doubted(hit: _Hit, lines: Sequence[TextLine], doubts: Mapping[str, frozenset[str]]) -> bool:
+    """Whether OCR was unsure of a word of the name on the lines it came from
+    (a name may join its line with the one above or below)."""
+    near = lines[max(0, hit.line.index - 1) : hit.line.index + 2]
+    unsure = set().union(*(doubts.get(word_key(ln.text), frozenset()) for ln in near))
+    return any(word_key(w) in unsure for w in hit.name.split())
+
+
 def _wrapped(name: str, above: str, rules: ReceiptRules) -> bool:
     rest = name
     for form in sorted(rules.legal_forms, key=len, reverse=True):
@@ -267,7 +305,7 @@ def _skippable(text: str) -> bool:
     return len(letters) < 3 or text == text.lower() or not re.search(r"[^\W\d_]{3}", text)
 
 
-def _caps_name(text: str, rules: ReceiptRules) -> bool:
+def _caps_name(text: str, rules: ReceiptRules, min_words: int = 2) -> bool:
     """A name as printed at a receipt's head: two or more words, each in
     capitals or title case, no digits, no receipt words (TAX INVOICE, TOTAL)."""
     text = _clean_name(text)
@@ -276,7 +314,7 @@ def _caps_name(text: str, rules: ReceiptRules) -> bool:
     if re.search(r"[^\w\s&.'()/,-]", text):
         return False  # "RES!AURANT": a letter OCR could not read
     words = re.findall(r"[^\W\d_][\w'.]*", text)
-    if len(words) < 2 or not _plausible_name(text, rules):
+    if len(words) < min_words or not _plausible_name(text, rules):
         return False
     if sum(len(w.rstrip(".")) < 3 for w in words) > 1:
         return False  # "SAA. GL AL LID": fragments OCR made of a smudged line
@@ -305,8 +343,10 @@ def find_retailer(
     rules: ReceiptRules,
     retailers: Sequence[Retailer] = (),
     vat_line: int | None = None,
+    doubts: Mapping[str, frozenset[str]] | None = None,
 ) -> FieldValue | None:
-    """The retailer: best list match (campaign list first), else the business name."""
+    """The retailer: best list match (campaign list first), else the business
+    name, unless OCR was unsure of one of its words (`doubts`, per line)."""
     hits = _list_hits(lines, retailers, rules, 0.02) + _list_hits(
         lines, rules.retailers, rules, 0.0
     )
@@ -318,6 +358,6 @@ def find_retailer(
         if conf >= rules.threshold("retailer"):
             return FieldValue(best.name, round(min(conf, 0.99), 3), best.line.text, best.rule)
     guess = _heuristic(lines, rules, vat_line)
-    if guess is None:
+    if guess is None or _doubted(guess, lines, doubts or {}):
         return None
     return FieldValue(guess.name, guess.score, guess.line.text, guess.rule)

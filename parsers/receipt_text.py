@@ -68,6 +68,12 @@ def name_key(text: str) -> str:
     return re.sub(r"[\W_]+", "", fold(text))
 
 
+def word_key(text: str) -> str:
+    """A word's letters and digits, case-folded: how OCR words and the words of
+    a line of text are compared (quotes and edge punctuation vary)."""
+    return re.sub(r"[\W_]+", "", text).casefold()
+
+
 def digits_from_ocr(text: str) -> str:
     """Look-alike letters read as digits ('N0 9B8 O77' -> '0 988 077')."""
     return text.translate(_DIGIT_LOOKALIKE)

@@ -92,3 +92,21 @@ def test_dates_under_a_table_header_take_their_column_meaning() -> None:
 
 def test_two_readings_of_one_date_abstain() -> None:
     assert date("Shop\nDate: 20/03/2018 13:01\nTotal 5.00\nDate: 20/03/2016 13:01\n") is None
+
+
+def test_an_amount_after_a_currency_sign_is_not_a_date() -> None:
+    assert date("Total $9.03 2018\nThank you", dt.date(2026, 1, 1)) is None
+    assert date("Sum RM 12.10 2021", dt.date(2026, 1, 1)) is None
+    assert date("Date: 12.10 2021", dt.date(2026, 1, 1)) == "2021-10-12"
+
+
+def test_a_date_another_pass_misread_with_a_far_year_is_not_believed() -> None:
+    # Pass 1 read the year as 2078 and the month as 03; pass 2 read 02: which is right?
+    text = "Date: 10/03/2078 8:41:08 PAX\n\nDate: 10/02/2018 5:41:06 PAX NO: 4"
+    assert date(text, dt.date(2026, 1, 1)) is None
+    # The same day and month in both readings: only the year was misread.
+    text = "Date: 10/02/2078 8:41:08 PAX\n\nDate: 10/02/2018 5:41:06 PAX NO: 4"
+    assert date(text, dt.date(2026, 1, 1)) == "2018-02-10"
+    # A return-by date a few years on is not a misreading.
+    text = "Dato: 10.02.2024 12:00\nGaranti til: 11.03.2027"
+    assert date(text, dt.date(2025, 1, 1)) == "2024-02-10"

@@ -49,3 +49,78 @@ def test_name_alone_on_its_line_further_down() -> None:
     # A second OCR pass appended below a garbled first one: the logo line counts.
     garbled = "\n".join(["ee oe a", "Sa ee :", "oo i"] * 4)
     assert retailer(f"{garbled}\nPOWER\nStorgata 1\nKvittering nr 5") == "Power"
+
+
+def test_head_block_name_above_the_shops_details() -> None:
+    # A hand-written note (lower case) and a one-word logo over the name are skipped.
+    text = "jon smith\nKedaiLogo\nKEDAI BUKU MAJU JAYA\n12, JALAN MAWAR 3\nTEL 03-1234 5678"
+    assert retailer(text) == "KEDAI BUKU MAJU JAYA"
+
+
+def test_head_block_joins_a_legal_form_line_and_an_ampersand() -> None:
+    assert (
+        retailer("KEDAI BUKU MAJU JAYA\nSDN BHD\n(123456-A)\nNO 5, JALAN MAWAR")
+        == "KEDAI BUKU MAJU JAYA SDN BHD"
+    )
+    assert (
+        retailer("NORTH STAR HARDWARE &\nELECTRICAL\nNO. 12, JALAN RIA 4")
+        == "NORTH STAR HARDWARE & ELECTRICAL"
+    )
+
+
+def test_head_block_skips_a_tagline() -> None:
+    assert retailer("BLUE HARBOUR\nBISTRO & CAFE\n12, HARBOUR ROAD 7") == "BLUE HARBOUR"
+
+
+def test_head_block_abstains() -> None:
+    assert retailer("BLUE HARBOUR\nThank you for shopping\nTotal 12.00") is None  # no details
+    assert retailer("RES!AURANT LAUT BIRU\n12, JALAN RIA 4") is None  # a letter OCR lost
+    assert retailer("SAA. GL AL LID\n12, JALAN RIA 4") is None  # fragments
+    assert retailer("FUYI MI T\n12, JALAN RIA 4") is None  # a lone letter
+    assert retailer("TAX INVOICE\nBLUE HARBOUR\n12, HARBOUR ROAD 7") is None  # title first
+
+
+def test_each_ocr_pass_has_its_own_head() -> None:
+    # The second pass (after a blank line) read the head the first pass lost.
+    text = "ee oe ;\n¥¥ |\nTotal 12.00\n\nBLUE HARBOUR CAFE\n12, HARBOUR ROAD 7"
+    assert retailer(text) == "BLUE HARBOUR CAFE"
+
+
+def test_a_name_wrapped_before_its_legal_form() -> None:
+    text = "GREEN LEAF VEGETARIAN\nRESTAURANT SDN BHD\n(1234567-X)\n54, JALAN SS2/11"
+    assert retailer(text) == "GREEN LEAF VEGETARIAN RESTAURANT SDN BHD"
+
+
+def test_legal_form_before_a_registration_number() -> None:
+    assert retailer("~ ZETA MART CO. (M) BHD (126925-4)\n55100 KUALA LUMPUR") == (
+        "ZETA MART CO. (M) BHD"
+    )
+
+
+def test_quoted_name_after_a_leading_legal_form_ends_at_its_quote() -> None:
+    text = 'SIA "Zelta Abele" = PVN LV40003000001\nRigas iela 1, Jelgava'
+    assert retailer(text) == 'SIA "Zelta Abele"'
+
+
+def test_document_title_before_the_name_is_dropped() -> None:
+    assert retailer("FACTUUR. Blauwe Fiets B.V.\nPostbus 1, Utrecht") == "Blauwe Fiets B.V"
+
+
+def test_a_doubtful_ocr_word_means_abstain() -> None:
+    lines = split_lines("INSTRUMENTU NANS\nAkademijas iela 17, Jelgava")
+    assert find_retailer(lines, rules()) is not None
+    assert find_retailer(lines, rules(), doubts={"instrumentunans": frozenset({"nans"})}) is None
+    # The same word doubted on another line does not count against the name.
+    assert find_retailer(lines, rules(), doubts={"nanstotal": frozenset({"nans"})}) is not None
+
+
+def test_no_head_name_when_the_legal_name_by_the_vat_number_was_unreadable() -> None:
+    text = 'TOOL HOUSE\nAkademijas iela 17, Jelgava\nSTA "KONGS" = PVN LV40003000001'
+    lines = split_lines(text)
+    assert find_retailer(lines, rules(), vat_line=2) is None
+    assert find_retailer(lines, rules()) is not None  # no VAT line known: the head name
+
+
+def test_a_legal_form_alone_under_the_name() -> None:
+    text = "Logo\nPERi-PERI GRILL\nTiger Grillhouse Malaysia\nSdn Bhd\nNo. 5, Jalan Ria"
+    assert retailer(text) == "Tiger Grillhouse Malaysia Sdn Bhd"

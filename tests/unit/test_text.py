@@ -138,15 +138,17 @@ def test_second_pass_only_when_fields_missing() -> None:
     content = png(render_receipt(LINES))
     asked: list[str] = []
 
-    def satisfied(text: str) -> bool:
+    def satisfied(text: str, doubts: object) -> tuple[str, ...]:
         asked.append(text)
-        return False
+        return ()
 
     once = read_document(content, "image/png", needs_more=satisfied)
     assert len(asked) == 1 and "Sonos One" in asked[0]
     assert not any(n.startswith("flat-field") for n in once.notes)
 
-    twice = read_document(content, "image/png", needs_more=lambda t: True, fallback_engines=())
+    twice = read_document(
+        content, "image/png", needs_more=lambda t, d: ("vat_number",), fallback_engines=()
+    )
     assert any(n.startswith("flat-field") for n in twice.notes)
     # Later passes are appended: the first pass's head of the receipt still leads.
     assert twice.text.startswith(once.text)
@@ -157,7 +159,9 @@ def test_second_pass_only_when_fields_missing() -> None:
 def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     noise = Image.effect_noise((2000, 2600), 120).filter(ImageFilter.GaussianBlur(1))
     started = time.monotonic()
-    doc = read_document(png(noise), "image/png", timeout_s=0.5, needs_more=lambda t: True)
+    doc = read_document(
+        png(noise), "image/png", timeout_s=0.5, needs_more=lambda t, d: ("vat_number",)
+    )
     # Generous: the CPU is shared; unbounded, this noise keeps tesseract busy far longer.
     assert time.monotonic() - started < 20
     assert doc.timed_out
@@ -166,7 +170,9 @@ def test_time_budget_is_honoured_and_partial_result_returned() -> None:
     # Without time for the optional engine, it is skipped and the text read so far kept.
     started = time.monotonic()
     content = png(render_receipt(LINES))
-    doc = read_document(content, "image/png", timeout_s=5.5, needs_more=lambda t: True)
+    doc = read_document(
+        content, "image/png", timeout_s=5.5, needs_more=lambda t, d: ("vat_number",)
+    )
     assert time.monotonic() - started < 30
     if ENGINES["rapidocr"].is_available():
         assert any(n.startswith("rapidocr skipped") for n in doc.notes)
@@ -216,9 +222,11 @@ def test_optional_engine_runs_only_when_fields_missing() -> None:
     if rapid.is_available() is None:
         pytest.skip("rapidocr-onnxruntime (extra ocr-extra) not installed")
     content = png(render_receipt(LINES))
-    doc = read_document(content, "image/png", needs_more=lambda t: "Sonos One" not in t)
+    doc = read_document(
+        content, "image/png", needs_more=lambda t, d: ("product",) if "Sonos One" not in t else ()
+    )
     assert not any(n.startswith("rapidocr") for n in doc.notes)
-    doc = read_document(content, "image/png", timeout_s=60, needs_more=lambda t: True)
+    doc = read_document(content, "image/png", timeout_s=60, needs_more=lambda t, d: ("vat_number",))
     assert any(n.startswith("rapidocr ") for n in doc.notes)
     assert not any(n.startswith("flat-field") for n in doc.notes)  # it replaces that pass
     rapid_lines = [ln.text for ln in doc.lines[len(doc.lines) // 2 :]]
@@ -273,8 +281,32 @@ def test_flat_field_pass_reads_what_the_first_pass_misses() -> None:
     doc = read_document(
         content,
         "image/png",
-        needs_more=lambda t: "912345688" not in _digits(t),
+        needs_more=lambda t, d: ("vat_number",) if "912345688" not in _digits(t) else (),
         fallback_engines=(),
     )
     assert any(n.startswith("flat-field") for n in doc.notes)
     _assert_read(doc)
+
+
+def test_split_lines_numbers_rows_within_each_blank_line_block() -> None:
+    from parsers.receipt_text import split_lines
+
+    lines = split_lines("HEAD ONE\nbody\n\n\nHEAD TWO\n|\nbody two")
+    assert [(ln.text, ln.block, ln.row) for ln in lines] == [
+        ("HEAD ONE", 0, 0),
+        ("body", 0, 1),
+        ("HEAD TWO", 1, 0),
+        ("body two", 1, 1),
+    ]
+
+
+@needs_tesseract
+def test_second_pass_reads_only_the_head_when_only_the_shop_is_missing() -> None:
+    content = png(render_receipt(LINES))
+    doc = read_document(content, "image/png", needs_more=lambda t, d: ("retailer",))
+    assert "second pass: head of the page only" in doc.notes
+    full = read_document(content, "image/png", needs_more=lambda t, d: ("retailer", "product"))
+    assert "second pass: head of the page only" not in full.notes
+    # The head pass read the top lines of the receipt, not its foot.
+    second = doc.text.split("\n\n", 1)[1]
+    assert LINES[0].split()[0] in second and LINES[-1] not in second
