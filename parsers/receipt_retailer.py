@@ -186,6 +186,8 @@ def _clean_name(text: str) -> str:
     while len(name) > 1 and name.count('"') % 2 and '"' in (name[0], name[-1]):
         name = name[1:] if name.startswith('"') else name[:-1]
         name = name.strip(" .,:;|_-*'‘’")
+    if re.search(r"(?<!\w)(?:\w\.)+\w$", name) and text.rstrip().endswith("."):
+        name += "."  # the dot of an abbreviation (B.V., S.A.) is part of the name
     return name.strip()
 
 

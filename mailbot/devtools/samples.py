@@ -9,6 +9,7 @@ PDF with one font is a few dozen lines of the PDF 1.4 syntax.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -48,19 +49,38 @@ def _pdf_escape(text: str) -> bytes:
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
-def text_pdf(lines: Sequence[str]) -> bytes:
-    """A one-page A4 PDF with a real text layer (Helvetica, WinAnsi: Nordic letters work)."""
-    content = b"BT /F1 11 Tf 14 TL 56 790 Td\n"
+def text_pdf(lines: Sequence[str], *, size: int = 11, footer: Image.Image | None = None) -> bytes:
+    """A one-page A4 PDF with a real text layer (Helvetica, WinAnsi: Nordic letters
+    work); `footer`, when given, is pasted as an image at the foot of the page
+    (text that exists only as a picture, as some invoices carry the seller's)."""
+    content = b"BT /F1 %d Tf 14 TL 56 790 Td\n" % size
     for line in lines:
         content += b"(" + _pdf_escape(line) + b") Tj T*\n"
     content += b"ET\n"
+    image_ref = b""
+    extra: list[bytes] = []
+    if footer is not None:
+        gray = footer.convert("L")
+        width_pt = 480
+        height_pt = round(width_pt * gray.height / gray.width)
+        content += f"q {width_pt} 0 0 {height_pt} 56 40 cm /Im1 Do Q\n".encode()
+        data = zlib.compress(gray.tobytes())
+        extra.append(
+            f"<< /Type /XObject /Subtype /Image /Width {gray.width} /Height {gray.height} "
+            f"/ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode "
+            f"/Length {len(data)} >>\nstream\n".encode()
+            + data
+            + b"\nendstream"
+        )
+        image_ref = b" /XObject << /Im1 6 0 R >>"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"/Resources << /Font << /F1 4 0 R >>" + image_ref + b" >> /Contents 5 0 R >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"endstream",
+        *extra,
     ]
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from mailbot.devtools.samples import text_pdf
+
 HERE = Path(__file__).resolve().parent
 DOCS = HERE / "docs"
 _FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -66,42 +68,6 @@ def scanned_pdf(image: Image.Image, dpi: int = 150) -> bytes:
     out = io.BytesIO()
     image.convert("L").save(out, "PDF", resolution=float(dpi))
     return out.getvalue()
-
-
-def _pdf_string(text: str) -> bytes:
-    raw = text.encode("cp1252")  # WinAnsiEncoding, close enough for æ ø å ä ö
-    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
-
-
-def text_pdf(lines: list[str], *, size: int = 11) -> bytes:
-    """A one-page A4 PDF with a real text layer, written by hand (no PDF library
-    in the dependency set can write one). Helvetica, one line per `Tj`."""
-    body = b"BT /F1 %d Tf 14 TL 50 790 Td\n" % size
-    for line in lines:
-        body += _pdf_string(line) + b" Tj T*\n"
-    body += b"ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def test_quoted_name_after_a_leading_legal_form_ends_at_its_quote() -> None:
 
 
 def test_document_title_before_the_name_is_dropped() -> None:
-    assert retailer("FACTUUR. Blauwe Fiets B.V.\nPostbus 1, Utrecht") == "Blauwe Fiets B.V"
+    assert retailer("FACTUUR. Blauwe Fiets B.V.\nPostbus 1, Utrecht") == "Blauwe Fiets B.V."
 
 
 def test_a_doubtful_ocr_word_means_abstain() -> None:

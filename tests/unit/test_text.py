@@ -301,12 +301,22 @@ def test_split_lines_numbers_rows_within_each_blank_line_block() -> None:
 
 
 @needs_tesseract
-def test_second_pass_reads_only_the_head_when_only_the_shop_is_missing() -> None:
-    content = png(render_receipt(LINES))
-    doc = read_document(content, "image/png", needs_more=lambda t, d: ("retailer",))
-    assert "second pass: head of the page only" in doc.notes
-    full = read_document(content, "image/png", needs_more=lambda t, d: ("retailer", "product"))
-    assert "second pass: head of the page only" not in full.notes
-    # The head pass read the top lines of the receipt, not its foot.
-    second = doc.text.split("\n\n", 1)[1]
-    assert LINES[0].split()[0] in second and LINES[-1] not in second
+def test_text_pdf_field_only_in_an_embedded_image_is_read_when_missing() -> None:
+    from mailbot.devtools.samples import receipt_image
+
+    footer = Image.open(io.BytesIO(receipt_image(["Org.nr 912 345 688 MVA"], width=1400)))
+    body = [line for line in LINES if not line.startswith("Org.nr")]
+    content = text_pdf(body, footer=footer)
+    plain = read_document(content, "application/pdf")
+    assert "912345688" not in _digits(plain.text)  # not in the text layer
+    asked = read_document(
+        content,
+        "application/pdf",
+        needs_more=lambda t, d: ("vat_number",) if "912345688" not in _digits(t) else (),
+    )
+    assert "912345688" in _digits(asked.text)
+    assert asked.source == "pdf-text"
+    assert any("embedded image" in n for n in asked.notes)
+    # Nothing missing: the image is not read (text PDFs stay fast).
+    done = read_document(content, "application/pdf", needs_more=lambda t, d: ())
+    assert not any("embedded image" in n for n in done.notes)
