@@ -144,6 +144,7 @@ def run(
     stop_event: threading.Event,
     *,
     on_idle_tick: Hook | None = None,
+    on_batch: Hook | None = None,
     factory: Factory | None = None,
     backoff: Backoff | None = None,
     tick_seconds: float | None = None,
@@ -152,7 +153,8 @@ def run(
     """Serve until `stop_event` is set (or SIGTERM/SIGINT); returns the exit code 0.
 
     `tick_seconds` caps how long one IDLE/poll wait lasts, i.e. how often
-    `on_idle_tick` runs when no mail arrives (default: poll_seconds).
+    `on_idle_tick` runs when no mail arrives (default: poll_seconds). `on_batch`
+    runs after each fetched batch is committed, within a pass.
     """
     factory = factory or default_factory(settings)
     backoff = backoff or Backoff()
@@ -162,7 +164,9 @@ def run(
         settings.imap.timeout_seconds,
     )
     make_mailbox = mailbox_factory or (lambda: Mailbox(settings.imap, tokens=tokens))
-    ingestor = Ingestor(settings, factory, processor, should_stop=stop_event.is_set)
+    ingestor = Ingestor(
+        settings, factory, processor, should_stop=stop_event.is_set, on_batch=on_batch
+    )
     wait_seconds = float(min(settings.imap.poll_seconds, tick_seconds or 1e9))
     with _Signals(stop_event):
         while not stop_event.is_set():

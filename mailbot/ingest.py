@@ -96,8 +96,12 @@ class Ingestor:
         *,
         raw_store: RawStore | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        on_batch: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        # called after each batch is committed and acted on (the daemon starts the
+        # outbox delivery there, so replies go out while a burst is still coming in)
+        self.on_batch = on_batch
         self.imap = settings.imap
         self.account = settings.imap_account
         self.factory = factory
@@ -159,6 +163,11 @@ class Ingestor:
                 break
             self.ingest_batch(mailbox, folder, sel.uidvalidity, new, counts)
             last_uid = new[-1].uid
+            if self.on_batch is not None:
+                try:
+                    self.on_batch()
+                except Exception:  # a hook must never cost the intake its pass
+                    log.exception("batch hook failed")
 
     # -- one batch --------------------------------------------------------------
 

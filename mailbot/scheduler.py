@@ -9,6 +9,7 @@ coalesced into one, and the sweep also runs once at start to catch up.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,10 @@ class Jobs:
         self.settings = settings
         self.rules = rules
         self.clock = clock
+        # deliver_soon() while a delivery runs: that run goes round once more instead
+        # of a second run being scheduled (which APScheduler would skip, with a warning)
+        self._again = threading.Event()
+        self._running = False
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -48,15 +53,21 @@ class Jobs:
         """Deliver until nothing due is left: a burst of 1 000 replies must not wait
         for ten scheduled runs of one batch each (measured: it capped delivery at
         about 10 replies/s)."""
+        self._running = True
         try:
             for _ in range(1000):  # bounded; a batch that was not full ends it anyway
+                self._again.clear()
                 stats = deliver_pending(
                     self.factory, self.settings, self.clock(), limit=DELIVER_BATCH
                 )
-                if stats.sent + stats.failed < DELIVER_BATCH or stats.deferred:
+                if stats.deferred:
+                    break  # the relay is struggling: wait for the next run
+                if stats.sent + stats.failed < DELIVER_BATCH and not self._again.is_set():
                     break
         except Exception:
             log.exception("outbox delivery failed; retried on the next run")
+        finally:
+            self._running = False
 
     def sweep(self) -> None:
         try:
@@ -85,7 +96,11 @@ class Jobs:
         self.scheduler.start()
 
     def deliver_soon(self) -> None:
-        """Called after each intake pass: replies go out now, not at the next interval."""
+        """Called after each intake batch and pass: replies go out now, not at the next
+        interval. A delivery already running takes the new replies in its next round."""
+        self._again.set()
+        if self._running:
+            return
         job = self.scheduler.get_job("deliver")
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))

@@ -33,6 +33,7 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
             pipeline,
             threading.Event(),
             on_idle_tick=jobs.deliver_soon,
+            on_batch=jobs.deliver_soon,  # replies go out while a burst is coming in
             factory=app.factory,
         )
     finally:

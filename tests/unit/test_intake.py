@@ -141,6 +141,27 @@ def test_batches_are_bounded_and_oversized_never_downloaded(
     assert [c[0] for c in fake.calls] == ["status"]
 
 
+def test_batch_hook_runs_after_each_committed_batch(tmp_path: Path) -> None:
+    """The daemon starts delivery from this hook: by then the batch's rows (and the
+    replies they queued) are committed and the mails moved."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    factory = make_factory(url)
+    settings = make_settings(1, tmp_path, url, batch_size=10)
+    fake = FakeMailbox({u: make_mail(u) for u in range(1, 26)})
+    seen: list[dict[str, int]] = []
+
+    def hook() -> None:
+        seen.append(status_counts(factory))
+        if len(seen) == 1:
+            raise RuntimeError("a failing hook does not stop the pass")
+
+    counts = Ingestor(settings, factory, recording_processor(), on_batch=hook).sync_pass(
+        cast(Mailbox, fake)
+    )
+    assert counts.processed == 25
+    assert seen == [{"processed": 10}, {"processed": 20}, {"processed": 25}]
+
+
 def test_batch_bytes_are_bounded() -> None:
     from mailbot.ingest import _within_budget
 
