@@ -41,6 +41,8 @@ class _Hit:
     line: TextLine
     score: float
     rule: str
+    evidence: str = ""
+    """The lines the name came from, when it was joined from two."""
 
 
 def _words(text: str) -> str:
@@ -199,6 +201,7 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
         if line.row >= rules.head_lines and line.index not in near_vat:
             continue
         name = _legal_name(line.text, rules)
+        evidence = line.text
         if line.row and _only_legal_form(line.text, rules):
             # "Sdn Bhd" alone under "Nando's Chickenland Malaysia": a name
             # broken before its legal form.
@@ -206,6 +209,7 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
             name = None
             if _caps_name(upper.text, rules):
                 name = f"{_clean_name(upper.text)} {_clean_name(line.text)}"
+                evidence = f"{upper.text} / {line.text}"
         if name is not None:
             name = _without_title(name, rules)
             letters = sum(ch.isalpha() for ch in name)
@@ -217,19 +221,21 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
                 # "LIAN CHI PU TIAN VEGETARIAN" / "RESTAURANT SDN BHD": one
                 # word before the form is the tail of a name wrapped at the margin.
                 name = f"{_clean_name(above.text)} {name}"
-            return _Hit(_clean_name(name), line, 0.7, "retailer:legal-form")
+                evidence = f"{above.text} / {line.text}"
+            return _Hit(_clean_name(name), line, 0.7, "retailer:legal-form", evidence)
     # A name line right above a company registration number "(123456-X)".
     for line in lines[: rules.head_lines]:
         nxt = line.index + 1
         if nxt < len(lines) and _REGISTRATION.match(lines[nxt].text) and _name_like(line.text):
-            name = _clean_name(line.text)
+            name, evidence = _clean_name(line.text), line.text
             if _only_legal_form(name, rules):
                 # "SDN BHD" alone: the end of a name broken over two lines.
                 above = lines[line.index - 1] if line.row else None
                 if above is None or not _caps_name(above.text, rules):
                     continue
                 name = f"{_clean_name(above.text)} {name}"
-            return _Hit(name, line, 0.65, "retailer:above-registration")
+                evidence = f"{above.text} / {line.text}"
+            return _Hit(name, line, 0.65, "retailer:above-registration", evidence)
     if vat_line is not None and _QUOTED.search(lines[vat_line].text):
         # The seller's legal name stands in quotes by its VAT number (SIA "X"
         # PVN ...) and was not readable: a name at the head is then the shop's
@@ -260,19 +266,20 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
                 continue
             if not _caps_name(line.text, rules):
                 break
-            name, last = _clean_name(line.text), i
+            name, last, evidence = _clean_name(line.text), i, line.text
             nxt = head[i + 1] if i + 1 < len(head) else None
             if nxt is not None and (
                 _only_legal_form(nxt.text, rules)
                 or (re.search(r"(&|\bAND)$", name) and _caps_name(nxt.text, rules, min_words=1))
             ):
                 name, last = f"{name} {_clean_name(nxt.text)}", i + 1
+                evidence = f"{line.text} / {nxt.text}"
             after = head[last + 1] if last + 1 < len(head) else None
             if after is not None and last == i and _caps_name(after.text, rules):
                 # A tagline under the name ("THREE STOOGES" / "BISTRO & CAFE").
                 after = head[last + 2] if last + 2 < len(head) else None
             if after is not None and len(re.findall(r"\d", after.text)) >= 2:
-                return _Hit(name, line, 0.62, "retailer:head-block")
+                return _Hit(name, line, 0.62, "retailer:head-block", evidence)
             break
     return None
 
@@ -362,4 +369,4 @@ def find_retailer(
     guess = _heuristic(lines, rules, vat_line)
     if guess is None or _doubted(guess, lines, doubts or {}):
         return None
-    return FieldValue(guess.name, guess.score, guess.line.text, guess.rule)
+    return FieldValue(guess.name, guess.score, guess.evidence or guess.line.text, guess.rule)

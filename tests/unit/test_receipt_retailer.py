@@ -124,3 +124,8 @@ def test_no_head_name_when_the_legal_name_by_the_vat_number_was_unreadable() -> 
 def test_a_legal_form_alone_under_the_name() -> None:
     text = "Logo\nPERi-PERI GRILL\nTiger Grillhouse Malaysia\nSdn Bhd\nNo. 5, Jalan Ria"
     assert retailer(text) == "Tiger Grillhouse Malaysia Sdn Bhd"
+
+
+def test_a_joined_name_quotes_both_lines_as_evidence() -> None:
+    found = find_retailer(split_lines("KEDAI BUKU MAJU JAYA\nSDN BHD\n(123456-A)\nNO 5"), rules())
+    assert found is not None and found.evidence == "KEDAI BUKU MAJU JAYA / SDN BHD"
