@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,7 +76,10 @@ def test_prefetched_reads_are_used(tmp_path: Path, sqlite_url: str) -> None:
         read = pipeline.reader
         assert read is not None
         result = read(pdf, "k.pdf", rules.campaign("cashback-2022"), None)
-        assert inline_reads == []  # came from the worker process
+        assert inline_reads == []  # came from the pool
+        # threads of this process, not worker processes (each would load the stack)
+        assert multiprocessing.active_children() == []
+        assert any(t.name.startswith("ocr") for t in threading.enumerate())
         assert result.fields is not None and result.source == "pdf-text"
         assert result.fields.vat_number is not None
         # a document nobody prefetched is read in line
@@ -82,3 +87,25 @@ def test_prefetched_reads_are_used(tmp_path: Path, sqlite_url: str) -> None:
         assert inline_reads == ["x.pdf"]
     finally:
         pipeline.close()
+
+
+def test_only_mails_that_can_carry_files_are_parsed_ahead() -> None:
+    from mailbot.prefetch import may_have_attachments
+
+    text = customer_mail(sender="a@b.no", to="c@d.no", subject="Hei", body="Bare tekst.")
+    with_pdf = customer_mail(
+        sender="a@b.no",
+        to="c@d.no",
+        subject="Hei",
+        body="Her.",
+        attachments=[("k.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    assert may_have_attachments(text) is False
+    assert may_have_attachments(with_pdf) is True
+    assert may_have_attachments(b"Subject: x\r\n\r\nno content type: text/plain") is False
+    folded = b"Subject: x\r\nContent-Type:\r\n multipart/mixed; boundary=b\r\n\r\n--b--"
+    assert may_have_attachments(folded) is True
+    # a whole mail that is one PDF (no multipart) still counts
+    assert may_have_attachments(b"Content-Type: application/pdf\r\n\r\n%PDF") is True
+    # "content-type:" in the body is not a header
+    assert may_have_attachments(b"Subject: x\n\nContent-Type: image/jpeg") is False
