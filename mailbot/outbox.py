@@ -22,7 +22,7 @@ from datetime import datetime
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings, SmtpSettings
@@ -96,15 +96,24 @@ def suppression_reason(session: Session, address: str, settings: SmtpSettings) -
         return "machine_address"
     # no_autoflush: these reads never need the caller's pending rows, so they must
     # not force the caller's half-done unit of work out to the database
-    # One round trip for both tables; lower(email) is indexed (migration 0002).
-    flagged = [
-        exists().where(func.lower(table.email) == low).where(table.address_undeliverable.is_(True))
-        for table in (Claim, Rma)
-    ]
     with session.no_autoflush:
-        if session.scalar(select(or_(*flagged))):
+        if session.scalar(_FLAGGED, {"address": low}):
             return "address_undeliverable"
     return None
+
+
+# Built once (it runs for every reply): one round trip for both tables, over the
+# lower(email) indexes of migration 0002.
+_FLAGGED = select(
+    or_(
+        *(
+            exists()
+            .where(func.lower(table.email) == bindparam("address"))
+            .where(table.address_undeliverable.is_(True))
+            for table in (Claim, Rma)
+        )
+    )
+)
 
 
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
@@ -104,8 +104,12 @@ def claim_by_code(session: Session, code: str) -> m.Claim | None:
     return session.scalars(select(m.Claim).where(m.Claim.code == code)).one_or_none()
 
 
+# built once: shipment notices look an RMA up for every mail
+_RMA_BY_NUMBER = select(m.Rma).where(m.Rma.number == bindparam("number"))
+
+
 def rma_by_number(session: Session, number: str) -> m.Rma | None:
-    return session.scalars(select(m.Rma).where(m.Rma.number == number)).one_or_none()
+    return session.scalars(_RMA_BY_NUMBER, {"number": number}).one_or_none()
 
 
 def add_event(
