@@ -295,10 +295,29 @@ def _without_title(name: str, rules: ReceiptRules) -> str:
 
 def _doubted(hit: _Hit, lines: Sequence[TextLine], doubts: Mapping[str, frozenset[str]]) -> bool:
     """Whether OCR was unsure of a word of the name on the lines it came from
-    (a name may join its line with the one above or below)."""
+    (a name may join its line with the one above or below), or, in another
+    pass's reading of the same printed line, of a word like one of the name's
+    ('"NMIGLA' at 0.10 where this pass read '"HICLA' with confidence: the
+    print is hard to read there, whichever pass is believed)."""
+    if not doubts:
+        return False
     near = lines[max(0, hit.line.index - 1) : hit.line.index + 2]
     unsure = set().union(*(doubts.get(word_key(ln.text), frozenset()) for ln in near))
-    return any(word_key(w) in unsure for w in hit.name.split())
+    keys = [word_key(w) for w in hit.name.split() if word_key(w)]
+    if any(k in unsure for k in keys):
+        return True
+    others = [ln for ln in lines if ln.block != hit.line.block]
+    twin = process.extractOne(hit.line.text, [ln.text for ln in others], scorer=fuzz.ratio)
+    if twin is None or twin[1] < SAME_LINE:
+        return False
+    unsure_there = doubts.get(word_key(twin[0]), frozenset())
+    return any(fuzz.ratio(k, u) >= SIMILAR_WORD for k in keys for u in unsure_there)
+
+
+SAME_LINE = 70
+"""rapidfuzz ratio from which lines of two OCR passes are readings of one printed line."""
+SIMILAR_WORD = 50
+"""rapidfuzz ratio from which two words are readings of one printed word."""
 
 
 def _wrapped(name: str, above: str, rules: ReceiptRules) -> bool:

@@ -129,3 +129,12 @@ def test_a_legal_form_alone_under_the_name() -> None:
 def test_a_joined_name_quotes_both_lines_as_evidence() -> None:
     found = find_retailer(split_lines("KEDAI BUKU MAJU JAYA\nSDN BHD\n(123456-A)\nNO 5"), rules())
     assert found is not None and found.evidence == "KEDAI BUKU MAJU JAYA / SDN BHD"
+
+
+def test_a_name_another_pass_could_not_read_is_not_believed() -> None:
+    # Pass 1 all but guessed the name's word; pass 2 read it otherwise, sure of itself.
+    text = 'STA "NMIGLA BE" VRN 43603041097\nJelgava\n\nSIA "HICLA BE" VRN 43603041097\nJelgava'
+    lines = split_lines(text)
+    doubts = {"stanmiglabevrn43603041097": frozenset({"nmigla"})}
+    assert find_retailer(lines, rules()) is not None
+    assert find_retailer(lines, rules(), doubts=doubts) is None
