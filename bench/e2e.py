@@ -10,9 +10,10 @@ with missing-info / documents-received / approved) and per `[ocr] workers` setti
   IMAP connection, then wait for all N replies. Throughput = replies / (last reply -
   first APPEND); latencies here include the time a mail queued behind the others.
 * peak memory of the daemon's process tree (the `mailbot run` process plus its
-  children: tesseract runs, the OCR pool's workers), sampled from /proc every 100 ms,
-  both as summed RSS and as summed PSS (forked workers share pages with the daemon;
-  RSS counts those once per process, PSS splits them); and the daemon's own
+  children: the tesseract runs), sampled from /proc every 100 ms, both as summed
+  RSS (the daemon's RSS plus each child's own peak, VmHWM, so short tesseract runs
+  are not caught below their peak) and as summed PSS (pages shared between
+  processes split, not counted once per process); and the daemon's own
   high-water mark (VmHWM, exact, read just before SIGTERM).
 * CPU seconds the tree used per mail during the burst (from /proc/<pid>/stat): unlike
   wall time it hardly depends on how busy the shared machine is, so it tells what
@@ -129,15 +130,22 @@ def _pss_kb(pid: int) -> int:
 
 
 def tree_rss_kb(root: int, *, pss: bool = False) -> tuple[int, int]:
-    """(summed VmRSS in kB, number of processes) of `root` and all its descendants.
+    """(summed memory in kB, number of processes) of `root` and all its descendants.
 
-    With `pss`, the proportional set size instead: forked OCR pool workers share
-    pages with the daemon, and summing RSS counts those once per process."""
+    RSS: the root's VmRSS plus each descendant's VmHWM (its own peak so far).
+    Descendants are mostly tesseract runs that live well under a second: sampled
+    every 100 ms, their current RSS would often be caught before their peak, so
+    their high-water mark is counted instead (an upper bound, never flattering).
+    With `pss`, the proportional set size of every process instead (pages shared
+    between processes split, not counted once per process)."""
     kids = _children_map()
     todo, total, count = [root], 0, 0
     while todo:
         pid = todo.pop()
-        total += _pss_kb(pid) if pss else _status_kb(pid, "VmRSS")
+        if pss:
+            total += _pss_kb(pid)
+        else:
+            total += _status_kb(pid, "VmRSS" if pid == root else "VmHWM")
         count += 1
         todo.extend(kids.get(pid, ()))
     return total, count
@@ -778,8 +786,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--deliver-seconds",
         type=int,
-        default=10,
-        help="[schedule] deliver_seconds (shipped default 10)",
+        default=2,
+        help="[schedule] deliver_seconds (default: the shipped default, 2)",
     )
     ap.add_argument(
         "--poll-seconds", type=int, default=60, help="[imap] poll_seconds (IDLE re-check)"
