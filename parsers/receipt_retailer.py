@@ -105,7 +105,7 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 4:
         return False
     # A lone letter ("FUYI MI T") is a word OCR broke; initials carry dots (D.I.Y.).
-    if re.search(r"(?<![\w.&('’])[^\W\d_](?![\w.&'’)])", text):
+    if re.search(r"(?<![\w.&('’-])[^\W\d_](?![\w.&'’)])", text):
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
     return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
