@@ -138,3 +138,9 @@ def test_a_name_another_pass_could_not_read_is_not_believed() -> None:
     doubts = {"stanmiglabevrn43603041097": frozenset({"nmigla"})}
     assert find_retailer(lines, rules()) is not None
     assert find_retailer(lines, rules(), doubts=doubts) is None
+
+
+def test_a_letter_after_a_hyphen_is_part_of_the_name() -> None:
+    assert retailer("KEDAI MAJU -K (TAMAN JAYA) SDN BHD\n(1234-W)\nNO 5, JALAN") == (
+        "KEDAI MAJU -K (TAMAN JAYA) SDN BHD"
+    )
