@@ -35,10 +35,12 @@ class StoreClaimDirectory:
         return _ref(row) if row is not None else None
 
     def open_claims_for(self, address: str) -> tuple[ClaimRef, ...]:
+        # The state is checked here, not in SQL: within a group commit an earlier mail
+        # may have closed (or reopened) a claim without that change being flushed yet;
+        # the loaded rows carry the session's current state, the table does not.
         rows = self.session.scalars(
             select(Claim)
             .where(func.lower(Claim.email) == address.strip().lower())
-            .where(Claim.state.not_in(DEFAULT_CLOSED_STATES))
             .order_by(Claim.id)
         ).all()
-        return tuple(_ref(r) for r in rows)
+        return tuple(_ref(r) for r in rows if r.state not in DEFAULT_CLOSED_STATES)

@@ -156,3 +156,37 @@ def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
     factory = db.session_factory(engine)
     with pytest.raises(Exception, match="naive"), db.transaction(factory) as s:
         s.add(Campaign(id="x", loaded_at=datetime(2023, 1, 1)))
+
+
+def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(sqlite_url: str) -> None:
+    """Group commit: mail 1 approves a claim (not flushed yet), mail 2 from the same
+    sender must not be matched to it as an open claim."""
+    from mailbot.store.directory import StoreClaimDirectory
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with db.transaction(factory) as s:
+        s.add(Campaign(id="cashback-2022", name="Cashback"))
+        for code, email in (("12345674", "Kari@Example.no"), ("87654321", "kari@example.no")):
+            s.add(
+                Claim(
+                    code=code,
+                    campaign_id="cashback-2022",
+                    email=email,
+                    state="incomplete",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with db.transaction(factory) as s, s.no_autoflush:
+        directory = StoreClaimDirectory(s)
+        assert [r.code for r in directory.open_claims_for("KARI@example.no")] == [
+            "12345674",
+            "87654321",
+        ]
+        first = s.scalars(select(Claim).where(Claim.code == "12345674")).one()
+        first.state = "approved"  # decided, not flushed
+        assert [r.code for r in directory.open_claims_for("kari@example.no")] == ["87654321"]
+    engine.dispose()
