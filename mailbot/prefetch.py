@@ -17,6 +17,7 @@ the daemon tree with 2 workers, against ~200 MB with 1).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -50,6 +51,25 @@ def may_have_attachments(raw: bytes) -> bool:
     end = _HEADER_END.search(raw)
     found = _CONTENT_TYPE.search(raw[: end.start()] if end else raw)
     return found is not None and found.group(1).lower() != b"text"
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(count: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process; True when it took effect.
+
+    glibc gives each allocating thread its own arena (up to 8 per core) and keeps
+    memory freed there for reuse, so every OCR thread ends up holding its own tens of
+    MB of image buffers. Measured with 2 workers over 24 photos: peak RSS 145 -> 137
+    MB, RSS afterwards 143 -> 124 MB, same speed. One arena saved a little more but
+    makes the threads queue for its lock. A no-op where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):
+        return False
 
 
 class Prefetcher:
@@ -110,6 +130,7 @@ class Prefetcher:
         self, content: bytes, name: str, campaign: Campaign, serial: str | None, rules: RuleSet
     ) -> Future[ReadResult]:
         if self._pool is None:
+            limit_malloc_arenas()  # before the threads exist: they would each get one
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocr")
         return self._pool.submit(
             read_receipt,
