@@ -105,10 +105,18 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     if not any(len(w) >= 3 for w in words) or sum(map(len, words)) < 4:
         return False
     # A lone letter ("FUYI MI T") is a word OCR broke; initials carry dots (D.I.Y.).
-    if re.search(r"(?<![\w.&('’-])[^\W\d_](?![\w.&'’)])", text):
+    # The legal form is left out of this check: "S/B" (Sdn. Bhd.) is two lone letters.
+    if re.search(r"(?<![\w.&('’-])[^\W\d_](?![\w.&'’)])", _without_forms(text, rules)):
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
     return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
+
+
+def _without_forms(text: str, rules: ReceiptRules) -> str:
+    """The text with its legal-form words (as printed, any case) blanked out."""
+    for form in sorted({*rules.legal_forms, *rules.legal_forms_first}, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w/]){re.escape(form)}(?![\w/])", " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def _runs(have: str, longest: int) -> set[str]:
@@ -321,9 +329,7 @@ SIMILAR_WORD = 50
 
 
 def _wrapped(name: str, above: str, rules: ReceiptRules) -> bool:
-    rest = name
-    for form in sorted(rules.legal_forms, key=len, reverse=True):
-        rest = re.sub(rf"(?<!\w){re.escape(form)}(?!\w)", " ", rest, flags=re.IGNORECASE)
+    rest = _without_forms(name, rules)
     return len(rest.split()) == 1 and _caps_name(above, rules) and name.isupper() == above.isupper()
 
 

@@ -144,3 +144,10 @@ def test_a_letter_after_a_hyphen_is_part_of_the_name() -> None:
     assert retailer("KEDAI MAJU -K (TAMAN JAYA) SDN BHD\n(1234-W)\nNO 5, JALAN") == (
         "KEDAI MAJU -K (TAMAN JAYA) SDN BHD"
     )
+
+
+def test_abbreviated_legal_forms_are_not_lone_letters() -> None:
+    # "S/B" is Sdn. Bhd. abbreviated: two single letters that are not OCR debris.
+    assert retailer("55 BUDGET MART S/B (123456-A)\nLOT 9, JALAN MAJU") == "55 BUDGET MART S/B"
+    # A lone letter in the name itself is still a word OCR broke.
+    assert retailer("BUDGET MA T S/B (123456-A)\nLOT 9, JALAN MAJU") is None
