@@ -8,13 +8,15 @@ Prints, per source and field: labelled, predicted, correct, accuracy, precision
 retailer is right when it fuzzy-equals one of `retailer_names` after folding
 case and punctuation, or when a label that is only the brand ("real") starts
 the legal name read ("real GmbH"), legal forms ignored; VAT numbers compare
-digits only; dates by ISO equality; products case-insensitively). Also the
+digits only; dates by ISO equality; products case-insensitively). Labels a document
+itself contradicts (`bench/label_errata.json`, each with the printed text that
+shows it) are scored a second time, corrected, below the main table. Also the
 *ceiling*: in how many documents the labelled value appears anywhere in the
 text read (what any extractor can reach from that text). Then seconds per
 document (median, p90, max) for images, scanned PDFs and text PDFs, and
 throughput with each worker count. `--models` picks the eligible models.
 
-Without `parsers.receipt` (not landed yet) only the ceiling and times are
+Without `parsers.receipt` importable, only the ceiling and times are
 measured. `--needs-more oracle` decides the extra OCR passes from the labels
 (a missing labelled value triggers them): for measuring what the passes and the
 optional engine can gain and cost, never a production setting.
@@ -276,27 +278,75 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(rows: list[dict[str, Any]], mode: str) -> None:
+def score(
+    rows: list[dict[str, Any]], source: str, name: str, key: str = "labels"
+) -> tuple[int, int, int, int] | None:
+    """(labelled, predicted, correct, value in the text) of one field of one source,
+    against the labels in `row[key]`; None when the source does not label it."""
+    labelled = [r for r in rows if r["source"] == source and r[key][name] is not None]
+    if not labelled:
+        return None
+    pred = [r for r in labelled if r["predicted"].get(name)]
+    good = [r for r in pred if correct(name, r["predicted"][name], r[key][name])]
+    ceiling = sum(1 for r in labelled if r["ceiling"].get(name))
+    return len(labelled), len(pred), len(good), ceiling
+
+
+def _table(ok: list[dict[str, Any]], mode: str, key: str, only: set[tuple[str, str]]) -> None:
+    head = ("source", "field", "lab", "pred", "corr", "acc", "prec", "in-text")
+    print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*head))
+    for source in sorted({r["source"] for r in ok}):
+        for name in FIELDS:
+            counts = score(ok, source, name, key)
+            if counts is None or (only and (source, name) not in only):
+                continue
+            n, pred, good, ceiling = counts
+            acc = f"{good / n:.2f}" if mode == "extractor" else "  -"
+            prec = f"{good / pred:.2f}" if pred else "  -"
+            # The ceiling was measured against the labels as given.
+            in_text = f"{ceiling / n:.2f}" if key == "labels" else "-"
+            cells = (source, name, n, pred, good, acc, prec, in_text)
+            print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*cells))
+
+
+def load_errata(corpus: Path) -> dict[str, dict[str, Any]]:
+    """bench/label_errata.json: labels the document itself contradicts, with the
+    printed text that shows it. Keyed by the document's path under the corpus;
+    an entry applies only while the corpus still holds the label it corrects."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in json.loads(ERRATA.read_text()):
+        out.setdefault(str(corpus / entry["document"]), {})[entry["field"]] = entry
+    return out
+
+
+ERRATA = Path(__file__).with_name("label_errata.json")
+
+
+def apply_errata(
+    rows: list[dict[str, Any]], errata: dict[str, dict[str, Any]]
+) -> set[tuple[str, str]]:
+    """Give each row `fixed` labels; returns the (source, field) pairs that changed."""
+    changed: set[tuple[str, str]] = set()
+    for row in rows:
+        row["fixed"] = dict(row.get("labels", {}))
+        for name, entry in errata.get(row["path"], {}).items():
+            if row["fixed"].get(name) == entry["label"]:
+                row["fixed"][name] = entry["value"]
+                changed.add((row["source"], name))
+    return changed
+
+
+def report(rows: list[dict[str, Any]], mode: str, errata: dict[str, dict[str, Any]]) -> None:
     ok = [r for r in rows if "error" not in r]
     for r in rows:
         if "error" in r:
             print(f"ERROR {r['path']}: {r['error']}")
-    head = ("source", "field", "lab", "pred", "corr", "acc", "prec", "in-text")
-    print("\n{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*head))
-    for source in sorted({r["source"] for r in ok}):
-        mine = [r for r in ok if r["source"] == source]
-        for name in FIELDS:
-            labelled = [r for r in mine if r["labels"][name] is not None]
-            if not labelled:
-                continue
-            pred = [r for r in labelled if r["predicted"].get(name)]
-            good = [r for r in pred if correct(name, r["predicted"][name], r["labels"][name])]
-            ceiling = sum(1 for r in labelled if r["ceiling"][name])
-            n = len(labelled)
-            acc = f"{len(good) / n:.2f}" if mode == "extractor" else "  -"
-            prec = f"{len(good) / len(pred):.2f}" if pred else "  -"
-            cells = (source, name, n, len(pred), len(good), acc, prec, f"{ceiling / n:.2f}")
-            print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*cells))
+    print()
+    _table(ok, mode, "labels", set())
+    changed = apply_errata(ok, errata)
+    if changed:
+        print(f"\nwith the label errata of {ERRATA.name} (labels the document contradicts):")
+        _table(ok, mode, "fixed", changed)
     print("\nseconds per document (wall; cpu = own + tesseract children, robust to a busy host)")
     print(
         "{:<10} {:>4} {:>7} {:>6} {:>6} {:>8} {:>7}".format(
@@ -384,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput[workers] = len(paths) / wall
         print(f"\n=== {workers} worker(s): {len(paths)} documents in {wall:.1f} s", end="")
         print(f", mode {mode}, languages {args.languages}, fallback {args.fallback or '-'}")
-        report(rows, mode)
+        report(rows, mode, load_errata(args.corpus))
         if args.json:
             args.json.with_suffix(f".w{workers}.json").write_text(json.dumps(rows, indent=1))
     print(
