@@ -8,7 +8,9 @@ Prints, per source and field: labelled, predicted, correct, accuracy, precision
 retailer is right when it fuzzy-equals one of `retailer_names` after folding
 case and punctuation, or when a label that is only the brand ("real") starts
 the legal name read ("real GmbH"), legal forms ignored; VAT numbers compare
-digits only; dates by ISO equality; products case-insensitively). Labels a document
+digits only; dates by ISO equality; products case-insensitively); `exact` counts
+the right answers spelled exactly as labelled (retailers within the OCR-slip
+tolerance are right, "TED HENG" for "TEO HENG", but not exact). Labels a document
 itself contradicts (`bench/label_errata.json`, each with the printed text that
 shows it) are scored a second time, corrected, below the main table. Also the
 *ceiling*: in how many documents the labelled value appears anywhere in the
@@ -67,11 +69,11 @@ def fold(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text).split())
 
 
-def retailer_equal(value: str, names: list[str]) -> bool:
+def retailer_equal(value: str, names: list[str], cutoff: float = 90) -> bool:
     from rapidfuzz import fuzz
 
     got = fold(value)
-    if any(got and fuzz.ratio(got, fold(name)) >= 90 for name in names):
+    if any(got and fuzz.ratio(got, fold(name)) >= cutoff for name in names):
         return True
     # Some sources label the brand only ("real", from a file name) where the
     # receipt prints the legal name ("real GmbH", "toom Baumarkt GmbH"): with
@@ -111,9 +113,11 @@ def labels(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def correct(name: str, value: str, label: Any) -> bool:
+def correct(name: str, value: str, label: Any, *, exact: bool = False) -> bool:
+    """Whether `value` is right; `exact`: a retailer spelled as labelled (after
+    folding case and punctuation), not only within the OCR-slip tolerance."""
     if name == "retailer":
-        return retailer_equal(value, label)
+        return retailer_equal(value, label, 100 if exact else 90)
     if name == "vat_number":
         return digits(value) == digits(label)
     if name == "product":
@@ -280,33 +284,35 @@ def pct(values: list[float], q: float) -> float:
 
 def score(
     rows: list[dict[str, Any]], source: str, name: str, key: str = "labels"
-) -> tuple[int, int, int, int] | None:
-    """(labelled, predicted, correct, value in the text) of one field of one source,
-    against the labels in `row[key]`; None when the source does not label it."""
+) -> tuple[int, int, int, int, int] | None:
+    """(labelled, predicted, correct, exactly right, value in the text) of one field
+    of one source, against the labels in `row[key]`; None when the source does not
+    label it."""
     labelled = [r for r in rows if r["source"] == source and r[key][name] is not None]
     if not labelled:
         return None
     pred = [r for r in labelled if r["predicted"].get(name)]
     good = [r for r in pred if correct(name, r["predicted"][name], r[key][name])]
+    exact = [r for r in good if correct(name, r["predicted"][name], r[key][name], exact=True)]
     ceiling = sum(1 for r in labelled if r["ceiling"].get(name))
-    return len(labelled), len(pred), len(good), ceiling
+    return len(labelled), len(pred), len(good), len(exact), ceiling
 
 
 def _table(ok: list[dict[str, Any]], mode: str, key: str, only: set[tuple[str, str]]) -> None:
-    head = ("source", "field", "lab", "pred", "corr", "acc", "prec", "in-text")
-    print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*head))
+    head = ("source", "field", "lab", "pred", "corr", "acc", "prec", "exact", "in-text")
+    print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>5} {:>7}".format(*head))
     for source in sorted({r["source"] for r in ok}):
         for name in FIELDS:
             counts = score(ok, source, name, key)
             if counts is None or (only and (source, name) not in only):
                 continue
-            n, pred, good, ceiling = counts
+            n, pred, good, exact, ceiling = counts
             acc = f"{good / n:.2f}" if mode == "extractor" else "  -"
             prec = f"{good / pred:.2f}" if pred else "  -"
             # The ceiling was measured against the labels as given.
             in_text = f"{ceiling / n:.2f}" if key == "labels" else "-"
-            cells = (source, name, n, pred, good, acc, prec, in_text)
-            print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>7}".format(*cells))
+            cells = (source, name, n, pred, good, acc, prec, exact, in_text)
+            print("{:<10} {:<14} {:>4} {:>4} {:>4} {:>5} {:>5} {:>5} {:>7}".format(*cells))
 
 
 def load_errata(corpus: Path) -> dict[str, dict[str, Any]]:
