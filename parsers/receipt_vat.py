@@ -126,11 +126,28 @@ def _normalise(country: str, digits: str) -> str | None:
     return digits
 
 
+_IBAN_WORD = re.compile(r"\bIBAN\b[\s:.]*$")
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?")
+
+
+def _iban_at(text: str, start: int) -> bool:
+    """Whether the country code at `start` begins an IBAN (FI21 1234 5600 0007 85):
+    printed after the word IBAN, or valid as one. An account number starts with a
+    country code too, and a run of its digits can pass a VAT checksum by chance."""
+    if _IBAN_WORD.search(text[max(0, start - 12) : start]):
+        return True
+    shape = _IBAN_SHAPE.match(text, start)
+    return shape is not None and bool(_validator("iban")(shape.group(0)))
+
+
 def _eu(text: str) -> list[tuple[str, str]]:
     """EU VAT numbers with their country prefix anywhere in `text`: (country, number)."""
     out = []
     valid = _validator("eu.vat")
-    for m in _EU_PREFIXED.finditer(text.upper()):
+    upper = text.upper()
+    for m in _EU_PREFIXED.finditer(upper):
+        if _iban_at(upper, m.start()):
+            continue
         code = m.group(1)
         body = m.group(2).rstrip(" .")
         # The body may run into the next word: shorten until it validates.

@@ -68,6 +68,16 @@ def test_distractor_numbers_are_not_vat(text: str) -> None:
     assert vat(f"Shop\n{text}\nTotalt 990,00") is None
 
 
+def test_an_iban_is_not_a_prefixed_vat_number() -> None:
+    # FI12 3456 04..: country code, then digits that pass the Y-tunnus checksum.
+    seller = "Y-tunnus 1234560-4"
+    assert vat(f"Kauppa Oy\nIBAN FI12 3456 0400 0007 85\n{seller}") == ("12345604", "FI")
+    assert vat("Kauppa Oy\nIBAN: FI12 3456 0400 0007 85") is None
+    # A valid IBAN (FI87 8304 ...: 87830401 passes the checksum) is one without the word.
+    assert vat("Kauppa Oy\nFI87 8304 0119 8036 49") is None
+    assert vat("Kauppa Oy\nALV FI87830401") == ("87830401", "FI")
+
+
 def test_failing_checksum_is_never_reported() -> None:
     assert vat("Org.nr 912 345 600 MVA\nCVR 12345600\nY-tunnus 1234567-0") is None
 
