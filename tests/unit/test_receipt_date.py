@@ -57,12 +57,23 @@ def test_forms_and_month_names(line: str, expected: str) -> None:
         "Garanti til 16.12.2022",
         "Warranty until 16.12.2022",
         "Utskrift 16.12.2022 10:00",
+        "Utskrevet 2022-12-16 10:11",
+        "Utskrivet 2022-12-16 10:11",
+        "Udskrevet 16.12.2022",
+        "Eraépaiva: 16.12.2022",  # eräpäivä as OCR reads its ä
     ],
 )
 def test_distractor_dates_are_not_the_purchase_date(distractor: str) -> None:
     text = f"Butikk\nDato: 01.12.2022 12:00\n{distractor}\nTotalt 100,00"
     assert date(text) == "2022-12-01"
     assert date(f"Butikk\n{distractor}\nTotalt 100,00") is None
+
+
+def test_an_ocr_read_paivamaara_label_is_a_purchase_label() -> None:
+    # Päivämäärä with its ä misread still names the purchase date over a date
+    # without a label.
+    text = "Kauppa Oy\nPéivamaara: 25.11.2022\nPalvelu 1.12.2022\nYhteensä 100,00"
+    assert date(text) == "2022-11-25"
 
 
 def test_label_above_date() -> None:
