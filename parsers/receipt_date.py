@@ -16,6 +16,7 @@ per call; the forms on receipts are few and listed here.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from rapidfuzz import fuzz
 
 from mailbot.core.receipt import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules
-from parsers.receipt_text import TextLine
+from parsers.receipt_text import TextLine, fold
 
 __all__ = ["date_candidates", "find_purchase_date"]
 
@@ -45,6 +46,7 @@ MISREAD_YEARS = 10
 """A year this far after the purchase is an OCR slip (2018 read as 2078), not a deadline."""
 SAME_LINE_RATIO = 60
 """rapidfuzz ratio above which two OCR lines are readings of one printed line."""
+_BROKEN_DATE = re.compile(r"\d\s?[./-]\s?\d")
 _TIME = re.compile(r"(?<!\d)\d{1,2}[:.]\d{2}(?![\d.,])")
 # A "date" right after a currency sign is an amount ("$9.03 2018" is OCR of a
 # price or of a stamp over the date line, never a date as printed).
@@ -196,15 +198,18 @@ def date_candidates(
                 context = prev_context + " " + before  # a date alone under its label
             last_end = end
             reason = _rejected(context, value, rules, now)
-            score = 0.6
+            # "Fortaldsdato": a deadline word one OCR slip away from the list is
+            # no purchase label, and the date under it is less sure.
+            near_deadline = reason is None and _like_a_deadline(context, rules)
+            score = 0.45 if near_deadline else 0.6
             clock = _TIME.search(after) or _TIME.search(before[-8:])
             if clock and _real_time(clock.group(0)):
                 score += 0.1
             elif clock:
                 score -= 0.2  # "20:81": the line was misread, its date digits may be too
-            if any(p.search(context) for p in rules.strong_purchase):
+            if not near_deadline and any(p.search(context) for p in rules.strong_purchase):
                 score += 0.3
-            elif any(p.search(context) for p in rules.purchase):
+            elif not near_deadline and any(p.search(context) for p in rules.purchase):
                 score += 0.2
             # A deadline word on the line above or below, in OCR that may have split
             # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
@@ -219,8 +224,38 @@ def date_candidates(
             if rule in ("date:yyyymmdd", "date:m/d/y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
             out.append(DateCandidate(value, line, round(score, 3), rule, reason))
-        prev_context = "" if raw else line.text
+        # A line is the label of the date below it only when it holds no date of
+        # its own, not even one OCR broke ("Ordredato: 9.12023").
+        prev_context = "" if raw or _BROKEN_DATE.search(line.text) else line.text
     return out
+
+
+NEAR_DEADLINE_RATIO = 85
+"""rapidfuzz partial ratio from which a word is a deadline word as OCR read it: one
+slip in a word of seven letters or more ("fortalds" for "forfald"), none in shorter ones."""
+
+
+@functools.cache
+def _deadline_words(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The plain words (five letters or more) among the `not_purchase` patterns'
+    alternatives, folded: what a misread deadline label is compared with."""
+    words = {
+        fold(alternative)
+        for pattern in patterns
+        for alternative in pattern.split("|")
+        if re.fullmatch(r"[^\W\d_]{5,}", alternative)
+    }
+    return tuple(sorted(words))
+
+
+def _like_a_deadline(context: str, rules: ReceiptRules) -> bool:
+    """Whether a word of `context` is a deadline word with an OCR slip."""
+    stems = _deadline_words(tuple(p.pattern for p in rules.not_purchase))
+    for word in re.findall(r"[^\W\d_]{5,}", fold(context)):
+        for stem in stems:
+            if len(word) + 1 >= len(stem) and fuzz.partial_ratio(word, stem) >= NEAR_DEADLINE_RATIO:
+                return True
+    return False
 
 
 _WORD_TAIL = re.compile(r"\w*$")

@@ -76,6 +76,18 @@ def test_an_ocr_read_paivamaara_label_is_a_purchase_label() -> None:
     assert date(text) == "2022-11-25"
 
 
+def test_a_deadline_word_with_an_ocr_slip_is_no_purchase_label() -> None:
+    # "Fortaldsdato" is Forfaldsdato misread: its "dato" must not make it the purchase.
+    assert date("Butik\n20:24 8.1.2023\nFortaldsdato 22.01.2023\nI alt 100,00") == "2023-01-08"
+    assert date("Butik\nFortaldsdato 22.01.2023\nI alt 100,00") is None
+
+
+def test_a_line_with_a_broken_date_is_not_the_label_of_the_next() -> None:
+    # "Forfaldsdato: 9.12023" holds a date OCR broke; the date below is not that one.
+    text = "Butik\nForfaldsdato: 9.12023\n14:46 13/01/2023\nI alt 100,00"
+    assert date(text) == "2023-01-13"
+
+
 def test_label_above_date() -> None:
     assert date("Faktura\nForfallsdato:\n16.12.2022\nFakturadato:\n02.12.2022") == "2022-12-02"
 
