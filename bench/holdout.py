@@ -58,6 +58,9 @@ class Words:
     thanks: str
     items: tuple[str, ...]
     colours: tuple[str, ...]
+    order: str = "Ordredato:"
+    delivery: str = "Leveringsdato:"
+    customer: str = "Kundenr"
 
 
 WORDS = {
@@ -120,6 +123,9 @@ WORDS = {
         "Tack för ditt köp!",
         ("USB-C laddare 20W", "Bärkasse", "Väggfäste", "Trygghetsförsäkring"),
         ("svart", "vit"),
+        "Orderdatum:",
+        "Leveransdatum:",
+        "Kundnr",
     ),
     "DK": Words(
         "da",
@@ -180,6 +186,9 @@ WORDS = {
         "Kiitos käynnistä!",
         ("HDMI-kaapeli 2m", "Muovikassi", "Seinäteline", "Lisäturva 3v"),
         ("musta", "valkoinen"),
+        "Tilauspäivä:",
+        "Toimituspäivä:",
+        "Asiakasnro",
     ),
 }
 
@@ -330,8 +339,12 @@ def money(rng: random.Random) -> tuple[str, int]:
     return amount(value), value
 
 
-def receipt_lines(rng: random.Random, country: str) -> tuple[list[str], list[str], dict[str, Any]]:
-    """(head lines, body lines, labels) of one proof of purchase."""
+def receipt_lines(
+    rng: random.Random, country: str, hard: bool = False
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """(head lines, body lines, labels) of one proof of purchase. `hard` adds what
+    real ones also do: the legal name and number only in the footer under a brand
+    logo, order and delivery dates, the time before the date, a customer number."""
     words = WORDS[country]
     brand, legal = rng.choice(LISTED[country] if rng.random() < 0.5 else INVENTED[country])
     number = valid_number(rng, country)
@@ -341,14 +354,25 @@ def receipt_lines(rng: random.Random, country: str) -> tuple[list[str], list[str
     if rng.random() < 0.4:
         printed = f"{printed} {rng.choice(words.colours)}"
     street = rng.choice(("Storgata", "Kungsgatan", "Vestergade", "Mannerheimintie", "Torget"))
-    head = [brand] if brand != legal and rng.random() < 0.6 else []
-    head += [legal, f"{street} {rng.randrange(1, 120)}, {rng.randrange(1000, 9999)}"]
-    head += [f"{words.phone} {phone(rng, country)}", vat_line(rng, country, number)]
+    footer_name = hard and brand != legal and rng.random() < 0.5
+    head = (
+        [brand.upper() if footer_name else brand] if brand != legal and rng.random() < 0.6 else []
+    )
+    if footer_name and not head:
+        head = [brand.upper()]
+    head += [] if footer_name else [legal]
+    head += [f"{street} {rng.randrange(1, 120)}, {rng.randrange(1000, 9999)}"]
+    head += [f"{words.phone} {phone(rng, country)}"]
+    head += [] if footer_name else [vat_line(rng, country, number)]
     when = date_text(rng, bought, words)
     label = rng.choice(words.date)
+    clock = f"{hour:02d}:{minute:02d}"
+    dated = f"{label} {when}" + (f"  {clock}" if rng.random() < 0.7 else "")
+    if hard and rng.random() < 0.3:
+        dated = f"{clock} {when}"
     body = [
         f"{words.receipt} nr {rng.randrange(100000, 999999)}",
-        f"{label} {when}" + (f"  {hour:02d}:{minute:02d}" if rng.random() < 0.7 else ""),
+        dated,
         f"{'Kassa' if country in ('SE', 'FI') else 'Kasse'} {rng.randrange(1, 12)}",
         "-" * 32,
     ]
@@ -376,7 +400,18 @@ def receipt_lines(rng: random.Random, country: str) -> tuple[list[str], list[str
         ),
     ]
     body += rng.sample(distractors, rng.randrange(1, 3))
+    if hard:
+        ordered = bought - dt.timedelta(days=rng.randrange(1, 6))
+        delivered = bought + dt.timedelta(days=rng.randrange(1, 6))
+        extra = [
+            f"{words.order} {date_text(rng, ordered, words)}",
+            f"{words.delivery} {date_text(rng, delivered, words)}",
+            f"{words.customer} {rng.randrange(10**5, 10**9)}",
+        ]
+        body[1:1] = rng.sample(extra, rng.randrange(1, 4))
     body.append(words.thanks)
+    if footer_name:
+        body += [legal, vat_line(rng, country, number)]
     labels = {
         "source": "holdout",
         "retailer": brand,
@@ -425,8 +460,12 @@ def render(lines: list[str], rng: random.Random, *, thermal: bool) -> Image.Imag
     return page
 
 
-def degrade(page: Image.Image, rng: random.Random) -> Image.Image:
-    """A photo or scan of the page: uneven light, a small turn, blur, grain."""
+def degrade(page: Image.Image, rng: random.Random, hard: bool = False) -> Image.Image:
+    """A photo or scan of the page: uneven light, a small turn, blur, grain; `hard`:
+    taken from further away (fewer pixels) and less sharp."""
+    if hard:
+        factor = rng.uniform(0.55, 0.85)
+        page = page.resize((round(page.width * factor), round(page.height * factor)))
     w, h = page.size
     gradient = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270)))
     light = gradient.resize((w, h)).point(lambda v: 200 + v * 55 // 255)
@@ -434,14 +473,14 @@ def degrade(page: Image.Image, rng: random.Random) -> Image.Image:
     canvas = Image.new("L", (w + 80, h + 80), rng.randrange(90, 170))
     canvas.paste(shaded, (40, 40))
     turned = canvas.rotate(rng.uniform(-2.5, 2.5), resample=Image.Resampling.BICUBIC, fillcolor=120)
-    blurred = turned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    blurred = turned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.6 if hard else 1.2)))
     noise = Image.effect_noise(blurred.size, rng.uniform(8, 22))
     return Image.blend(blurred, noise, 0.08)
 
 
-def write(out: Path, stem: str, rng: random.Random) -> None:
+def write(out: Path, stem: str, rng: random.Random, hard: bool = False) -> None:
     country = rng.choice(tuple(WORDS))
-    head, body, labels = receipt_lines(rng, country)
+    head, body, labels = receipt_lines(rng, country, hard)
     kind = rng.choice(("thermal-jpg", "thermal-png", "a4-jpg", "a4-pdf-text"))
     if kind.startswith("a4"):
         bought = dt.date.fromisoformat(labels["purchase_date"])
@@ -451,7 +490,7 @@ def write(out: Path, stem: str, rng: random.Random) -> None:
     if kind == "a4-pdf-text":
         (out / f"{stem}.pdf").write_bytes(text_pdf(lines))
     else:
-        photo = degrade(render(lines, rng, thermal=kind.startswith("thermal")), rng)
+        photo = degrade(render(lines, rng, thermal=kind.startswith("thermal")), rng, hard)
         buffer = io.BytesIO()
         if kind.endswith("png"):
             photo.save(buffer, format="PNG")
@@ -466,12 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="a folder; the documents go into OUT/holdout/")
     ap.add_argument("--count", type=int, default=80)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hard", action="store_true", help="footer names, more dates, worse photos")
     args = ap.parse_args(argv)
     out = args.out / "holdout"
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     for i in range(args.count):
-        write(out, f"holdout-{args.seed}-{i:03d}", rng)
+        write(out, f"holdout-{args.seed}-{i:03d}", rng, args.hard)
     print(f"{args.count} labelled documents in {out}")
     return 0
 
