@@ -34,6 +34,7 @@ from jinja2.runtime import Context
 
 from mailbot import resources
 from mailbot.core.errors import TemplateError
+from mailbot.core.transition import TEMPLATES
 from mailbot.langformat import AT_WORD, DEFAULT_TIMEZONE, format_amount, format_date, join_words
 from mailbot.templating_samples import SAMPLE_CONTEXT
 
@@ -56,19 +57,7 @@ __all__ = [
 
 LANGUAGES = ("nb", "sv", "da", "fi", "en")
 FALLBACK_LANGUAGE = "en"
-TEMPLATE_NAMES = (
-    "confirmation",
-    "documents_received",
-    "missing_info",
-    "approved",
-    "rejected",
-    "attachment_refused",
-    "rma_issued",
-    "tracking_ack",
-    "rma_expired",
-    "rma_policy",
-    "reminder",
-)
+TEMPLATE_NAMES = TEMPLATES
 PARTS = ("subject", "txt", "html")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -85,6 +85,12 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "valid_days": 14,
         "expired_on": None,
     },
+    "rma_missing_info": {
+        "name": "Ola Nordmann",
+        "rma_number": "7654321",
+        "missing": ["tracking_number", "dropoff_time"],
+        "valid_until": date(2023, 2, 3),
+    },
     "reminder": {
         "name": "Kari Nordmann",
         "code": "12345678",

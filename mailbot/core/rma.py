@@ -6,9 +6,11 @@
 A shipment notice after expiry is answered with the policy (`rma_policy`), never
 accepted silently; a second notice with a new tracking number updates the RMA and
 is acknowledged again; the same tracking number again changes nothing and gets no
-second acknowledgement. An unknown RMA number is the caller's to answer with
-`rma_policy` (there is no snapshot to move). Advance replacements whose original
-is not back in time are flagged for billing once (`bill_due`, `flag_billing`).
+second acknowledgement. A notice without a tracking number gets a request naming
+what is missing and the last day (`rma_missing_info`). An unknown RMA number is the
+caller's to answer with `rma_policy` (there is no snapshot to move). Advance
+replacements whose original is not back in time are flagged for billing once
+(`bill_due`, `flag_billing`).
 """
 
 from __future__ import annotations
@@ -139,19 +141,8 @@ def notify_shipment(
     tracking = tracking.strip().upper().replace(" ", "")
     evidence: dict[str, Any] = {"tracking": tracking, "carrier": carrier, "dropoff": dropoff}
     notice = TrackingNotice(tracking, carrier, dropoff, now)
-    if rma.state is RmaState.EXPIRED or (rma.state is RmaState.ISSUED and now >= rma.expires_at):
-        # Too late: the policy refuses returns after day 14. Expire now if the sweep has not.
-        new = replace(rma, state=RmaState.EXPIRED, updated_at=now)
-        ctx = _ctx(rma) | {"reason": "rma_expired", "tracking": tracking}
-        return _t(
-            rma,
-            new,
-            "rma.late_notice",
-            now,
-            ("rma_expired",),
-            evidence,
-            ReplyIntent("rma_policy", ctx),
-        )
+    if _too_late(rma, now):
+        return _late_notice(rma, now, evidence, tracking)
     if rma.state in (RmaState.RECEIVED, RmaState.CLOSED):
         return _t(
             rma, rma, "rma.notice_ignored", now, ("already_received",), evidence, changed=False
@@ -186,6 +177,50 @@ def notify_shipment(
         (reason,),
         evidence,
         ReplyIntent("tracking_ack", ctx),
+    )
+
+
+def _too_late(rma: Rma, now: datetime) -> bool:
+    return rma.state is RmaState.EXPIRED or (rma.state is RmaState.ISSUED and now >= rma.expires_at)
+
+
+def _late_notice(
+    rma: Rma, now: datetime, evidence: dict[str, Any], tracking: str | None
+) -> Transition[Rma]:
+    """Too late: the policy refuses returns after day 14. Expire now if the sweep has not."""
+    new = replace(rma, state=RmaState.EXPIRED, updated_at=now)
+    ctx = _ctx(rma) | {"reason": "rma_expired", "tracking": tracking}
+    return _t(
+        rma, new, "rma.late_notice", now, ("rma_expired",), evidence, ReplyIntent("rma_policy", ctx)
+    )
+
+
+RMA_NOTICE_FIELDS = ("tracking_number", "dropoff_time")
+"""What a shipment notice must carry besides the RMA number (the returns policy)."""
+
+
+def incomplete_notice(rma: Rma, missing: tuple[str, ...], now: datetime) -> Transition[Rma]:
+    """A shipment notice for this RMA without a tracking number: the customer is told
+    what is missing (`missing`: of RMA_NOTICE_FIELDS) and by when the original must be
+    sent. The RMA does not move: nothing has been shipped that we know of. A notice
+    once the RMA has a tracking number (a thank-you, a question) or is back with us
+    changes nothing and gets no reply; one after expiry gets the policy, like any."""
+    asked = tuple(f for f in RMA_NOTICE_FIELDS if f in missing) or ("tracking_number",)
+    evidence: dict[str, Any] = {"missing": list(asked)}
+    if _too_late(rma, now):
+        return _late_notice(rma, now, evidence, None)
+    if rma.state is not RmaState.ISSUED:
+        return _t(rma, rma, "rma.notice_ignored", now, ("tracking_known",), evidence, changed=False)
+    ctx = _ctx(rma) | {"missing": list(asked)}
+    return _t(
+        rma,
+        rma,
+        "rma.notice_incomplete",
+        now,
+        ("tracking_number_missing",),
+        evidence,
+        ReplyIntent("rma_missing_info", ctx),
+        changed=False,
     )
 
 

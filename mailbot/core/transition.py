@@ -27,6 +27,7 @@ TEMPLATES = (
     "tracking_ack",
     "rma_expired",
     "rma_policy",
+    "rma_missing_info",
     "reminder",
 )
 """Every template a transition may ask for (templates/<lang>/<name>.*)."""
@@ -46,6 +47,7 @@ TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
     "tracking_ack": (*_RMA, "tracking", "carrier", "dropoff", "updated"),
     "rma_expired": _RMA,
     "rma_policy": ("rma_number", "reason"),
+    "rma_missing_info": (*_RMA, "missing"),
     "reminder": ("language", "kind", "deadline"),
 }  # fmt: skip
 """Keys every reply's context has, per template (the contract with the templates).
@@ -53,7 +55,8 @@ TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
 `claim_rules.REJECTION_REASONS` or `deadline_passed`; `deadline`/`last_day` are dates,
 `expires_at`/`dropoff` aware datetimes (dropoff may be None), `amount` a Decimal.
 `reminder` has `kind` 'claim' (plus the claim keys, missing_documents, missing_fields)
-or 'rma' (plus the RMA keys). `rma_policy` has `reason` 'rma_expired' or 'rma_unknown'."""
+or 'rma' (plus the RMA keys). `rma_policy` has `reason` 'rma_expired' or 'rma_unknown'.
+`rma_missing_info` has `missing`: codes of `rma.RMA_NOTICE_FIELDS`."""
 
 
 class TransitionError(ValueError):

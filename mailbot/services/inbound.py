@@ -201,22 +201,12 @@ def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> R
     inb.row.rma_id = row.id
     snap = rma_snapshot(row)
     if notice.tracking is None:
-        add_event(
-            session,
-            kind="rma.notice_incomplete",
-            now=inb.now,
-            rma_id=row.id,
-            message_row_id=inb.row.id,
-            from_state=snap.state.value,
-            to_state=snap.state.value,
-            reasons=["tracking_number_missing"],
-            evidence={"missing": list(notice.missing)},
-            rules_version=inb.rules.version,
+        # Asked for, not guessed: the customer is told what the notice lacks.
+        t = rma_sm.incomplete_notice(snap, notice.missing, inb.now)
+    else:
+        t = rma_sm.notify_shipment(
+            snap, notice.tracking.number, notice.tracking.carrier, notice.dropoff, inb.now
         )
-        return "processed", "review:rma_notice_without_tracking"
-    t = rma_sm.notify_shipment(
-        snap, notice.tracking.number, notice.tracking.carrier, notice.dropoff, inb.now
-    )
     _record(session, inb, t, rma_row=row)
     return "processed", f"rma:{t.kind}"
 

@@ -284,17 +284,34 @@ def test_rma_shipment_notifications(op: Operator) -> None:
     [issued] = op.replies_after(0, 1)
     assert number in issued.message["Subject"]
 
+    # A notice without the tracking number: asked for by name, with the last day.
     op.deliver(
         customer_mail(
             sender="ola@example.no",
             to=BOT,
             subject=f"Shipment Notification: RMA# {number}",
+            body="Hei, nå har jeg sendt pakken.\n",
+        )
+    )
+    op.run("once")
+    [ask] = op.replies_after(1, 1)
+    asked = _text(ask)
+    assert "sporingsnummeret" in asked and number in ask.message["Subject"]
+    assert json.loads(op.run("rma", "show", number, "--json").stdout)["state"] == "issued"
+
+    # The answer to that mail (its subject carries the RMA#) completes the notice.
+    op.deliver(
+        customer_mail(
+            sender="ola@example.no",
+            to=BOT,
+            subject=f"SV: {ask.message['Subject']}",
             body="Sporingsnummer: 1Z999AA10123456784\nLevert på posten 21.01.2023 kl. 15:30\n",
+            in_reply_to=ask.message["Message-ID"],
         )
     )
     op.now = "2023-01-21T18:00:00+00:00"
     op.run("once")
-    [ack] = op.replies_after(1, 1)
+    [ack] = op.replies_after(2, 1)
     text = _text(ack)
     assert "1Z999AA10123456784" in text and "UPS" in text and number in ack.message["Subject"]
     rma = op.json("rma", "show", number)
@@ -311,7 +328,7 @@ def test_rma_shipment_notifications(op: Operator) -> None:
         )
     )
     op.run("once")
-    [policy] = op.replies_after(2, 1)
+    [policy] = op.replies_after(3, 1)
     assert "14" in _text(policy)
 
 

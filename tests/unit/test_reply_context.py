@@ -87,3 +87,24 @@ def test_rma_dates_are_local_days() -> None:
     assert ctx["valid_until"] == date(2023, 2, 3)
     text = _render(t, t.snapshot, "en")
     assert "14 days" in text
+
+
+@pytest.mark.parametrize("language", ["nb", "sv", "da", "fi", "en"])
+def test_rma_notice_without_tracking_names_what_is_missing_and_the_last_day(
+    language: str,
+) -> None:
+    now = datetime(2023, 1, 20, 10, tzinfo=UTC)
+    issued = rma_sm.issue(
+        number="1234567",
+        email="o@example.no",
+        product="Sonos One",
+        policy=RULES.returns,
+        now=now,
+        language=language,
+    ).snapshot
+    t = rma_sm.incomplete_notice(issued, ("tracking_number", "dropoff_time"), now)
+    text = _render(t, t.snapshot, language)
+    words = TEMPLATES.words(language)["fields"]
+    assert words["tracking_number"] in text and words["dropoff_time"] in text
+    assert "RMA# 1234567" in text
+    assert "2023" in text  # the last day the original may be sent (3 February)

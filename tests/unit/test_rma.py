@@ -15,6 +15,7 @@ from mailbot.core.rma import (
     close,
     expire_if_overdue,
     flag_billing,
+    incomplete_notice,
     issue,
     mark_received,
     mark_replacement_shipped,
@@ -97,6 +98,28 @@ def test_notice_after_expiry_stays_expired_and_gets_the_policy() -> None:
     late = notify_shipment(t.snapshot, "JJD1", None, None, EXPIRES + timedelta(days=3))
     assert late.to_state == "expired" and late.snapshot.tracking_number is None
     assert late.reply is not None and late.reply.template == "rma_policy"
+
+
+def test_notice_without_tracking_asks_for_what_is_missing_and_moves_nothing() -> None:
+    rma = _rma()
+    t = incomplete_notice(rma, ("tracking_number", "dropoff_time"), ISSUED + timedelta(days=2))
+    assert t.snapshot == rma and not t.changed and t.kind == "rma.notice_incomplete"
+    assert t.reasons == ("tracking_number_missing",)
+    assert t.reply is not None and t.reply.template == "rma_missing_info"
+    assert t.reply.context["missing"] == ["tracking_number", "dropoff_time"]
+    assert t.reply.context["last_day"] == date(2024, 3, 15)  # the 14th day after issue
+    # The RMA number is the caller's business (it found this RMA): never asked for here.
+    only = incomplete_notice(rma, ("rma_number", "tracking_number"), ISSUED)
+    assert only.reply is not None and only.reply.context["missing"] == ["tracking_number"]
+
+
+def test_notice_without_tracking_after_expiry_or_once_tracked() -> None:
+    late = incomplete_notice(_rma(), ("tracking_number",), EXPIRES)
+    assert late.to_state == "expired"
+    assert late.reply is not None and late.reply.template == "rma_policy"
+    notified = notify_shipment(_rma(), "JJD1", None, None, ISSUED).snapshot
+    thanks = incomplete_notice(notified, ("tracking_number",), ISSUED + timedelta(days=1))
+    assert thanks.reply is None and not thanks.changed and thanks.snapshot == notified
 
 
 def test_expiry() -> None:
