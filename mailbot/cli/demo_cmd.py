@@ -237,6 +237,17 @@ def _script(d: _Demo) -> None:
         "nb",
     ).split()[-1]
     d.process()
+    d.say("Ola sends the shipment notification but forgets the tracking number")
+    d.deliver(
+        samples.customer_mail(
+            sender=OLA,
+            to=BOT,
+            subject=f"Shipment Notification: RMA# {rma}",
+            body="Hei,\npakken er sendt i dag.\n",
+        )
+    )
+    d.process()
+    d.show_last_reply(OLA)
     d.say("Ola sends the shipment notification with the tracking number")
     d.now = "2023-01-21T17:00:00+00:00"
     d.deliver(

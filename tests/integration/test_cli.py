@@ -272,3 +272,26 @@ def test_wheel_ships_rules_and_templates(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert str(target) in proc.stdout and "OK" in proc.stdout
+
+
+def test_the_demo_runs_the_whole_conversation() -> None:
+    # The README's first quick-start command, as `scripts/demo.sh` runs it after setup.
+    done = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--log-format", "text", "--log-level", "WARNING", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.rstrip().endswith("demo finished")
+    for seen in (
+        "approved",
+        "shipment_notified",
+        "Sporingsnummer mangler",
+        "no reply, as intended",
+    ):
+        assert seen in out, seen
+    ledger = out[out.index("== Ledger") :]
+    assert "failed              0" in ledger and "quarantined         0" in ledger
