@@ -320,3 +320,19 @@ def test_text_pdf_field_only_in_an_embedded_image_is_read_when_missing() -> None
     # Nothing missing: the image is not read (text PDFs stay fast).
     done = read_document(content, "application/pdf", needs_more=lambda t, d: ())
     assert not any("embedded image" in n for n in done.notes)
+
+
+@needs_tesseract
+def test_a_shop_name_printed_white_on_black_is_read() -> None:
+    # Receipts print the shop's name in an inverted banner. Tesseract reads it only
+    # with its inverted-text pass (tessedit_do_invert, on by default): turning that
+    # off saves ~16% CPU per image and loses such names (measured), so it stays on.
+    image = Image.new("L", (760, 420), 255)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 20, 740, 90), fill=0)
+    draw.text((50, 32), "LYDHUSET BERGEN AS", fill=255, font=font(40))
+    for i, line in enumerate(LINES[1:5]):
+        draw.text((40, 120 + i * 50), line, fill=0, font=font(28))
+    doc = read_document(png(image), "image/png")
+    assert "LYDHUSET BERGEN AS" in doc.text
+    _assert_read(doc)
