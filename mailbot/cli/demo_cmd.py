@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mailbot.cli.app import App, print_table
 from mailbot.devtools import samples
@@ -74,6 +74,12 @@ class _Demo:
 
     def say(self, text: str) -> None:
         self.out.write(f"\n== {text}\n")
+
+    def write(self, sender: str, subject: str, body: str, **extra: Any) -> None:
+        """A customer's mail to the claims mailbox (`samples.customer_mail` options)."""
+        self.deliver(
+            samples.customer_mail(sender=sender, to=BOT, subject=subject, body=body, **extra)
+        )
 
     def deliver(self, raw: bytes) -> None:
         from imapclient import IMAPClient
@@ -158,18 +164,15 @@ def _script(d: _Demo) -> None:
     subject, mid = d.last_reply_to(KARI)
     photo = samples.receipt_photo_without_vat()
     serial = samples.serial_photo()
-    d.deliver(
-        samples.customer_mail(
-            sender=KARI,
-            to=BOT,
-            subject=f"Re: {subject}",
-            body="Hei! Her er kvitteringen.\n\nHilsen Kari",
-            in_reply_to=mid,
-            attachments=[
-                ("kvittering.jpg", "image/jpeg", photo),
-                ("serienr.jpg", "image/jpeg", serial),
-            ],
-        )
+    d.write(
+        KARI,
+        subject=f"Re: {subject}",
+        body="Hei! Her er kvitteringen.\n\nHilsen Kari",
+        in_reply_to=mid,
+        attachments=[
+            ("kvittering.jpg", "image/jpeg", photo),
+            ("serienr.jpg", "image/jpeg", serial),
+        ],
     )
     d.process()
     d.show_last_reply(KARI)
@@ -177,29 +180,23 @@ def _script(d: _Demo) -> None:
     d.say("Kari answers the missing-information mail with a proper PDF receipt")
     subject, mid = d.last_reply_to(KARI)
     pdf = samples.good_receipt_pdf()
-    d.deliver(
-        samples.customer_mail(
-            sender=KARI,
-            to=BOT,
-            subject=f"SV: {subject}",
-            body="Her kommer kvitteringen som PDF.",
-            in_reply_to=mid,
-            attachments=[("kvittering.pdf", "application/pdf", pdf)],
-        )
+    d.write(
+        KARI,
+        subject=f"SV: {subject}",
+        body="Her kommer kvitteringen som PDF.",
+        in_reply_to=mid,
+        attachments=[("kvittering.pdf", "application/pdf", pdf)],
     )
     d.process()
 
     d.say("Kari's out-of-office answers our mail")
     subject, mid = d.last_reply_to(KARI)
-    d.deliver(
-        samples.customer_mail(
-            sender=KARI,
-            to=BOT,
-            subject=f"Fraværende: {subject}",
-            body="Jeg er på ferie.",
-            in_reply_to=mid,
-            headers={"Auto-Submitted": "auto-replied"},
-        )
+    d.write(
+        KARI,
+        subject=f"Fraværende: {subject}",
+        body="Jeg er på ferie.",
+        in_reply_to=mid,
+        headers={"Auto-Submitted": "auto-replied"},
     )
     d.process()
 
@@ -238,35 +235,26 @@ def _script(d: _Demo) -> None:
     ).split()[-1]
     d.process()
     d.say("Ola sends the shipment notification but forgets the tracking number")
-    d.deliver(
-        samples.customer_mail(
-            sender=OLA,
-            to=BOT,
-            subject=f"Shipment Notification: RMA# {rma}",
-            body="Hei,\npakken er sendt i dag.\n",
-        )
+    d.write(
+        OLA,
+        subject=f"Shipment Notification: RMA# {rma}",
+        body="Hei,\npakken er sendt i dag.\n",
     )
     d.process()
     d.show_last_reply(OLA)
     d.say("Ola sends the shipment notification with the tracking number")
     d.now = "2023-01-21T17:00:00+00:00"
-    d.deliver(
-        samples.customer_mail(
-            sender=OLA,
-            to=BOT,
-            subject=f"Shipment Notification: RMA# {rma}",
-            body="Hei,\nSporingsnummer 1Z999AA10123456784, levert på posten i dag kl. 15:30.\n",
-        )
+    d.write(
+        OLA,
+        subject=f"Shipment Notification: RMA# {rma}",
+        body="Hei,\nSporingsnummer 1Z999AA10123456784, levert på posten i dag kl. 15:30.\n",
     )
     d.process()
     d.say("Someone writes about an RMA that does not exist")
-    d.deliver(
-        samples.customer_mail(
-            sender="per@example.no",
-            to=BOT,
-            subject="shipment notification RMA #7654321",
-            body="Tracking: 1Z999AA10123456784",
-        )
+    d.write(
+        "per@example.no",
+        subject="shipment notification RMA #7654321",
+        body="Tracking: 1Z999AA10123456784",
     )
     d.process()
 
