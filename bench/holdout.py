@@ -14,7 +14,7 @@ number beside phone, card, bank-account, giro and EAN numbers, models printed
 with colours, brands and catalogue aliases; rendered as thermal and A4 photos
 (turned a little, blurred, grainy, JPEG-compressed) and as text PDFs.
 
-Everything is random but for `--seed`, so a run can be repeated.
+Everything is random but for `--seed`: the same seed writes the same files.
 """
 
 from __future__ import annotations
@@ -474,8 +474,20 @@ def degrade(page: Image.Image, rng: random.Random, hard: bool = False) -> Image.
     canvas.paste(shaded, (40, 40))
     turned = canvas.rotate(rng.uniform(-2.5, 2.5), resample=Image.Resampling.BICUBIC, fillcolor=120)
     blurred = turned.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.6 if hard else 1.2)))
-    noise = Image.effect_noise(blurred.size, rng.uniform(8, 22))
-    return Image.blend(blurred, noise, 0.08)
+    return Image.blend(blurred, grain(blurred.size, rng.uniform(8, 22), rng), 0.08)
+
+
+def grain(size: tuple[int, int], sigma: float, rng: random.Random) -> Image.Image:
+    """Gaussian noise around mid-grey from `rng` (Pillow's effect_noise cannot be
+    seeded), drawn as one 128 px tile repeated over the page."""
+    side = 128
+    values = bytes(max(0, min(255, round(rng.gauss(128, sigma)))) for _ in range(side * side))
+    tile = Image.frombytes("L", (side, side), values)
+    out = Image.new("L", size)
+    for x in range(0, size[0], side):
+        for y in range(0, size[1], side):
+            out.paste(tile, (x, y))
+    return out
 
 
 def write(out: Path, stem: str, rng: random.Random, hard: bool = False) -> None:
