@@ -207,10 +207,8 @@ def date_candidates(
                 score += 0.1
             elif clock:
                 score -= 0.2  # "20:81": the line was misread, its date digits may be too
-            if not near_deadline and any(p.search(context) for p in rules.strong_purchase):
-                score += 0.3
-            elif not near_deadline and any(p.search(context) for p in rules.purchase):
-                score += 0.2
+            label = None if near_deadline else _purchase_label(context, rules)
+            score += {"strong": 0.3, "purchase": 0.2, None: 0.0}[label]
             # A deadline word on the line above or below, in OCR that may have split
             # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
             # less sure.
@@ -228,6 +226,42 @@ def date_candidates(
         # its own, not even one OCR broke ("Ordredato: 9.12023").
         prev_context = "" if raw or _BROKEN_DATE.search(line.text) else line.text
     return out
+
+
+_GENERIC = frozenset({"dato", "datum", "date", "päivä", "paiva", "pvm"})
+# A capital letter split off its word, as PDF text layers space kerned letters
+# ("F actuurdatum"): joined again before labels are read.
+_SPLIT_CAPITAL = re.compile(r"\b([A-Z]) (?=[a-zà-ÿ]{3,})")
+
+
+def _purchase_label(context: str, rules: ReceiptRules) -> str | None:
+    """ "strong" or "purchase" when `context` names the purchase date, else None.
+
+    A plain date word ("Dato", "Datum") counts alone or in a compound another
+    purchase pattern names ("Kvitteringsdato", "Fakturadatum"); in any other
+    compound it is some other date, often a deadline OCR misread ("Fortellodatum"
+    for Förfallodatum), and counts for nothing."""
+    context = _SPLIT_CAPITAL.sub(r"\1", context)
+    for kind, patterns in (("strong", rules.strong_purchase), ("purchase", rules.purchase)):
+        for pattern in patterns:
+            for m in pattern.finditer(context):
+                if m.group(0).casefold() not in _GENERIC:
+                    return kind
+                start = m.start() - len(_WORD_TAIL.search(context[: m.start()]).group(0))  # type: ignore[union-attr]
+                end = m.end() + len(_WORD_HEAD.match(context, m.end()).group(0))  # type: ignore[union-attr]
+                word = context[start:end]
+                if word.casefold() == m.group(0).casefold() or _named_compound(word, rules):
+                    return kind
+    return None
+
+
+def _named_compound(word: str, rules: ReceiptRules) -> bool:
+    """Whether a purchase pattern other than a plain date word matches in `word`."""
+    return any(
+        m.group(0).casefold() not in _GENERIC
+        for p in (*rules.strong_purchase, *rules.purchase)
+        for m in p.finditer(word)
+    )
 
 
 NEAR_DEADLINE_RATIO = 85

@@ -82,6 +82,17 @@ def test_a_deadline_word_with_an_ocr_slip_is_no_purchase_label() -> None:
     assert date("Butik\nFortaldsdato 22.01.2023\nI alt 100,00") is None
 
 
+def test_a_date_word_counts_alone_or_in_a_compound_the_rules_name() -> None:
+    # "Fortellodatum" (Förfallodatum misread twice over) is no purchase label...
+    text = "Butik AB\nFortellodatum: 2022-12-08\n14:43 24 november 2022\nTotalt 100,00"
+    assert date(text) == "2022-11-24"
+    # ...while the compounds the rules name are, and a capital a PDF text layer
+    # split off its word ("F actuurdatum") is joined again.
+    for label in ("Kvitteringsdato", "Fakturadatum", "F actuurdatum", "Datum"):
+        text = f"Butik\n{label}: 19.04.2014\nBetalt 21.04.2014\nTotaal 10,00"
+        assert date(text) == "2014-04-19", label
+
+
 def test_a_line_with_a_broken_date_is_not_the_label_of_the_next() -> None:
     # "Forfaldsdato: 9.12023" holds a date OCR broke; the date below is not that one.
     text = "Butik\nForfaldsdato: 9.12023\n14:46 13/01/2023\nI alt 100,00"
