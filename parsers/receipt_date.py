@@ -16,7 +16,6 @@ per call; the forms on receipts are few and listed here.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from rapidfuzz import fuzz
 
 from mailbot.core.receipt import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules
-from parsers.receipt_text import TextLine, fold
+from parsers.receipt_date_labels import column_labels, like_a_deadline, purchase_label
+from parsers.receipt_text import TextLine
 
 __all__ = ["date_candidates", "find_purchase_date"]
 
@@ -183,7 +183,7 @@ def date_candidates(
     debris = sum(_noisy(ln.text, 2) for ln in lines) > 0.6 * max(len(lines), 1)
     for line in lines:
         raw = _raw_dates(line.text, rules, ref, year_first)
-        columns = _column_labels(prev_context, rules) if len(raw) >= 2 else []
+        columns = column_labels(prev_context, rules) if len(raw) >= 2 else []
         if len(columns) != len(raw):
             columns = []
         last_end = 0
@@ -200,14 +200,14 @@ def date_candidates(
             reason = _rejected(context, value, rules, now)
             # "Fortaldsdato": a deadline word one OCR slip away from the list is
             # no purchase label, and the date under it is less sure.
-            near_deadline = reason is None and _like_a_deadline(context, rules)
+            near_deadline = reason is None and like_a_deadline(context, rules)
             score = 0.45 if near_deadline else 0.6
             clock = _TIME.search(after) or _TIME.search(before[-8:])
             if clock and _real_time(clock.group(0)):
                 score += 0.1
             elif clock:
                 score -= 0.2  # "20:81": the line was misread, its date digits may be too
-            label = None if near_deadline else _purchase_label(context, rules)
+            label = None if near_deadline else purchase_label(context, rules)
             score += {"strong": 0.3, "purchase": 0.2, None: 0.0}[label]
             # A deadline word on the line above or below, in OCR that may have split
             # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
@@ -225,105 +225,6 @@ def date_candidates(
         # A line is the label of the date below it only when it holds no date of
         # its own, not even one OCR broke ("Ordredato: 9.12023").
         prev_context = "" if raw or _BROKEN_DATE.search(line.text) else line.text
-    return out
-
-
-_GENERIC = frozenset({"dato", "datum", "date", "päivä", "paiva", "pvm"})
-# A capital letter split off its word, as PDF text layers space kerned letters
-# ("F actuurdatum"): joined again before labels are read.
-_SPLIT_CAPITAL = re.compile(r"\b([A-Z]) (?=[a-zà-ÿ]{3,})")
-
-
-def _purchase_label(context: str, rules: ReceiptRules) -> str | None:
-    """ "strong" or "purchase" when `context` names the purchase date, else None.
-
-    A plain date word ("Dato", "Datum") counts alone or in a compound another
-    purchase pattern names ("Kvitteringsdato", "Fakturadatum"); in any other
-    compound it is some other date, often a deadline OCR misread ("Fortellodatum"
-    for Förfallodatum), and counts for nothing."""
-    context = _SPLIT_CAPITAL.sub(r"\1", context)
-    for kind, patterns in (("strong", rules.strong_purchase), ("purchase", rules.purchase)):
-        for pattern in patterns:
-            for m in pattern.finditer(context):
-                if m.group(0).casefold() not in _GENERIC:
-                    return kind
-                start = m.start() - len(_WORD_TAIL.search(context[: m.start()]).group(0))  # type: ignore[union-attr]
-                end = m.end() + len(_WORD_HEAD.match(context, m.end()).group(0))  # type: ignore[union-attr]
-                word = context[start:end]
-                if word.casefold() == m.group(0).casefold() or _named_compound(word, rules):
-                    return kind
-    return None
-
-
-def _named_compound(word: str, rules: ReceiptRules) -> bool:
-    """Whether a purchase pattern other than a plain date word matches in `word`."""
-    return any(
-        m.group(0).casefold() not in _GENERIC
-        for p in (*rules.strong_purchase, *rules.purchase)
-        for m in p.finditer(word)
-    )
-
-
-NEAR_DEADLINE_RATIO = 85
-"""rapidfuzz partial ratio from which a word is a deadline word as OCR read it: one
-slip in a word of seven letters or more ("fortalds" for "forfald"), none in shorter ones."""
-
-
-@functools.cache
-def _deadline_words(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The plain words (five letters or more) among the `not_purchase` patterns'
-    alternatives, folded: what a misread deadline label is compared with."""
-    words = {
-        fold(alternative)
-        for pattern in patterns
-        for alternative in pattern.split("|")
-        if re.fullmatch(r"[^\W\d_]{5,}", alternative)
-    }
-    return tuple(sorted(words))
-
-
-def _like_a_deadline(context: str, rules: ReceiptRules) -> bool:
-    """Whether a word of `context` is a deadline word with an OCR slip."""
-    stems = _deadline_words(tuple(p.pattern for p in rules.not_purchase))
-    for word in re.findall(r"[^\W\d_]{5,}", fold(context)):
-        for stem in stems:
-            if len(word) + 1 >= len(stem) and fuzz.partial_ratio(word, stem) >= NEAR_DEADLINE_RATIO:
-                return True
-    return False
-
-
-_WORD_TAIL = re.compile(r"\w*$")
-_WORD_HEAD = re.compile(r"\w*")
-_DATE_WORD = re.compile(r"dat|date|päivä|paiva|pvm|tarikh", re.IGNORECASE)
-
-
-def _column_labels(header: str, rules: ReceiptRules) -> list[str]:
-    """The date labels of a table header line, left to right: "purchase",
-    "strong" or "not" (a deadline). A label is a whole word; a word matching
-    several kinds ("Forfallsdato": deadline and "dato") takes the deadline."""
-    words: dict[tuple[int, int], str] = {}
-    priority = {"not": 0, "strong": 1, "purchase": 2}
-    for kind, patterns in (
-        ("not", rules.not_purchase),
-        ("strong", rules.strong_purchase),
-        ("purchase", rules.purchase),
-    ):
-        for p in patterns:
-            for m in p.finditer(header):
-                if m.end() == m.start() or not (kind == "not" or _DATE_WORD.search(m.group(0))):
-                    continue
-                # Widen to whole words: "dato" inside "Forfallsdato" is that word.
-                ws = m.start() - len(_WORD_TAIL.search(header[: m.start()]).group(0))  # type: ignore[union-attr]
-                we = m.end() + len(_WORD_HEAD.match(header, m.end()).group(0))  # type: ignore[union-attr]
-                key = (ws, we)
-                if key not in words or priority[kind] < priority[words[key]]:
-                    words[key] = kind
-    out: list[str] = []
-    last_end = -1
-    for (ws, we), kind in sorted(words.items()):
-        if ws >= last_end:
-            out.append(kind)
-            last_end = we
     return out
 
 
