@@ -1,8 +1,8 @@
-"""OCR engines behind one small interface, and the image preparation they share.
+"""OCR engines behind one small interface.
 
 `parsers.text` decides *when* to OCR (which pass, which engine, how much time is
-left); this module knows *how*: turning an upload into the grayscale image the
-engines read best, and running one engine over it. Engines sit in one explicit
+left) and `parsers.imageprep` turns an upload into the grayscale image the engines
+read best; this module runs one engine over it. Engines sit in one explicit
 registry (`ENGINES`), each with `is_available()` and `to_text()` (the
 invoice2data pattern), so an optional engine is a row here and an extra in
 pyproject, never an import error:
@@ -17,7 +17,6 @@ pyproject, never an import error:
 from __future__ import annotations
 
 import functools
-import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from importlib import metadata
 from typing import Any, Protocol
 
 import pytesseract
-from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from mailbot.core.errors import ExtractionError
 from parsers.receipt_text import word_key
@@ -36,14 +35,6 @@ from parsers.receipt_text import word_key
 # and the CPU is shared). pytesseract passes our environment to its child, so
 # setting it here covers every call; an operator's explicit value wins.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
-TARGET_LONG_SIDE = 2000
-"""Measured: phone photos at ~2000 px on the long side read 2.8x faster than
-full size and slightly more accurately; small scans need upscaling to get there."""
-MAX_UPSCALE = 3.0
-"""Beyond this an upscaled thumbnail only adds noise for tesseract to chew on."""
-MAX_PIXELS = 60_000_000
-"""Decompression-bomb guard before anything is decoded."""
 
 
 @dataclass(frozen=True)
@@ -95,133 +86,6 @@ class Engine(Protocol):
         self, image: Image.Image, *, languages: str, psm: int, timeout_s: float, page: int = 0
     ) -> OcrResult:
         """Read the prepared grayscale image; raise OcrTimeout past `timeout_s`."""
-
-
-def open_image(content: bytes) -> Image.Image:
-    """Decode an upload, apply its EXIF orientation (phones store photos sideways)."""
-    try:
-        image = Image.open(io.BytesIO(content))
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ExtractionError(f"image too large to read: {width}x{height}")
-        image.load()
-        return ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ExtractionError(f"unreadable image: {exc}") from exc
-
-
-def prepare(image: Image.Image) -> Image.Image:
-    """Grayscale, long side scaled towards 2000 px. No binarization: a fixed
-    threshold measurably lowered date recall (22/40 against 34/40); tesseract's
-    own Otsu does better on uneven phone lighting."""
-    gray = image.convert("L") if image.mode != "L" else image
-    long_side = max(gray.size)
-    if long_side == 0:
-        raise ExtractionError("empty image")
-    factor = min(TARGET_LONG_SIDE / long_side, MAX_UPSCALE)
-    if abs(factor - 1.0) > 0.05:
-        size = (max(1, round(gray.width * factor)), max(1, round(gray.height * factor)))
-        resample = Image.Resampling.LANCZOS if factor < 1 else Image.Resampling.BICUBIC
-        gray = gray.resize(size, resample)
-    return gray
-
-
-INK_THRESHOLD = 25
-"""Grey levels darker than the local background for a pixel to count as ink (crop)."""
-MIN_INK_RANGE = 20
-"""Least darkness (grey levels under the local background) stretched to black."""
-INK_MARGIN = 20
-"""Pixels of the 800 px thumbnail kept around the ink when cropping."""
-
-
-def flat_field(image: Image.Image) -> Image.Image:
-    """The image cleaned for a second tesseract pass: A4 photos and scans of small
-    print on a noisy gradient background (shadows, paper texture) that psm 6 reads
-    as debris. Crop to where the ink is, scale the crop to ~2000 px, subtract a
-    median-filtered copy from a heavily blurred one (the blur estimates the
-    uneven background, the median drops speckle), invert and stretch the contrast:
-    dark text on an even white page. Pillow only. Takes the `prepare`d image
-    (the prototype cropped the full-size original; from the prepared image the
-    nordic corpus still reads 1.00 on retailer, date and VAT)."""
-    gray = image.convert("L") if image.mode != "L" else image
-    cropped = gray.crop(_ink_box(gray))
-    long_side = max(cropped.size)
-    if long_side == 0:
-        raise ExtractionError("empty image")
-    factor = min(TARGET_LONG_SIDE / long_side, MAX_UPSCALE)
-    if abs(factor - 1.0) > 0.05:
-        size = (max(1, round(cropped.width * factor)), max(1, round(cropped.height * factor)))
-        cropped = cropped.resize(size, Image.Resampling.LANCZOS)
-    background = cropped.filter(ImageFilter.GaussianBlur(20))
-    ink = ImageChops.subtract(background, cropped.filter(ImageFilter.MedianFilter(3)))
-    # Stretch so the darkest 1% of ink turns black (ImageOps.invert + autocontrast
-    # with cutoff=1 does the same) but never by more than 255/MIN_INK_RANGE: on a
-    # page with hardly any ink the darkest 1% is paper grain, and autocontrast
-    # stretched it 25-60x into a field of black speckle (rendered test pages).
-    # Measured: two hard corpus photos reach 26 and 35 (unchanged by the cap),
-    # clean pages 115-139. Grainier rendered pages still keep tesseract busy past
-    # 15 s here; the caller's time budget bounds that.
-    top = max(_level_above(ink, 0.01), MIN_INK_RANGE)
-    return ink.point(lambda v: 255 - min(255, v * 255 // top))
-
-
-def _level_above(image: Image.Image, share: float) -> int:
-    """The grey level that `share` of the pixels reach or exceed."""
-    histogram = image.histogram()
-    wanted, running = share * sum(histogram), 0
-    for level in range(255, -1, -1):
-        running += histogram[level]
-        if running >= wanted:
-            return level
-    return 0
-
-
-def _ink_box(gray: Image.Image) -> tuple[int, int, int, int]:
-    """The box (in `gray`'s pixels) holding the ink: pixels clearly darker than
-    their blurred surroundings, from the 0.5th to the 99.5th percentile along each
-    axis (so stray specks do not widen it), plus a margin. The whole image when
-    there is too little ink to tell."""
-    small = gray.copy()
-    small.thumbnail((800, 800))
-    darker = ImageChops.subtract(
-        small.filter(ImageFilter.GaussianBlur(25)), small.filter(ImageFilter.MedianFilter(5))
-    )
-    mask = darker.point(lambda v: 255 if v > INK_THRESHOLD else 0).convert("F")
-    # Column and row means of the 0/255 mask: how much ink each column/row holds.
-    across = mask.resize((small.width, 1), Image.Resampling.BOX)
-    down = mask.resize((1, small.height), Image.Resampling.BOX)
-    columns = [_float(across.getpixel((x, 0))) for x in range(small.width)]
-    rows = [_float(down.getpixel((0, y))) for y in range(small.height)]
-    if sum(columns) * small.height / 255 < 50:  # fewer than ~50 ink pixels
-        return (0, 0, gray.width, gray.height)
-    x0, x1 = _percentiles(columns)
-    y0, y1 = _percentiles(rows)
-    sx, sy = gray.width / small.width, gray.height / small.height
-    return (
-        max(0, int((x0 - INK_MARGIN) * sx)),
-        max(0, int((y0 - INK_MARGIN) * sy)),
-        min(gray.width, int((x1 + INK_MARGIN) * sx)),
-        min(gray.height, int((y1 + INK_MARGIN) * sy)),
-    )
-
-
-def _float(pixel: Any) -> float:
-    return float(pixel)
-
-
-def _percentiles(profile: list[float]) -> tuple[int, int]:
-    """Positions of the 0.5th and 99.5th percentile of the mass in `profile`."""
-    total = sum(profile)
-    low = high = None
-    running = 0.0
-    for i, value in enumerate(profile):
-        running += value
-        if low is None and running >= 0.005 * total:
-            low = i
-        if high is None and running >= 0.995 * total:
-            high = i
-            break
-    return (low or 0, high if high is not None else len(profile) - 1)
 
 
 def _for_tesseract(image: Image.Image) -> Image.Image:

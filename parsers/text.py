@@ -10,7 +10,7 @@ when the previous one fell short:
 2. orientation detection (`--psm 0`) only when pass 1 found (almost) nothing;
 3. when `needs_more(text, doubts)` names required fields still missing: the first
    optional engine installed (RapidOCR) if the budget allows it, else
-   tesseract `--psm 6` again over a flat-fielded copy (`parsers.ocr.flat_field`:
+   tesseract `--psm 6` again over a flat-fielded copy (`parsers.imageprep.flat_field`:
    cropped to the ink, uneven light and paper grain subtracted), which read
    shaded A4 photos and scans that `--psm 11` also lost (measured).
 
@@ -36,6 +36,7 @@ from PIL import Image
 
 from mailbot.core.errors import ExtractionError
 from parsers.attachments import sniff_type
+from parsers.imageprep import flat_field, open_image, prepare
 from parsers.ocr import (
     ENGINES,
     TESSERACT,
@@ -45,12 +46,9 @@ from parsers.ocr import (
     OcrTimeout,
     Word,
     alnum_count,
-    flat_field,
     found_little,
     good_words,
     line_doubts,
-    open_image,
-    prepare,
 )
 
 __all__ = ["DocumentText", "Line", "Word", "is_available", "read_document", "read_many"]

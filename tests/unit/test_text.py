@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from mailbot.core.errors import ExtractionError
-from parsers.ocr import ENGINES, TESSERACT, flat_field, open_image, prepare
+from parsers.imageprep import flat_field, open_image, prepare
+from parsers.ocr import ENGINES, TESSERACT
 from parsers.text import DocumentText, is_available, read_document, read_many
 from tests.golden.make_fixtures import (
     font,
