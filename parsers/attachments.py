@@ -1,10 +1,11 @@
 """The files a mail carries, found in its MIME tree and each judged (`parsers.filecheck`).
 
 Forwarded mails (message/rfc822, also base64-encoded ones the parser left shut)
-are opened for their files, inline logos and signature art are ignored (small,
-or not referenced by the HTML), calendar and vCard parts are kept as metadata;
-every file found goes to `judge_file`: accept (JPEG, PNG, PDF), ignore, or refuse
-with a reason. Pure: nothing here writes files.
+are opened for their files; S/MIME and PGP signatures, vCards and calendar parts
+are kept as ignored metadata; every other file goes to `judge_file` with whether
+it is inline and referenced by the HTML (cid:), so logos and signature art are
+ignored there: accept (JPEG, PNG, PDF), ignore, or refuse with a reason. Pure:
+nothing here writes files.
 """
 
 from __future__ import annotations
