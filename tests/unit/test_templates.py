@@ -291,7 +291,8 @@ def test_every_code_the_core_and_parsers_produce_has_words(lang: str) -> None:
 
     words = T.words(lang)
     assert set(REJECTION_REASONS) | {"deadline_passed"} <= set(words["reasons"])
-    source = (resources.templates_dir().parent / "parsers" / "attachments.py").read_text("utf-8")
+    parsers = resources.templates_dir().parent / "parsers"
+    source = "".join((parsers / f).read_text("utf-8") for f in ("attachments.py", "filecheck.py"))
     refusals = set(re.findall(r'(?:refusal_code=|refuse\(\s*)"([a-z_]+)"', source))
     assert {"archive", "too_large"} <= refusals  # the scan itself works
     assert refusals <= set(words["refusals"])
