@@ -210,7 +210,8 @@ def incomplete_notice(rma: Rma, missing: tuple[str, ...], now: datetime) -> Tran
     if _too_late(rma, now):
         return _late_notice(rma, now, evidence, None)
     if rma.state is not RmaState.ISSUED:
-        return _t(rma, rma, "rma.notice_ignored", now, ("tracking_known",), evidence, changed=False)
+        why = "tracking_known" if rma.state is RmaState.SHIPMENT_NOTIFIED else "already_received"
+        return _t(rma, rma, "rma.notice_ignored", now, (why,), evidence, changed=False)
     ctx = _ctx(rma) | {"missing": list(asked)}
     return _t(
         rma,

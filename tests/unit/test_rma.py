@@ -120,6 +120,10 @@ def test_notice_without_tracking_after_expiry_or_once_tracked() -> None:
     notified = notify_shipment(_rma(), "JJD1", None, None, ISSUED).snapshot
     thanks = incomplete_notice(notified, ("tracking_number",), ISSUED + timedelta(days=1))
     assert thanks.reply is None and not thanks.changed and thanks.snapshot == notified
+    assert thanks.reasons == ("tracking_known",)
+    back = mark_received(notified, ISSUED + timedelta(days=3)).snapshot
+    after = incomplete_notice(back, ("tracking_number",), ISSUED + timedelta(days=4))
+    assert after.reply is None and after.reasons == ("already_received",)
 
 
 def test_expiry() -> None:
