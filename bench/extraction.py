@@ -434,13 +434,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         paths.extend(str(p) for p in (docs[: args.limit] if args.limit else docs))
     throughput: dict[int, float] = {}
+    errata = load_errata(args.corpus)
     for workers in (int(w) for w in args.workers.split(",")):
         engines = tuple(e for e in args.fallback.split(",") if e)
         rows, wall = run(paths, workers, mode, args.languages, engines)
         throughput[workers] = len(paths) / wall
         print(f"\n=== {workers} worker(s): {len(paths)} documents in {wall:.1f} s", end="")
         print(f", mode {mode}, languages {args.languages}, fallback {args.fallback or '-'}")
-        report(rows, mode, load_errata(args.corpus))
+        report(rows, mode, errata)
         if args.json:
             args.json.with_suffix(f".w{workers}.json").write_text(json.dumps(rows, indent=1))
     print(
