@@ -214,7 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep_cmd:cmd_sweep",
         "run the deadline sweeps once: void overdue claims, expire RMAs, send reminders",
     )
-    p.add_argument("--as-of", metavar="ISO-DATETIME", help="pretend it is this time (UTC)")
+    p.add_argument(
+        "--as-of",
+        metavar="ISO-DATETIME",
+        help="sweep as of this time (UTC); a future time only with --dry-run",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change and which mails would go; write nothing",
+    )
     _json(p)
     p = _cmd(
         sub,

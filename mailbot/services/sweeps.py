@@ -6,11 +6,17 @@ own transaction (one failing item never blocks the others). Idempotent: a second
 run at the same `now` finds nothing, because every recorded transition changes
 the snapshot so its condition no longer holds; after downtime each overdue item
 gets exactly one transition.
+
+A dry run goes through the very same code, replies rendered and rows flushed, and
+rolls each transaction back instead of committing it: what it reports is what a
+real run at the same `now` does, and it writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,12 +38,45 @@ CLAIM_STATES = ("incomplete",)
 RMA_STATES = ("issued", "shipment_notified", "expired")
 
 
+@dataclass(frozen=True)
+class SweepChange:
+    """One transition a sweep recorded (or, in a dry run, would record)."""
+
+    table: str
+    """"claim" or "rma"."""
+    ref: str
+    """The claim's code or the RMA's number."""
+    kind: str
+    from_state: str | None
+    to_state: str
+    reply: str | None
+    """Template of the mail queued for it; None when no mail goes."""
+    to: str | None
+    """Recipient of that mail."""
+    suppressed: str | None = None
+    """Why a mail the transition asked for is not sent (e.g. address_undeliverable)."""
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "table": self.table,
+            "ref": self.ref,
+            "kind": self.kind,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "reply": self.reply,
+            "to": self.to,
+            "suppressed": self.suppressed,
+        }
+
+
 @dataclass
 class SweepStats:
     claims: int = 0
     rmas: int = 0
     errors: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    changes: list[SweepChange] = field(default_factory=list)
+    dry_run: bool = False
 
 
 def policy_from(settings: Settings) -> SweepPolicy:
@@ -57,52 +96,87 @@ def _sweep_row(
     rules: RuleSet,
     now: datetime,
     policy: SweepPolicy,
-) -> str | None:
-    """Sweep one locked row; record its transition; return the transition's kind."""
+) -> SweepChange | None:
+    """Sweep one locked row; record its transition; say what it changed."""
     t: Transition[Any] | None
     if isinstance(row, m.Claim):
         t = sweep_claim(claim_snapshot(row), now, policy)
         where: dict[str, Any] = {"claim_row": row, "campaign_id": row.campaign_id}
+        table, ref = "claim", row.code
     else:
         t = sweep_rma(rma_snapshot(row), now, policy)
         where = {"rma_row": row}
+        table, ref = "rma", row.number
     if t is None:
         return None
-    record(s, t, settings=settings, rules_version=rules.version, **where)
-    return t.kind
+    event, outbox = record(s, t, settings=settings, rules_version=rules.version, **where)
+    suppressed = (event.evidence or {}).get("reply_suppressed") or {}
+    return SweepChange(
+        table=table,
+        ref=ref,
+        kind=t.kind,
+        from_state=t.from_state,
+        to_state=t.to_state,
+        reply=outbox.template if outbox is not None else None,
+        to=outbox.to_addr if outbox is not None else None,
+        suppressed=suppressed.get("reason"),
+    )
+
+
+@contextmanager
+def _unit(factory: sessionmaker[Session], dry_run: bool) -> Iterator[Session]:
+    """`transaction`, or for a dry run the same work flushed (so the database still
+    checks every row) and then rolled back."""
+    if not dry_run:
+        with transaction(factory) as s:
+            yield s
+        return
+    session = factory()
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.rollback()
+        session.close()
 
 
 def run_sweeps(
-    factory: sessionmaker[Session], settings: Settings, rules: RuleSet, now: datetime
+    factory: sessionmaker[Session],
+    settings: Settings,
+    rules: RuleSet,
+    now: datetime,
+    *,
+    dry_run: bool = False,
 ) -> SweepStats:
+    """Record every transition due at `now`; with `dry_run`, only report them."""
     policy = policy_from(settings)
-    stats = SweepStats()
+    stats = SweepStats(dry_run=dry_run)
     with transaction(factory) as s:
+        claim_ids = select(m.Claim.id).where(m.Claim.state.in_(CLAIM_STATES))
+        rma_ids = select(m.Rma.id).where(m.Rma.state.in_(RMA_STATES))
         items: list[tuple[type[m.Claim] | type[m.Rma], int]] = [
-            *(
-                (m.Claim, i)
-                for i in s.scalars(select(m.Claim.id).where(m.Claim.state.in_(CLAIM_STATES)))
-            ),
-            *((m.Rma, i) for i in s.scalars(select(m.Rma.id).where(m.Rma.state.in_(RMA_STATES)))),
+            *((m.Claim, i) for i in s.scalars(claim_ids.order_by(m.Claim.id))),
+            *((m.Rma, i) for i in s.scalars(rma_ids.order_by(m.Rma.id))),
         ]
     for model, row_id in items:
         try:
-            with transaction(factory) as s:
+            with _unit(factory, dry_run) as s:
                 row: m.Claim | m.Rma | None = (
                     s.get(m.Claim, row_id, with_for_update=True)
                     if model is m.Claim
                     else s.get(m.Rma, row_id, with_for_update=True)
                 )
-                kind = None if row is None else _sweep_row(s, row, settings, rules, now, policy)
+                change = None if row is None else _sweep_row(s, row, settings, rules, now, policy)
         except Exception:
             stats.errors += 1
             log.exception("sweep failed", extra={"table": model.__tablename__, "id": row_id})
             continue
-        if kind is None:
+        if change is None:
             continue
         if model is m.Claim:
             stats.claims += 1
         else:
             stats.rmas += 1
-        stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
+        stats.kinds[change.kind] = stats.kinds.get(change.kind, 0) + 1
+        stats.changes.append(change)
     return stats

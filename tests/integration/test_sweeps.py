@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import resources
+from mailbot.cli.main import main
 from mailbot.config import Settings, load_settings
 from mailbot.core import claims as claim_sm
 from mailbot.core.claim_state import DocumentEvidence
@@ -30,18 +36,15 @@ def _settings(tmp: Path, url: str) -> Settings:
     return dataclasses.replace(base, database=dataclasses.replace(base.database, url=url))
 
 
-def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None:
-    settings = _settings(tmp_path, db_url)
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+def _seed(
+    factory: sessionmaker[Session], settings: Settings, email: str = "k@example.no"
+) -> datetime:
+    """An incomplete claim (deadline 14 days out) and an issued RMA; the claim's deadline."""
     campaign = RULES.campaign("cashback-2022")
     with db.transaction(factory) as s:
         row = register_claim(
             s,
-            Registration(
-                "cashback-2022", "k@example.no", "Kari", "WH-1000XM5", purchase_date="2022-12-12"
-            ),
+            Registration("cashback-2022", email, "Kari", "WH-1000XM5", purchase_date="2022-12-12"),
             rules=RULES,
             settings=settings,
             now=T0,
@@ -69,6 +72,15 @@ def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None
             settings=settings,
             now=T0,
         )
+    return deadline
+
+
+def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None:
+    settings = _settings(tmp_path, db_url)
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    deadline = _seed(factory, settings)
 
     def events() -> int:
         with db.transaction(factory) as s:
@@ -102,4 +114,84 @@ def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None
             or 0
         )
         assert queued == with_reply
+    engine.dispose()
+
+
+def _everything(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary-key order."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with db.transaction(factory) as s:
+        for table in m.Base.metadata.sorted_tables:
+            query = select(table).order_by(*table.primary_key.columns)
+            out[table.name] = [tuple(r) for r in s.execute(query)]
+    return out
+
+
+def _sweep_cli(tmp: Path, url: str, *argv: str) -> tuple[int, str, str]:
+    cfg = tmp / "m.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n[paths]\ndata_dir = "{tmp / "data"}"\n')
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--config", str(cfg), "--log-level", "ERROR", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(tmp_path: Path, db_url: str) -> None:
+    settings = _settings(tmp_path, db_url)
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    deadline = _seed(factory, settings)
+    # a second claim whose mails must not go out (a no-reply address): reported as such
+    _seed(factory, settings, email="no-reply@example.no")
+    remind_at = (deadline - timedelta(days=2)).isoformat()
+    late = "2023-06-01T09:00"
+    now = ("--now", "2023-01-21T09:00")
+    before = _everything(factory)
+
+    # a future --as-of is refused without --dry-run, and changes nothing
+    code, out, err = _sweep_cli(tmp_path, db_url, *now, "sweep", "--as-of", late)
+    assert code == 2 and out == ""
+    assert "in the future" in err and "--dry-run" in err and "2023-06-01T09:00" in err
+    assert _everything(factory) == before
+
+    for as_of in (remind_at, late):
+        code, out, _ = _sweep_cli(
+            tmp_path, db_url, *now, "sweep", "--dry-run", "--as-of", as_of, "--json"
+        )
+        assert code == 0, out
+        preview = json.loads(out)
+        assert preview["dry_run"] is True and preview["changes"]
+        # nothing written: no state, event or outbox row differs, and a second preview agrees
+        assert _everything(factory) == before
+        again = _sweep_cli(tmp_path, db_url, *now, "sweep", "--dry-run", "--as-of", as_of, "--json")
+        assert json.loads(again[1])["changes"] == preview["changes"]
+        code, text, _ = _sweep_cli(tmp_path, db_url, *now, "sweep", "--dry-run", "--as-of", as_of)
+        assert text.startswith("dry run, nothing written") and _everything(factory) == before
+
+        # the real run at that moment (it is now) does exactly what the preview said
+        code, out, _ = _sweep_cli(tmp_path, db_url, "--now", as_of, "sweep", "--json")
+        assert code == 0, out
+        real = json.loads(out)
+        assert real["dry_run"] is False and real["changes"] == preview["changes"]
+        assert [real[k] for k in ("claims", "rmas", "mails")] == [
+            preview[k] for k in ("claims", "rmas", "mails")
+        ]
+        after = _everything(factory)
+        with db.transaction(factory) as s:
+            known = {row[0] for row in before["outbox"]}
+            new_mails = [
+                (o.template, o.to_addr) for o in s.scalars(select(m.Outbox)) if o.id not in known
+            ]
+        said = [(c["reply"], c["to"]) for c in preview["changes"] if c["reply"]]
+        assert sorted(new_mails) == sorted(said) and len(said) == preview["mails"] == 3
+        assert len(after["events"]) == len(before["events"]) + len(preview["changes"])
+        before = after
+
+    assert sorted((c["table"], c["kind"], c["suppressed"] or "") for c in real["changes"]) == [
+        ("claim", "claim.void", ""),
+        ("claim", "claim.void", "machine_address"),
+        ("rma", "rma.expired", ""),
+        ("rma", "rma.expired", ""),
+    ]
     engine.dispose()
