@@ -7,6 +7,7 @@ processes what is pending, delivers the outbox and runs the sweeps, then exits.
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 
 from mailbot import daemon
@@ -72,10 +73,42 @@ def cmd_once(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
+# What `reprocess ID` accepts (ingest.reprocess runs nothing else): a mail that was
+# processed, or is a duplicate of one, must never be decided twice.
+REPROCESSABLE = ("failed", "pending", "quarantined", "ignored")
+
+
+def _not_reprocessable(app: App, ids: list[int]) -> list[str]:
+    """Why each named ledger row cannot be reprocessed (empty when all can)."""
+    from sqlalchemy import select
+
+    from mailbot.store.db import transaction
+    from mailbot.store.models import Message
+
+    with transaction(app.factory) as s:
+        query = select(Message.id, Message.status).where(Message.id.in_(ids))
+        status = {mid: st for mid, st in s.execute(query)}
+    problems = []
+    for mid in dict.fromkeys(ids):
+        if mid not in status:
+            problems.append(f"ledger row {mid} does not exist")
+        elif status[mid] not in REPROCESSABLE:
+            problems.append(f"ledger row {mid} is {status[mid]}")
+    return problems
+
+
 def cmd_reprocess(args: argparse.Namespace, app: App) -> int:
     if not args.failed and not args.ids:
         app.out.write("nothing to do: give --failed or ledger ids\n")
         return 2
+    problems = _not_reprocessable(app, args.ids) if args.ids else []
+    if problems:
+        sys.stderr.write(
+            f"mailbot: reprocess: {'; '.join(problems)}. Only rows that are "
+            f"{', '.join(REPROCESSABLE)} can be reprocessed (see `mailbot messages list`); "
+            "nothing was reprocessed.\n"
+        )
+        return 1
     counts = reprocess(
         app.factory,
         _pipeline(app),
@@ -90,4 +123,5 @@ def cmd_reprocess(args: argparse.Namespace, app: App) -> int:
             ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v) or "nothing reprocessed"
         )
         app.out.write("\n")
-    return 0
+    # a row another process took in the meantime was not reprocessed by us
+    return 1 if counts.skipped else 0
