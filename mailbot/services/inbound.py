@@ -78,8 +78,10 @@ def _others_for_fraud(session: Session, claim_row: m.Claim, shas: list[str]) -> 
     """Claims that could share a receipt or a sender with this one: the same document
     bytes, or the same address. (Perceptual-hash and receipt-number twins are found
     among these and among claims already holding documents of the same campaign.)"""
-    q = (
-        select(m.Claim)
+    # DISTINCT over ids only: PostgreSQL has no equality operator for the JSON
+    # snapshot columns, so `SELECT DISTINCT claims.*` fails there.
+    ids = (
+        select(m.Claim.id)
         .outerjoin(m.Document, m.Document.claim_id == m.Claim.id)
         .where(m.Claim.id != claim_row.id)
         .where(
@@ -98,6 +100,7 @@ def _others_for_fraud(session: Session, claim_row: m.Claim, shas: list[str]) -> 
         .order_by(m.Claim.id.desc())
         .limit(500)
     )
+    q = select(m.Claim).where(m.Claim.id.in_(ids.scalar_subquery())).order_by(m.Claim.id.desc())
     return list(session.scalars(q).all())
 
 

@@ -35,7 +35,9 @@ KARI = "kari.nordmann@example.no"
 class Operator:
     """Runs `mailbot` like a person at a shell, with a config file and a fixed clock."""
 
-    def __init__(self, tmp: Path, dovecot: LocalDovecot, sink: SmtpSink) -> None:
+    def __init__(
+        self, tmp: Path, dovecot: LocalDovecot, sink: SmtpSink, db_url: str | None = None
+    ) -> None:
         self.tmp = tmp
         self.dovecot = dovecot
         self.sink = sink
@@ -62,6 +64,7 @@ data_dir = "{tmp / "data"}"
 format = "text"
 level = "WARNING"
 """
+            + (f'[database]\nurl = "{db_url}"\n' if db_url else "")
         )
         self.now = "2023-01-20T10:00:00+00:00"
 
@@ -112,6 +115,66 @@ def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
     operator = Operator(tmp_path, dovecot, smtp_sink)
     operator.run("db", "upgrade")
     return operator
+
+
+@pytest.fixture
+def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
+    """As `op`, on SQLite and on PostgreSQL."""
+    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
+    operator.run("db", "upgrade")
+    return operator
+
+
+def test_receipt_mail_is_processed_and_answered_on_both_databases(op_db: Operator) -> None:
+    """Every query a claim mail with documents makes (fraud twins included) runs on
+    both engines: a PDF and a photo to a registered claim, through Dovecot and SMTP."""
+    op = op_db
+    out = op.run(
+        "claims",
+        "register",
+        "--campaign",
+        "cashback-2022",
+        "--email",
+        KARI,
+        "--name",
+        "Kari Nordmann",
+        "--model",
+        "WH-1000XM5",
+        "--serial",
+        "5123456",
+        "--purchase-date",
+        "2022-12-12",
+        "--country",
+        "NO",
+        "--language",
+        "nb",
+    ).stdout
+    code = out.strip().splitlines()[-1]
+    op.run("once")
+    [confirmation] = op.replies_after(0, 1)
+    op.deliver(
+        customer_mail(
+            sender=KARI,
+            to=BOT,
+            subject=f"Re: {confirmation.message['Subject']}",
+            body="Her er kvitteringen og serienummeret.",
+            in_reply_to=confirmation.message["Message-ID"],
+            attachments=[
+                ("kvittering.pdf", "application/pdf", good_receipt_pdf()),
+                ("serienummer.jpg", "image/jpeg", serial_photo()),
+            ],
+        )
+    )
+    op.run("once")
+    [answer] = op.replies_after(1, 1)
+    assert code in answer.message["Subject"]
+    assert answer.message["In-Reply-To"]  # answers the customer's mail
+    stats = op.json("messages", "stats")
+    assert isinstance(stats, dict)
+    assert stats["total"] == 1 and stats["by_status"]["processed"] == 1, stats
+    claim = op.json("claims", "show", code)
+    assert isinstance(claim, dict) and claim["state"] != "registered", claim
+    assert {d["filename"] for d in claim["documents"]} == {"kvittering.pdf", "serienummer.jpg"}
 
 
 def test_cashback_conversation(op: Operator) -> None:
