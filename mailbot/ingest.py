@@ -29,7 +29,7 @@ from mailbot.core.errors import MailboxError
 from mailbot.ledger import Factory, Fetched, Processor, ProcessOutcome
 from mailbot.mailbox import Mailbox, NewMessage
 from mailbot.rawstore import RawStore
-from mailbot.store.db import transaction
+from mailbot.store.db import transaction, unavailable_is_transient
 from mailbot.store.models import Message
 
 __all__ = ["Ingestor", "ProcessOutcome", "Processor", "SyncCounts", "reprocess"]
@@ -201,9 +201,11 @@ class Ingestor:
         # (mailbot.prefetch); deciding stays one message at a time, in order.
         prefetch = getattr(self.processor, "prefetch", None)
         if prefetch is not None:
-            prefetch(
-                [bodies[r.uid] for r in rows if r.status == ledger.PENDING and r.uid in bodies]
-            )
+            # it reads claims outside a transaction(): a database gone away is transient
+            with unavailable_is_transient():
+                prefetch(
+                    [bodies[r.uid] for r in rows if r.status == ledger.PENDING and r.uid in bodies]
+                )
         done = dict(
             ledger.process_many(
                 self.factory,

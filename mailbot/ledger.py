@@ -20,12 +20,12 @@ from email.utils import parseaddr
 from typing import Literal
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.core.errors import StoreUnavailable
 from mailbot.log import mask_email, scrub
 from mailbot.rawstore import RawStore
-from mailbot.store.db import transaction
+from mailbot.store.db import transaction, unavailable_is_transient
 from mailbot.store.models import MailboxState, Message
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ Processor = Callable[[Session, Message, bytes], ProcessOutcome]
 # Group commit bounds (see process_many): how long one transaction may keep going.
 GROUP_SECONDS = 0.05
 GROUP_MAX = 50
-
-# The database itself failing is not the message's fault: leave the row pending and
-# let the daemon back off, instead of quarantining a good mail.
-INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -296,7 +292,9 @@ def process_one(
     try:
         with transaction(factory) as s:
             return _apply(s, store, message_id, processor, allowed, raw)
-    except INFRASTRUCTURE_ERRORS:
+    except StoreUnavailable:
+        # The database failing is not the message's fault: the row stays pending and
+        # the daemon backs off, instead of a good mail being quarantined.
         raise
     except Exception as exc:
         _mark_failed(factory, message_id, exc)
@@ -344,27 +342,28 @@ def process_many(
         session = factory()
         try:
             group: list[tuple[int, str]] = []
-            # one round trip loads (and on PostgreSQL locks) every row this group may take
-            ahead = [mid for mid, _ in items[i : i + GROUP_MAX]]
-            # (held in a variable: the identity map only keeps weak references)
-            held = session.scalars(
-                select(Message).where(Message.id.in_(ahead)).with_for_update()
-            ).all()
-            while i < len(items):
-                mid, raw = items[i]
-                status = _apply(session, store, mid, processor, (PENDING,), raw, locked=True)
-                group.append((mid, status))
-                i += 1
-                if (
-                    len(group) >= GROUP_MAX
-                    or time.monotonic() - began >= group_seconds
-                    or should_stop()
-                ):
-                    break
-            session.commit()
+            with unavailable_is_transient():
+                # one round trip loads (and on PostgreSQL locks) every row this group may take
+                ahead = [mid for mid, _ in items[i : i + GROUP_MAX]]
+                # (held in a variable: the identity map only keeps weak references)
+                held = session.scalars(
+                    select(Message).where(Message.id.in_(ahead)).with_for_update()
+                ).all()
+                while i < len(items):
+                    mid, raw = items[i]
+                    status = _apply(session, store, mid, processor, (PENDING,), raw, locked=True)
+                    group.append((mid, status))
+                    i += 1
+                    if (
+                        len(group) >= GROUP_MAX
+                        or time.monotonic() - began >= group_seconds
+                        or should_stop()
+                    ):
+                        break
+                session.commit()
             out.extend(group)
             del held
-        except INFRASTRUCTURE_ERRORS:
+        except StoreUnavailable:  # as in process_one: not the messages' fault
             session.rollback()
             raise
         except Exception:

@@ -28,6 +28,7 @@ import pytesseract
 from PIL import Image
 
 from mailbot.core.errors import ExtractionError
+from mailbot.core.errors import OcrTimeout as OcrTimeout
 from parsers.receipt_text import word_key
 
 # Tesseract's OpenMP threads fight each other when several documents are read
@@ -70,10 +71,6 @@ class OcrResult:
     text: str
     lines: tuple[Line, ...]
     words: tuple[Word, ...]
-
-
-class OcrTimeout(ExtractionError):
-    """The engine ran out of its time budget (the process was killed)."""
 
 
 class Engine(Protocol):

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
+from mailbot.core.errors import TransitionError as TransitionError
+
 S = TypeVar("S")
 
 TEMPLATES = (
@@ -57,11 +59,6 @@ TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
 `reminder` has `kind` 'claim' (plus the claim keys, missing_documents, missing_fields)
 or 'rma' (plus the RMA keys). `rma_policy` has `reason` 'rma_expired' or 'rma_unknown'.
 `rma_missing_info` has `missing`: codes of `rma.RMA_NOTICE_FIELDS`."""
-
-
-class TransitionError(ValueError):
-    """A function was called on a snapshot in a state it does not apply to: a bug in
-    the caller (or a stale snapshot), never a customer decision."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Settings
 from mailbot.core import claims as claim_sm
 from mailbot.core.codes import generate_code
+from mailbot.core.errors import InputError as InputError
 from mailbot.core.errors import MailbotError
 from mailbot.core.snapshots import to_plain as to_json
 from mailbot.ruleset.loader import RuleSet
@@ -27,10 +28,6 @@ from mailbot.services.records import claim_by_code, claim_snapshot, record
 from mailbot.store import models as m
 
 _RNG = random.SystemRandom()
-
-
-class InputError(MailbotError):
-    """Operator input (CLI arguments, CSV rows) is invalid; the message says which."""
 
 
 @dataclass(frozen=True)

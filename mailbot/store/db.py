@@ -3,6 +3,10 @@
 SQLite (the embedded default) gets WAL journaling and foreign keys switched on for
 every connection; PostgreSQL needs the `postgres` extra (psycopg 3). Migrations are
 alembic scripts shipped inside the package, run with `mailbot db upgrade`.
+
+The driver's "cannot reach the database" errors leave this module as
+`StoreUnavailable` (a TransientError): callers back off on the tree's class and
+never need to know SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.core.errors import StoreError
+from mailbot.core.errors import StoreError, StoreUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -63,13 +67,35 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# What a database that is down, restarting, unreachable, locked past busy_timeout or
+# dropping the connection looks like through SQLAlchemy, whatever the driver.
+# Constraint and data errors are not in it: those are about the row, not the server.
+UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+@contextmanager
+def unavailable_is_transient() -> Iterator[None]:
+    """Raise the driver's connection errors from the block as StoreUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        # the driver's own message only: SQLAlchemy's text adds the statement and its
+        # parameters, which may hold addresses
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        detail = cause[0][:300] if cause else ""
+        raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {detail}") from exc
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+    """One unit of work: commit on success, roll back on any exception.
+
+    A database that cannot be reached raises StoreUnavailable (transient)."""
     session = factory()
     try:
-        yield session
-        session.commit()
+        with unavailable_is_transient():
+            yield session
+            session.commit()
     except BaseException:
         session.rollback()
         raise
