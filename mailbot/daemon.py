@@ -1,12 +1,17 @@
 """The long-running intake: connect, sync, wait (IDLE or poll), reconnect on failure.
 
-`run()` never gives up on a transient failure: the IMAP server or the database going
-away leads to a reconnect after an exponential backoff with jitter (so a fleet does
-not reconnect in lockstep, and a dead server is never hammered). SIGTERM/SIGINT set
-the stop event: the message being processed is finished, the loop exits, 0 is
-returned. `once()` drains everything pending and returns the counts (`mailbot once`).
-The integrator's periodic work (outbox delivery, deadline sweeps) runs through the
-`on_idle_tick` hook after every pass; its failures are logged, never fatal.
+`run()` never gives up on a transient failure (`TransientError`: the IMAP server or
+the database going away): it reconnects after an exponential backoff with jitter (so
+a fleet does not reconnect in lockstep, and a dead server is never hammered). The
+backoff starts over only after a pass that did its work (sync and database), not
+after a mere IMAP login: with the database down, logging in again every second would
+be a reconnect storm. SIGTERM/SIGINT set the stop event: the message being processed
+is finished, the loop exits, 0 is returned. SIGHUP asks for the `on_reload` hook
+(rules, templates, log level), run in the main loop between passes, never inside
+one; the daemon keeps running. `once()` drains everything pending and returns the
+counts (`mailbot once`). The integrator's periodic work (outbox delivery, deadline
+sweeps) runs through the `on_idle_tick` hook after every pass; its failures are
+logged, never fatal.
 """
 
 from __future__ import annotations
@@ -20,10 +25,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from mailbot.config import Settings
-from mailbot.core.errors import MailboxError, StoreError
+from mailbot.core.errors import TransientError
 from mailbot.ingest import Ingestor, SyncCounts
 from mailbot.ledger import Factory, Processor
 from mailbot.mailbox import Mailbox, TokenSource
@@ -33,13 +36,8 @@ from mailbot.store.models import MailboxState
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], None]
-# Failures that go away by themselves: back off and reconnect.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    MailboxError,
-    StoreError,
-    OperationalError,
-    InterfaceError,
-)
+# How long a wait goes without looking at a SIGHUP: a reload is applied within this.
+WAKE_SECONDS = 1.0
 
 
 @dataclass
@@ -79,21 +77,60 @@ def _call_hook(hook: Hook | None) -> None:
 
 
 class _Signals:
-    """SIGTERM/SIGINT set the stop event while installed (main thread only)."""
+    """SIGTERM/SIGINT set the stop event, SIGHUP asks for a reload, while installed
+    (main thread only). The handlers only set flags: the reload runs in the loop, at a
+    point where no transaction or IMAP command is half done."""
 
-    def __init__(self, stop_event: threading.Event) -> None:
+    def __init__(self, stop_event: threading.Event, on_reload: Hook | None = None) -> None:
         self.stop_event = stop_event
+        self.on_reload = on_reload
+        self.reload_requested = threading.Event()
         self.saved: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.saved[sig] = signal.signal(sig, self._handle)
+            hup = getattr(signal, "SIGHUP", None)  # not on Windows
+            if hup is not None:
+                self.saved[hup] = signal.signal(hup, self._hangup)
         return self
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stop requested", extra={"signal": signal.Signals(signum).name})
         self.stop_event.set()
+
+    def _hangup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.reload_requested.set()
+
+    def interrupted(self) -> bool:
+        """Should a wait end early (stop, or a reload to apply)?"""
+        return self.stop_event.is_set() or self.reload_requested.is_set()
+
+    def apply_reload(self) -> None:
+        """Run the reload hook if SIGHUP asked for it; its failures are logged, never fatal."""
+        if not self.reload_requested.is_set():
+            return
+        self.reload_requested.clear()
+        log.info("reload requested", extra={"signal": "SIGHUP"})
+        if self.on_reload is None:
+            log.info("nothing to reload in this process")
+            return
+        try:
+            self.on_reload()
+        except Exception:
+            log.exception("reload failed; the previous configuration stays in force")
+
+    def pause(self, seconds: float) -> None:
+        """Wait up to `seconds` or until stopped; a SIGHUP meanwhile is applied at once
+        and the wait goes on (a backoff is not cut short by a reload)."""
+        left = seconds
+        while left > 0 and not self.stop_event.is_set():
+            step = min(WAKE_SECONDS, left)
+            if self.stop_event.wait(step):
+                return
+            left -= step
+            self.apply_reload()
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.saved.items():
@@ -111,31 +148,37 @@ def _serve(
     mailbox: Mailbox,
     ingestor: Ingestor,
     settings: Settings,
-    stop_event: threading.Event,
+    signals: _Signals,
     on_idle_tick: Hook | None,
     wait_seconds: float,
+    on_pass_done: Hook,
 ) -> None:
     imap = settings.imap
+    stop_event = signals.stop_event
     use_idle = imap.idle and mailbox.has("IDLE")
     while not stop_event.is_set():
         counts = ingestor.sync_pass(mailbox)
+        # the pass reached IMAP and the database and did its work: the connection is
+        # good again, so the next failure starts the backoff from the beginning
+        on_pass_done()
         if counts.fetched:
             log.info("sync pass", extra=counts.as_dict())
         _call_hook(on_idle_tick)
+        signals.apply_reload()
         if stop_event.is_set():
             return
         if use_idle:
             if not ingestor.folders:
-                stop_event.wait(wait_seconds)
+                signals.pause(wait_seconds)
                 continue
             folder = ingestor.folders[0]
             sel = mailbox.select(folder)
             if _behind(ingestor.factory, ingestor.account, folder, sel.uidvalidity, sel.uidnext):
                 continue
             # Other folders and the hook are served at least every wait_seconds.
-            mailbox.idle_wait(wait_seconds, stop_event.is_set)
+            mailbox.idle_wait(wait_seconds, signals.interrupted)
         else:
-            stop_event.wait(wait_seconds)
+            signals.pause(wait_seconds)
 
 
 def run(
@@ -149,12 +192,14 @@ def run(
     backoff: Backoff | None = None,
     tick_seconds: float | None = None,
     mailbox_factory: Callable[[], Mailbox] | None = None,
+    on_reload: Hook | None = None,
 ) -> int:
     """Serve until `stop_event` is set (or SIGTERM/SIGINT); returns the exit code 0.
 
     `tick_seconds` caps how long one IDLE/poll wait lasts, i.e. how often
     `on_idle_tick` runs when no mail arrives (default: poll_seconds). `on_batch`
-    runs after each fetched batch is committed, within a pass.
+    runs after each fetched batch is committed, within a pass. `on_reload` runs
+    after a SIGHUP, between passes (within about a second when waiting).
     """
     factory = factory or default_factory(settings)
     backoff = backoff or Backoff()
@@ -168,15 +213,17 @@ def run(
         settings, factory, processor, should_stop=stop_event.is_set, on_batch=on_batch
     )
     wait_seconds = float(min(settings.imap.poll_seconds, tick_seconds or 1e9))
-    with _Signals(stop_event):
+    with _Signals(stop_event, on_reload) as signals:
         while not stop_event.is_set():
+            signals.apply_reload()
             mailbox = make_mailbox()
             try:
                 mailbox.connect()
                 _prepare_folders(mailbox, settings)
-                backoff.reset()
-                _serve(mailbox, ingestor, settings, stop_event, on_idle_tick, wait_seconds)
-            except TRANSIENT as exc:
+                _serve(
+                    mailbox, ingestor, settings, signals, on_idle_tick, wait_seconds, backoff.reset
+                )
+            except TransientError as exc:
                 log.warning(
                     "intake interrupted, will reconnect",
                     extra={"error": f"{exc.__class__.__name__}: {str(exc)[:300]}"},
@@ -190,8 +237,11 @@ def run(
             if stop_event.is_set():
                 break
             delay = backoff.next_delay()
-            log.info("reconnecting", extra={"delay_seconds": round(delay, 2)})
-            stop_event.wait(delay)
+            log.info(
+                "reconnecting",
+                extra={"delay_seconds": round(delay, 2), "attempt": backoff.attempt},
+            )
+            signals.pause(delay)
     log.info("intake stopped")
     return 0
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import random
+import signal
 import threading
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from imapclient.exceptions import LoginError
+from sqlalchemy import create_engine
 
 from mailbot import daemon
 from mailbot.cli.messages_cmd import run_messages_list, run_messages_stats
@@ -22,6 +25,7 @@ from mailbot.daemon import Backoff
 from mailbot.ingest import Ingestor
 from mailbot.mailbox import FolderStatus, Mailbox, NewMessage, TokenSource, _uid_set
 from mailbot.rawstore import RawStore, sha256_hex
+from mailbot.store.db import session_factory
 from tests.integration._ingest_helpers import (
     RAISE_MARK,
     make_factory,
@@ -221,8 +225,107 @@ def test_run_reconnects_with_backoff_then_serves_and_stops(tmp_path: Path) -> No
     )
     assert rc == 0
     assert [c[0] for c in fake.calls].count("connect") == 4 and ticks == [1]
-    assert b.attempt == 0  # reset after the successful connect
+    assert b.attempt == 0  # reset after the pass that succeeded
     assert status_counts(factory) == {"processed": 1}
+
+
+class FakeClockStop(threading.Event):
+    """A stop event whose waits advance a fake clock instead of sleeping; it sets
+    itself once the clock passes `until`, so a test covers minutes in milliseconds."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.until = until
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self.is_set():
+            self.now += timeout or 0.0
+            if self.now >= self.until:
+                self.set()
+        return self.is_set()
+
+
+def test_database_down_backs_off_although_imap_logins_succeed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # IMAP answers, the database does not: the backoff must keep growing, not start
+    # over after every successful login (that was a login every 0.5-1 s).
+    settings = make_settings(1, tmp_path, "sqlite://", poll_seconds=1, idle=False)
+    fake = FakeMailbox({1: make_mail(1)})
+    dead = session_factory(create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite'}"))
+    stop = FakeClockStop(until=120.0)
+    b = Backoff(initial=1.0, maximum=300.0, rng=random.Random(0))
+    caplog.set_level(logging.INFO, logger="mailbot.daemon")
+    rc = daemon.run(
+        settings,
+        recording_processor(),
+        stop,
+        factory=dead,
+        backoff=b,
+        mailbox_factory=lambda: cast(Mailbox, fake),
+    )
+    assert rc == 0
+    logins = [c[0] for c in fake.calls].count("connect")
+    # 0.5-1, 1-2, 2-4, ... 32-64 s: at most 8 logins in two minutes (before: ~160)
+    assert 5 <= logins <= 8, logins
+    delays = [r.delay_seconds for r in caplog.records if r.getMessage() == "reconnecting"]
+    assert delays == sorted(delays) and delays[-1] > 16
+    interrupted = [r for r in caplog.records if r.getMessage().startswith("intake interrupted")]
+    assert interrupted and all("StoreUnavailable" in r.error for r in interrupted)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # not "a bug"
+    assert fake.moved == {}  # nothing acted on while nothing could be recorded
+
+
+def test_sighup_reloads_between_passes_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    settings = make_settings(1, tmp_path, url, poll_seconds=1, idle=False)
+    fake = FakeMailbox({1: make_mail(1)})
+    stop = threading.Event()
+    events: list[str] = []
+    # Without a handler of the daemon's this one sees the signal (instead of SIGHUP's
+    # default action ending the test run) and the reload never happens.
+    saved = signal.signal(signal.SIGHUP, lambda *_: events.append("unhandled"))
+
+    def tick() -> None:
+        events.append("tick")
+        if events.count("tick") == 1:
+            os.kill(os.getpid(), signal.SIGHUP)
+        elif events.count("tick") >= 3:
+            stop.set()
+
+    try:
+        rc = daemon.run(
+            settings,
+            recording_processor(),
+            stop,
+            factory=make_factory(url),
+            backoff=Backoff(initial=0.01, maximum=0.05),
+            mailbox_factory=lambda: cast(Mailbox, fake),
+            on_idle_tick=tick,
+            tick_seconds=0.05,
+            on_reload=lambda: events.append("reload"),
+        )
+    finally:
+        signal.signal(signal.SIGHUP, saved)
+    assert rc == 0
+    assert events[:2] == ["tick", "reload"] and events.count("reload") == 1
+    assert "unhandled" not in events
+    assert events.count("tick") == 3  # served on after the reload
+    assert [c[0] for c in fake.calls].count("connect") == 1  # no reconnect for a reload
+
+
+def test_a_failing_reload_is_logged_and_the_daemon_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise ValueError("a bug in the reload")
+
+    signals = daemon._Signals(threading.Event(), on_reload=broken)
+    signals.reload_requested.set()
+    signals.apply_reload()
+    assert "reload failed; the previous configuration stays in force" in caplog.text
+    assert not signals.reload_requested.is_set()
 
 
 class _FakeImapLow:
