@@ -29,6 +29,7 @@ from mailbot.core.snapshots import to_plain as to_json
 from mailbot.rawstore import RawStore
 from mailbot.ruleset.loader import RuleSet
 from mailbot.store import models as m
+from mailbot.store.limits import fit
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +156,18 @@ def handle_attachments(
     }
     evidence: list[DocumentEvidence] = []
     for att in files:
+        # Everything here comes from the mail: cut to the columns (mailbot.store.limits),
+        # so a long Content-Type or filename is stored, not a DataError on PostgreSQL.
         doc = m.Document(
             message_id=message_row.id,
             claim_id=claim_row.id,
-            filename=att.filename[:255],
-            content_type=att.sniffed_type or att.declared_type,
+            filename=fit(m.Document.filename, att.filename) or "",
+            content_type=fit(m.Document.content_type, att.sniffed_type or att.declared_type),
             size=att.size,
             sha256=att.sha256,
             accepted=att.accepted,
-            refusal_code=att.refusal_code,
-            refusal=att.refusal,
+            refusal_code=fit(m.Document.refusal_code, att.refusal_code),
+            refusal=fit(m.Document.refusal, att.refusal),
             created_at=now,
         )
         session.add(doc)

@@ -239,7 +239,10 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
                 "valid_days": policy.valid_days,
             },
         )
-        context = reply_context(intent, None, inb.settings, {"name": inb.email.from_name or ""})
+        # No greeting name: no RMA holds one for this sender, and the mail's display
+        # name is the sender's own text (any length, any content), not ours to repeat;
+        # a name looked up by address would tell a forged sender who registered it.
+        context = reply_context(intent, None, inb.settings, {"name": ""})
         queue_reply(
             session,
             template="rma_policy",
