@@ -4,15 +4,23 @@ The rules directory holds campaigns (and the returns policy), receipt extraction
 rules, matching rules and classification rules. The rules version is a short hash
 of every file's name and bytes: it is stored with each extraction and event so a
 decision can always be explained against the rules that were in force.
+
+`RuleSetCache` keeps the daemon's rules current and says so: every reload is logged
+(`rules reloaded` with the old and new version, or `rules reload failed` with
+file:line while the old rules stay in force), and `status` holds the outcome of the
+last one for `check`-style reports and a health endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mailbot.core.campaign import Campaign, ReturnsPolicy
 from mailbot.core.errors import RulesError
@@ -20,6 +28,8 @@ from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
 from mailbot.ruleset.classify import ClassifyRules, load_classify_rules
 from mailbot.ruleset.matching import MatchingRules, load_matching_rules
 from mailbot.ruleset.receipts import ReceiptRules, load_receipt_rules
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,33 @@ def load_ruleset(directory: Path) -> RuleSet:
     )
 
 
+@dataclass(frozen=True)
+class ReloadStatus:
+    """The rules in force and how the last reload went; replaced whole on each
+    reload, so another thread reading it never sees half an update."""
+
+    version: str | None = None  # the version in force; None until the first load
+    loaded_at: datetime | None = None  # when that version was loaded
+    error: str | None = None  # the last reload's problem (file:line: ...); None if it worked
+    path: str | None = None
+    line: int | None = None
+    failed_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "loaded_at": self.loaded_at.isoformat() if self.loaded_at else None,
+            "error": self.error,
+            "path": self.path,
+            "line": self.line,
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
+        }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class RuleSetCache:
     """The current rules; reloaded when a file changes. A reload that fails keeps the
     last good rules (the daemon goes on) and remembers the error for `check`.
@@ -75,7 +112,7 @@ class RuleSetCache:
     The files are looked at (a directory walk and a stat per file) at most once per
     `check_seconds`: the pipeline asks for the rules for every mail, and at 100
     mails/s the walk cost more than deciding a text mail. An edit still applies
-    within that second."""
+    within that second. `reload()` (SIGHUP) loads at once, changed or not."""
 
     def __init__(
         self,
@@ -83,14 +120,17 @@ class RuleSetCache:
         *,
         check_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.directory = directory
         self.check_seconds = check_seconds
         self.clock = clock
+        self.wall_clock = wall_clock
         self._checked_at: float | None = None
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._rules: RuleSet | None = None
         self.last_error: RulesError | None = None
+        self.status = ReloadStatus()
 
     def _mtimes(self) -> tuple[tuple[str, int, int], ...]:
         out = []
@@ -107,12 +147,52 @@ class RuleSetCache:
         self._checked_at = now
         stamp = self._mtimes()
         if self._rules is None or stamp != self._stamp:
-            try:
-                self._rules = load_ruleset(self.directory)
-                self.last_error = None
-            except RulesError as exc:
-                self.last_error = exc
-                if self._rules is None:
-                    raise
-            self._stamp = stamp
+            self._load(stamp)
+        assert self._rules is not None
         return self._rules
+
+    def reload(self) -> ReloadStatus:
+        """Load the files now, changed or not; never raises once rules are in force
+        (a failure is logged and kept in `status`, the old rules stay)."""
+        self._checked_at = self.clock()
+        self._load(self._mtimes(), forced=True)
+        return self.status
+
+    def _load(self, stamp: tuple[tuple[str, int, int], ...], *, forced: bool = False) -> None:
+        old = self._rules
+        try:
+            rules = load_ruleset(self.directory)
+        except RulesError as exc:
+            self.last_error = exc
+            self._stamp = stamp  # the same broken files are not parsed again every second
+            self.status = replace(
+                self.status,
+                error=str(exc),
+                path=exc.path,
+                line=exc.line,
+                failed_at=self.wall_clock(),
+            )
+            if old is None:
+                raise
+            log.warning(
+                "rules reload failed",
+                extra={
+                    "error": str(exc),
+                    "path": exc.path,
+                    "line": exc.line,
+                    "version_in_force": old.version,
+                },
+            )
+            return
+        self._rules, self._stamp, self.last_error = rules, stamp, None
+        self.status = ReloadStatus(version=rules.version, loaded_at=self.wall_clock())
+        if old is not None:
+            log.info(
+                "rules reloaded",
+                extra={
+                    "version": rules.version,
+                    "previous_version": old.version,
+                    "changed": rules.version != old.version,
+                    "forced": forced,
+                },
+            )

@@ -176,11 +176,17 @@ def parse_matching_rules(text: str, path: str = "<string>") -> MatchingRules:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str) -> MatchingRules:
+def _load_cached(path: str, stamp: tuple[int, int]) -> MatchingRules:
     return rules_from_doc(load_yaml(path))
 
 
 def load_matching_rules(path: Path | None = None) -> MatchingRules:
-    """The rules in `path`, default the built-in `rules/matching.yaml` (cached per path)."""
+    """The rules in `path`, default the built-in `rules/matching.yaml` (cached per path
+    and file version: the daemon's reload must see an edit)."""
     p = path if path is not None else rules_dir() / "matching.yaml"
-    return _load_cached(str(p))
+    try:
+        st = p.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)  # load_yaml names the missing file
+    return _load_cached(str(p), stamp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -53,3 +54,65 @@ def test_edits_apply_after_the_check_interval_and_bad_edits_keep_the_last_good(
     clock.t += 1.5
     assert cache.get() is second
     assert isinstance(cache.last_error, RulesError)
+
+
+def test_reloads_are_logged_and_their_outcome_kept_in_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "rules"
+    shutil.copytree(rules_dir(), root)
+    clock = Clock()
+    cache = RuleSetCache(root, check_seconds=1.0, clock=clock)
+    first = cache.get()
+    assert cache.status.version == first.version and cache.status.error is None
+    assert cache.status.loaded_at is not None
+    caplog.set_level(logging.INFO, logger="mailbot.ruleset.loader")
+
+    classify = root / "classify.yaml"
+    _edit(classify, "\n", "\n# an admin's comment\n")
+    clock.t += 1.5
+    second = cache.get()
+    [ok] = [r for r in caplog.records if r.getMessage() == "rules reloaded"]
+    assert (ok.version, ok.previous_version) == (second.version, first.version)
+
+    caplog.clear()
+    _edit(classify, "\n", "\n: [unclosed\n")
+    clock.t += 1.5
+    assert cache.get() is second
+    [bad] = [r for r in caplog.records if r.getMessage() == "rules reload failed"]
+    assert bad.levelno == logging.WARNING
+    assert bad.path == str(classify) and isinstance(bad.line, int) and bad.line >= 1
+    assert f"{classify}:{bad.line}:" in bad.error
+    assert bad.version_in_force == second.version
+    status = cache.status
+    assert status.version == second.version  # the old rules stay in force
+    assert status.error == bad.error and status.line == bad.line and status.failed_at
+    assert status.as_dict()["version"] == second.version
+
+    caplog.clear()
+    for _ in range(5):  # the same broken files: not parsed, not logged again each second
+        clock.t += 1.5
+        cache.get()
+    assert not caplog.records
+
+
+def test_forced_reload_loads_unchanged_files_and_never_raises_once_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "rules"
+    shutil.copytree(rules_dir(), root)
+    cache = RuleSetCache(root, clock=Clock())
+    first = cache.get()
+    caplog.set_level(logging.INFO, logger="mailbot.ruleset.loader")
+    status = cache.reload()  # SIGHUP with nothing changed
+    assert status.version == first.version and status.error is None
+    [ok] = [r for r in caplog.records if r.getMessage() == "rules reloaded"]
+    assert ok.forced is True and ok.changed is False
+    # every file is read again, matching.yaml too (it had a per-path cache of its own)
+    _edit(root / "matching.yaml", "antw, rv,", "antw, svar, rv,")
+    second = cache.reload()
+    assert "svar" in cache.get().matching.subject_prefixes and second.version != first.version
+    (root / "matching.yaml").write_text("rma_number: [\n")
+    status = cache.reload()
+    assert status.version == second.version and status.path == str(root / "matching.yaml")
+    assert cache.get().version == second.version
