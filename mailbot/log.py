@@ -79,3 +79,17 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
         lib = logging.getLogger(noisy)
         # only ever quieter: the parsers set some of these to ERROR on purpose
         lib.setLevel(max(lib.getEffectiveLevel(), logging.WARNING))
+
+
+def set_level(level: str) -> bool:
+    """Change the root level at run time (the daemon's SIGHUP); True if it changed.
+
+    The libraries quietened by setup_logging stay at WARNING or above."""
+    root = logging.getLogger()
+    new = logging.getLevelName(level.upper())
+    if not isinstance(new, int):
+        raise ValueError(f"not a log level: {level!r}")
+    if root.level == new:
+        return False
+    root.setLevel(new)
+    return True

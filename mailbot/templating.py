@@ -13,10 +13,16 @@ translators edit templates only.
 
 Dates and amounts are formatted by `mailbot.langformat` (small dicts, no Babel:
 the reasons are there).
+
+An edit to a template file applies to the next mail (jinja2's auto_reload);
+`reload_templates` (the daemon's SIGHUP) checks every template, logs the outcome
+with the templates' version and, when all render, starts fresh Templates so newly
+added override files are found too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -36,6 +42,7 @@ from mailbot import resources
 from mailbot.core.errors import TemplateError
 from mailbot.core.transition import TEMPLATES
 from mailbot.langformat import AT_WORD, DEFAULT_TIMEZONE, format_amount, format_date, join_words
+from mailbot.ruleset.loader import ReloadStatus
 from mailbot.templating_samples import SAMPLE_CONTEXT
 
 log = logging.getLogger(__name__)
@@ -270,6 +277,45 @@ def render(
     """Module-level shortcut for `Templates(site_dir).render(...)`."""
     site = str(site_dir) if site_dir else None
     return templates_for(site).render(name, language, context, campaign_id)
+
+
+def templates_version(site_dir: str | Path | None = None) -> str:
+    """A short hash of every template file's name and bytes (site override dir, then
+    built-in), like the rules version: it says which templates were in force."""
+    digest = hashlib.sha256()
+    for root in [Path(site_dir)] if site_dir else []:
+        for path in sorted(p for p in root.rglob("*.j2") if p.is_file()):
+            digest.update(b"site/" + str(path.relative_to(root)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    builtin = resources.templates_dir()
+    for path in sorted(p for p in builtin.rglob("*.j2") if p.is_file()):
+        digest.update(str(path.relative_to(builtin)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def reload_templates(site_dir: str | None) -> ReloadStatus:
+    """Check every template (as `mailbot check` does) and log the outcome.
+
+    All render: the shared Templates are dropped, so the next mail is rendered by a
+    fresh one that also sees newly added override files; `templates reloaded` is
+    logged with the version. Otherwise `templates reload failed` names the problems
+    (file:line for syntax errors) and the current Templates object stays; note that
+    an edited existing file is read by the next mail either way (auto_reload).
+    """
+    now = datetime.now(UTC)
+    version = templates_version(site_dir)
+    problems = check_templates(site_dir)
+    if problems:
+        error = "; ".join(problems[:5])
+        log.warning(
+            "templates reload failed",
+            extra={"version": version, "problems": len(problems), "error": error},
+        )
+        return ReloadStatus(version=version, error=error, failed_at=now)
+    templates_for.cache_clear()
+    log.info("templates reloaded", extra={"version": version})
+    return ReloadStatus(version=version, loaded_at=now)
 
 
 def _campaigns(root: str | None) -> list[str]:

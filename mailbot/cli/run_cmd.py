@@ -12,6 +12,7 @@ import threading
 
 from mailbot import daemon
 from mailbot.cli.app import App, print_json
+from mailbot.cli.run_reload import Reloader
 from mailbot.delivery import deliver_pending
 from mailbot.ingest import reprocess
 from mailbot.pipeline import Pipeline
@@ -25,6 +26,7 @@ def _pipeline(app: App) -> Pipeline:
 
 def cmd_run(args: argparse.Namespace, app: App) -> int:
     app.ensure_schema()
+    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
     jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
     jobs.start()
     pipeline = _pipeline(app)
@@ -36,6 +38,7 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
             on_idle_tick=jobs.deliver_soon,
             on_batch=jobs.deliver_soon,  # replies go out while a burst is coming in
             factory=app.factory,
+            on_reload=reloader,
         )
     finally:
         pipeline.close()
