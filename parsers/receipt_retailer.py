@@ -14,6 +14,7 @@ lower confidence; any other head line is below the threshold (abstain).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,19 +64,22 @@ def _legal_name(text: str, rules: ReceiptRules) -> str | None:
     """The business name on the line: up to and including a legal form that ends
     the name (at the line's end or before a separator: "X AG - Street 1"), or the
     whole line when it starts with a form printed first (SIA "Name")."""
+    first_word = _WORD_CHAR.search(text)
+    if first_word is None:
+        return None
     for form in rules.legal_forms:
         for spelling in _spellings(form):
-            pattern = (
-                rf"^(.*?\w.*?(?<![\w.]){re.escape(spelling)})(?![\w])\.?"
-                r"(?:\s*$|\s+[-–|,]\s|,\s|\s+\()"  # then the end, a separator or "(reg.no)"
-            )
-            m = re.match(pattern, text)
-            if m:
-                return m.group(1) + (
-                    "."
-                    if spelling.endswith(".") is False and text[m.end(1) : m.end(1) + 1] == "."
-                    else ""
-                )
+            # The form's first occurrence after some word character that ends the
+            # name. Searched occurrence by occurrence with a lookahead for what must
+            # follow: the single pattern `^(.*?\w.*?FORM)...` backtracked
+            # quadratically and took seconds on one long line.
+            pattern = _ending_form(spelling)
+            found = pattern.search(text, first_word.end())
+            if found is None:
+                continue
+            end = found.end()
+            dot = not spelling.endswith(".") and text[end : end + 1] == "."
+            return text[:end] + ("." if dot else "")
     for form in rules.legal_forms_first:
         for spelling in _spellings(form):
             if re.match(rf"{re.escape(spelling)}\s+\S", text):
@@ -83,6 +87,18 @@ def _legal_name(text: str, rules: ReceiptRules) -> str | None:
                 quoted = re.match(rf"{re.escape(spelling)}\s+[\"“”„«]([^\"“”„»]+)[\"“”»]", text)
                 return f'{spelling} "{quoted.group(1)}"' if quoted else text
     return None
+
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ending_form(spelling: str) -> re.Pattern[str]:
+    """`spelling` as a whole word that ends a name: then the line's end, a
+    separator or "(reg.no)" (an optional dot of its own in between)."""
+    return re.compile(
+        rf"(?<![\w.]){re.escape(spelling)}(?![\w])(?=\.?(?:\s*$|\s+[-–|,]\s|,\s|\s+\())"
+    )
 
 
 def _has_legal_form(text: str, rules: ReceiptRules) -> bool:
