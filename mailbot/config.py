@@ -48,6 +48,11 @@ class ImapSettings:
     or a self-signed server. Certificates and the host name are still verified."""
     account: str = ""
     """A stable name for this mailbox in the ledger; defaults to username@host."""
+    trusted_authserv_ids: tuple[str, ...] = ()
+    """Authentication-Results headers whose DMARC verdict counts, by the authserv-id
+    the receiving server writes first ("" for Exchange Online's, which names none).
+    Empty: every such header counts. A verdict only ever holds a mail back, so a
+    header a sender forged can only hold the sender's own mail."""
 
 
 @dataclass(frozen=True)

@@ -112,5 +112,6 @@ class Pipeline:
             inb.email,
             StoreClaimDirectory(session),
             ignore_words=inb.rules.matching.all_code_ignore_words(),
+            trusted_authserv_ids=self.settings.imap.trusted_authserv_ids,
         )
         return inbound.handle_claim_mail(session, inb, match)

@@ -27,6 +27,7 @@ import mailparser
 
 from mailbot.core.mail import InboundEmail
 from parsers.attachments import DEFAULT_LIMITS, AttachmentLimits, extract_attachments
+from parsers.authresults import parse_authentication_results
 from parsers.reply import new_text_of
 
 __all__ = [
@@ -354,6 +355,9 @@ def _parse(raw: bytes, defects: list[str], limits: AttachmentLimits) -> InboundE
         defects.append(f"attachments unreadable ({type(exc).__name__})")
         attachments = ()
 
+    auth_results, auth_unreadable = parse_authentication_results(raw_all("authentication-results"))
+    if auth_unreadable:
+        defects.append(f"Authentication-Results unreadable ({auth_unreadable})")
     return InboundEmail(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=normalise_message_ids(" ".join(raw_all("in-reply-to"))),
@@ -368,4 +372,5 @@ def _parse(raw: bytes, defects: list[str], limits: AttachmentLimits) -> InboundE
         attachments=attachments,
         headers=tuple(headers),
         parse_defects=tuple(defects),
+        auth_results=auth_results,
     )

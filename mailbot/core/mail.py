@@ -41,6 +41,27 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class AuthResult:
+    """One method's verdict in an Authentication-Results header (RFC 8601).
+
+    Only as trustworthy as the server that wrote it: a sender can write such
+    headers into their own mail, so `authserv_id` says who claims the verdict."""
+
+    authserv_id: str
+    """The server that wrote the header, lower-case; '' when it names none
+    (Exchange Online writes none)."""
+    method: str
+    """dmarc, dkim, spf, arc ... (lower-case)"""
+    result: str
+    """pass, fail, none, softfail, temperror ... (lower-case)"""
+    domain: str | None = None
+    """What the verdict is about: header.from (DMARC), header.d (DKIM), the
+    domain of smtp.mailfrom (SPF); lower-case."""
+    header_index: int = 0
+    """0 for the topmost Authentication-Results header (the last server's)."""
+
+
+@dataclass(frozen=True)
 class InboundEmail:
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -59,6 +80,8 @@ class InboundEmail:
     """Every header, decoded, in order (names as written)."""
     parse_defects: tuple[str, ...] = ()
     """Problems met while parsing (fallback parser used, bad charset ...)."""
+    auth_results: tuple[AuthResult, ...] = ()
+    """Every verdict of the mail's Authentication-Results headers, topmost first."""
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

@@ -7,15 +7,22 @@ Signals, strongest first:
   open_claim    the sender has exactly one open claim                 0.5
 
 A conflict is never resolved by guessing: the result is `status="review"` with a
-reason code (two_codes, code_other_address, code_unknown, thread_conflict,
-ambiguous_open_claims, no_match) that the pipeline records and a human reads.
+reason code (two_codes, code_unknown, thread_conflict, ambiguous_open_claims,
+no_match) that the pipeline records and a human reads.
+
+Knowing the claim is not leave to act on it. A mail that names a claim (its thread
+or its code) from an address other than the claim's, or whose From domain fails
+DMARC, comes back `status="held"` with the claim and a reason (sender_not_claimant,
+code_other_address, dmarc_fail): recorded on the claim for a person, never moving
+it, never answered. Our Message-IDs and the codes travel in mail that gets
+forwarded and quoted, so neither proves who is writing.
 Pure: the claim store is reached only through the `ClaimDirectory` protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from mailbot.core.codes import find_codes, find_mistyped_codes
@@ -30,6 +37,10 @@ ReviewReason = Literal[
     "thread_conflict",
     "ambiguous_open_claims",
     "no_match",
+    # held: the claim is known, the sender may not move it
+    "sender_not_claimant",
+    "code_other_address",
+    "dmarc_fail",
 ]
 
 
@@ -61,13 +72,17 @@ class MatchSignal:
 
 @dataclass(frozen=True)
 class MatchResult:
-    status: Literal["matched", "review"]
+    status: Literal["matched", "review", "held"]
+    """matched: act on `claim`; review: no claim can be named; held: `claim` is the
+    one, but this mail may not move it (see `reason`)."""
     claim: ClaimRef | None = None
     signal: str | None = None
     """The signal the match rests on."""
     strength: float = 0.0
     reason: ReviewReason | None = None
-    """Set when status is 'review'."""
+    """Set when status is 'review' or 'held'."""
+    dmarc_fail: bool = False
+    """The From domain failed DMARC in a trusted Authentication-Results header."""
     signals: tuple[MatchSignal, ...] = ()
     """Everything observed, for the event's evidence and `mailbot inspect`."""
     codes: tuple[str, ...] = ()
@@ -81,6 +96,12 @@ class MatchResult:
     def matched(self) -> bool:
         return self.status == "matched"
 
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every reason a person should read: the match's, and dmarc_fail."""
+        found = [r for r in (self.reason, "dmarc_fail" if self.dmarc_fail else None) if r]
+        return tuple(dict.fromkeys(found))
+
 
 def normalize_message_id(mid: str) -> str:
     """'<abc@x>' and ' abc@x ' are the same Message-ID."""
@@ -89,6 +110,29 @@ def normalize_message_id(mid: str) -> str:
 
 def _same_address(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()
+
+
+def is_sender(email: InboundEmail, address: str) -> bool:
+    """Whether the mail's From is `address` (case-insensitive)."""
+    return email.from_address is not None and _same_address(email.from_address, address)
+
+
+def dmarc_failed(email: InboundEmail, trusted_authserv_ids: Collection[str] = ()) -> bool:
+    """Whether a trusted Authentication-Results header says DMARC failed.
+
+    With `trusted_authserv_ids` empty every header counts. That is safe because a
+    verdict is only ever used to hold a mail back, never to vouch for one: a header
+    the sender forged can hold only the sender's own mail, and cannot hide the
+    verdict our receiving server writes on top. With ids given, only those servers'
+    headers count, so a forwarder's or an earlier hop's fail does not hold genuine
+    mail. A fail about another domain than our From's still counts: the server then
+    read a different From than we do, which is a trick, not an accident.
+    """
+    trusted = {i.strip().casefold() for i in trusted_authserv_ids}
+    return any(
+        r.method == "dmarc" and r.result == "fail" and (not trusted or r.authserv_id in trusted)
+        for r in email.auth_results
+    )
 
 
 def _thread_ids(email: InboundEmail) -> list[str]:
@@ -102,14 +146,40 @@ def _thread_ids(email: InboundEmail) -> list[str]:
     return ids
 
 
+def hold_reasons(
+    email: InboundEmail, owner: str, trusted_authserv_ids: Collection[str] = ()
+) -> tuple[ReviewReason, ...]:
+    """Why `email` may not act for the holder of `owner` (an RMA's address) by itself;
+    empty when it may."""
+    reasons: list[ReviewReason] = []
+    if not is_sender(email, owner):
+        reasons.append("sender_not_claimant")
+    if dmarc_failed(email, trusted_authserv_ids):
+        reasons.append("dmarc_fail")
+    return tuple(reasons)
+
+
 def match_claim(
     email: InboundEmail,
     directory: ClaimDirectory,
     *,
     ignore_words: Iterable[str] | None = None,
+    trusted_authserv_ids: Collection[str] = (),
 ) -> MatchResult:
-    """Decide which claim `email` concerns. Never raises for odd mail; conflicts
-    come back as `status="review"` with a reason."""
+    """Decide which claim `email` concerns and whether it may move it. Never raises for
+    odd mail; conflicts come back as `status="review"`, a claim this mail may not
+    move as `status="held"`, each with a reason."""
+    result = _match(email, directory, ignore_words)
+    if not dmarc_failed(email, trusted_authserv_ids):
+        return result
+    if result.status == "matched":
+        return replace(result, status="held", reason="dmarc_fail", dmarc_fail=True)
+    return replace(result, dmarc_fail=True)
+
+
+def _match(
+    email: InboundEmail, directory: ClaimDirectory, ignore_words: Iterable[str] | None
+) -> MatchResult:
     ignore = tuple(ignore_words) if ignore_words is not None else None
     signals: list[MatchSignal] = []
 
@@ -149,12 +219,13 @@ def match_claim(
             candidates=ids,
         )
 
-    def matched(ref: ClaimRef, signal: str) -> MatchResult:
+    def matched(ref: ClaimRef, signal: str, held: ReviewReason | None = None) -> MatchResult:
         return MatchResult(
-            status="matched",
+            status="held" if held else "matched",
             claim=ref,
             signal=signal,
             strength=STRENGTH[signal],
+            reason=held,
             signals=tuple(signals),
             codes=codes,
             mistyped_codes=mistyped,
@@ -163,15 +234,19 @@ def match_claim(
     code_refs = [r for r in by_code.values() if r is not None]
 
     if thread:
-        # The Message-ID is ours and unguessable, so the thread is trusted over
-        # the sender address (a spouse may answer a forwarded confirmation);
-        # but a code in the mail naming another claim is a conflict. A valid
-        # but unknown number is not: one random 8-digit number in ten passes
-        # the check digit (customer numbers, EANs), and it names no claim.
+        # The Message-ID is ours, so the thread names the claim; a code in the mail
+        # naming another claim is a conflict. A valid but unknown number is not: one
+        # random 8-digit number in ten passes the check digit (customer numbers,
+        # EANs), and it names no claim. Who may move the claim is the claimant
+        # alone: a confirmation gets forwarded and its thread answered by anyone
+        # who holds it (a spouse, or whoever it was forwarded to), so another
+        # sender is held for a person.
         others = [r for r in code_refs if all(r.claim_id != t.claim_id for t in thread)]
         if len(thread) > 1 or others:
             return review("thread_conflict", [*thread, *others])
-        return matched(thread[0], "thread")
+        ref = thread[0]
+        stranger = not is_sender(email, ref.email)
+        return matched(ref, "thread", "sender_not_claimant" if stranger else None)
 
     if len(codes) > 1:
         return review("two_codes", code_refs)
@@ -180,9 +255,8 @@ def match_claim(
         ref = by_code[code]
         if ref is None:
             return review("code_unknown")
-        if email.from_address is None or not _same_address(ref.email, email.from_address):
-            return review("code_other_address", [ref])
-        return matched(ref, "subject_code" if code in subject_codes else "body_code")
+        signal = "subject_code" if code in subject_codes else "body_code"
+        return matched(ref, signal, None if is_sender(email, ref.email) else "code_other_address")
 
     if email.from_address:
         open_claims = directory.open_claims_for(email.from_address)

@@ -20,7 +20,7 @@ from mailbot.core import claims as claim_sm
 from mailbot.core import fraud
 from mailbot.core import rma as rma_sm
 from mailbot.core.mail import Classification, InboundEmail
-from mailbot.core.matching import MatchResult
+from mailbot.core.matching import MatchResult, dmarc_failed, hold_reasons, is_sender
 from mailbot.core.transition import ReplyIntent, Transition
 from mailbot.outbox import mark_undeliverable, queue_reply
 from mailbot.ruleset.loader import RuleSet
@@ -105,6 +105,8 @@ def _others_for_fraud(session: Session, claim_row: m.Claim, shas: list[str]) -> 
 
 
 def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Result:
+    if match.status == "held" and match.claim is not None:
+        return _claim_held(session, inb, match)
     if not match.matched or match.claim is None:
         return _claim_review(session, inb, match)
     claim_row = session.get(m.Claim, match.claim.claim_id)
@@ -166,6 +168,59 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
     return "processed", f"claim:{t.kind}"
 
 
+def _kept_files(inb: Inbound) -> list[dict[str, Any]]:
+    """Store a held mail's files without applying them: the claim's documents feed
+    its checks and other claims' fraud checks, so nothing a person has not accepted
+    becomes one. The raw mail stays in the raw store as well."""
+    kept: list[dict[str, Any]] = []
+    for att in inb.email.attachments:
+        if att.ignored:
+            continue
+        if att.accepted:
+            inb.store.put(att.content, att.sha256)
+        kept.append(
+            {
+                "sha256": att.sha256,
+                "type": att.sniffed_type or att.declared_type,
+                "size": att.size,
+                "accepted": att.accepted,
+            }
+        )
+    return kept
+
+
+def _claim_held(session: Session, inb: Inbound, match: MatchResult) -> Result:
+    """A mail about a claim that may not move it: from another address than the
+    claim's, or failing DMARC. Recorded on the claim for a person, files kept, the
+    claim unchanged, and nobody answered: the claimant did not write, and an answer
+    to the sender would tell a stranger that the code or thread belongs to a live
+    claim (or, with DMARC failed, reach whoever the forged From names)."""
+    assert match.claim is not None
+    row = session.get(m.Claim, match.claim.claim_id)
+    assert row is not None
+    inb.row.claim_id = row.id
+    inb.row.match_signal = match.signal
+    state = claim_snapshot(row).state.value
+    sender_is_claimant = is_sender(inb.email, row.email)
+    add_event(
+        session,
+        kind="claim.mail_held",
+        now=inb.now,
+        claim_id=row.id,
+        message_row_id=inb.row.id,
+        from_state=state,
+        to_state=state,
+        reasons=list(match.reasons),
+        evidence={
+            "signal": match.signal,
+            "sender": "claimant" if sender_is_claimant else "other",
+            "documents": _kept_files(inb),
+        },
+        rules_version=inb.rules.version,
+    )
+    return "processed", f"review:{match.reason}"
+
+
 def _claim_review(session: Session, inb: Inbound, match: MatchResult) -> Result:
     reason = match.reason or "no_match"
     evidence = {
@@ -187,7 +242,7 @@ def _claim_review(session: Session, inb: Inbound, match: MatchResult) -> Result:
         kind="mail.review",
         now=inb.now,
         message_row_id=inb.row.id,
-        reasons=[reason],
+        reasons=list(match.reasons) or [reason],
         evidence=evidence,
         rules_version=inb.rules.version,
     )
@@ -203,6 +258,23 @@ def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> R
         return _unknown_rma(session, inb, notice)
     inb.row.rma_id = row.id
     snap = rma_snapshot(row)
+    held = hold_reasons(inb.email, row.email, inb.settings.imap.trusted_authserv_ids)
+    if held:
+        # as for claims: another sender, or a forged From, never moves the RMA and
+        # is never answered; a person reads the notice on the RMA
+        add_event(
+            session,
+            kind="rma.notice_held",
+            now=inb.now,
+            rma_id=row.id,
+            message_row_id=inb.row.id,
+            from_state=snap.state.value,
+            to_state=snap.state.value,
+            reasons=list(held),
+            evidence={"tracking": notice.tracking.number if notice.tracking else None},
+            rules_version=inb.rules.version,
+        )
+        return "processed", f"review:{held[0]}"
     if notice.tracking is None:
         # Asked for, not guessed: the customer is told what the notice lacks.
         t = rma_sm.incomplete_notice(snap, notice.missing, inb.now)
@@ -215,13 +287,15 @@ def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> R
 
 
 def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Result:
-    """No RMA with that number (or none given): answer with the policy, politely."""
+    """No RMA with that number (or none given): answer with the policy, politely,
+    unless the From failed DMARC (the answer would reach whoever it impersonates)."""
+    forged = dmarc_failed(inb.email, inb.settings.imap.trusted_authserv_ids)
     event = add_event(
         session,
         kind="rma.unknown_notice",
         now=inb.now,
         message_row_id=inb.row.id,
-        reasons=["rma_unknown"],
+        reasons=["rma_unknown", "dmarc_fail"] if forged else ["rma_unknown"],
         evidence={
             "rma_number": notice.rma_number,
             "tracking": notice.tracking.number if notice.tracking else None,
@@ -229,7 +303,7 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
         rules_version=inb.rules.version,
     )
     sender = inb.email.from_address
-    if sender:
+    if sender and not forged:
         policy = inb.rules.returns
         intent = ReplyIntent(
             "rma_policy",

@@ -9,12 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.core.codes import generate_code, is_valid_code
-from mailbot.core.mail import InboundEmail
+from mailbot.core.mail import AuthResult, InboundEmail
 from mailbot.core.matching import (
     ClaimDirectory,
     ClaimRef,
     InMemoryClaimDirectory,
     MatchResult,
+    dmarc_failed,
+    hold_reasons,
     match_claim,
 )
 
@@ -43,6 +45,7 @@ def mail(
     in_reply_to: tuple[str, ...] = (),
     references: tuple[str, ...] = (),
     text: str | None = None,
+    auth: tuple[AuthResult, ...] = (),
 ) -> InboundEmail:
     return InboundEmail(
         message_id="<x@mail.example.no>",
@@ -57,6 +60,7 @@ def mail(
         new_text=body,
         attachments=(),
         headers=(),
+        auth_results=auth,
     )
 
 
@@ -78,10 +82,17 @@ def test_thread_via_references_newest_first() -> None:
     assert r.matched and r.claim == A and r.signal == "thread"
 
 
-def test_thread_beats_sender_address() -> None:
-    # a family member answers the forwarded confirmation: our Message-ID is proof enough
+def test_thread_names_the_claim_but_another_sender_is_held() -> None:
+    # whoever holds a forwarded confirmation can answer in its thread: the claim is
+    # found, but only its claimant may move it
     r = match_claim(mail(sender="spouse@example.no", in_reply_to=(SENT_A,)), DIRECTORY)
-    assert r.matched and r.claim == A
+    assert (r.status, r.claim, r.signal, r.reason) == ("held", A, "thread", "sender_not_claimant")
+    assert not r.matched
+
+
+def test_thread_reply_without_from_is_held() -> None:
+    r = match_claim(mail(sender=None, in_reply_to=(SENT_A,)), DIRECTORY)
+    assert (r.status, r.reason) == ("held", "sender_not_claimant")
 
 
 def test_thread_plus_same_code_is_fine() -> None:
@@ -135,9 +146,14 @@ def test_two_codes_go_to_review() -> None:
     assert r.claim is None and set(r.candidates) == {1, 2}
 
 
-def test_code_of_another_address_goes_to_review() -> None:
+def test_code_of_another_address_is_held_on_that_claim() -> None:
     r = match_claim(mail(subject=f"Kode {CODE_B}", sender="kari@example.no"), DIRECTORY)
-    assert (r.status, r.reason, r.candidates) == ("review", "code_other_address", (2,))
+    assert (r.status, r.reason, r.claim, r.signal) == (
+        "held",
+        "code_other_address",
+        B,
+        "subject_code",
+    )
 
 
 def test_address_comparison_is_case_insensitive() -> None:
@@ -191,7 +207,7 @@ def test_no_open_claim_no_match() -> None:
 
 def test_code_without_sender_address_goes_to_review() -> None:
     r = match_claim(mail(subject=f"Kode {CODE_A}", sender=None), DIRECTORY)
-    assert r.reason == "code_other_address"
+    assert (r.status, r.reason, r.claim) == ("held", "code_other_address", A)
 
 
 def test_unknown_message_id_falls_through_to_code() -> None:
@@ -210,6 +226,8 @@ def _invariants(r: MatchResult) -> None:
     if r.status == "matched":
         assert r.claim is not None and r.reason is None and r.signal is not None
         assert r.strength > 0
+    elif r.status == "held":
+        assert r.claim is not None and r.reason is not None and r.signal is not None
     else:
         assert r.claim is None and r.reason is not None and r.strength == 0
 
@@ -228,7 +246,8 @@ def test_result_is_always_consistent(
     _invariants(r)
     for c in r.codes:
         assert is_valid_code(c)
-    if r.matched and r.signal in ("subject_code", "body_code"):
+    if r.matched:
+        # only the claimant's own mail may move a claim, whatever signal found it
         assert r.claim is not None and sender is not None
         assert r.claim.email.casefold() == sender.casefold()
 
@@ -239,3 +258,75 @@ def test_closed_claims_are_not_open(state: str) -> None:
     assert match_claim(mail(sender="k@example.no"), d).reason == "no_match"
     # a code still finds it; what to do with a closed claim is the claim rules' call
     assert match_claim(mail(subject=CODE_A, sender="k@example.no"), d).matched
+
+
+OURS_FAIL = AuthResult("mx.ours.no", "dmarc", "fail", "example.no", 0)
+OURS_PASS = AuthResult("mx.ours.no", "dmarc", "pass", "example.no", 0)
+FORGED_PASS = AuthResult("mx.ours.no", "dmarc", "pass", "example.no", 1)
+OTHER_FAIL = AuthResult("mx.forwarder.example", "dmarc", "fail", "example.no", 1)
+
+
+def test_dmarc_fail_of_the_claimants_own_address_is_held() -> None:
+    # a spoofed From naming the claimant: found by her code, but it may not move her claim
+    m = mail(subject=f"Kode {CODE_A}", auth=(OURS_FAIL,))
+    r = match_claim(m, DIRECTORY)
+    assert (r.status, r.claim, r.reason, r.dmarc_fail) == ("held", A, "dmarc_fail", True)
+    assert r.reasons == ("dmarc_fail",)
+    for m in (mail(auth=(OURS_FAIL,)), mail(in_reply_to=(SENT_A,), auth=(OURS_FAIL,))):
+        r = match_claim(m, DIRECTORY)
+        assert (r.status, r.claim, r.reason) == ("held", A, "dmarc_fail")
+
+
+def test_stranger_failing_dmarc_has_both_reasons() -> None:
+    m = mail(sender="x@evil.example", in_reply_to=(SENT_A,), auth=(OURS_FAIL,))
+    r = match_claim(m, DIRECTORY)
+    assert (r.status, r.reasons) == ("held", ("sender_not_claimant", "dmarc_fail"))
+
+
+def test_dmarc_fail_on_a_review_is_noted() -> None:
+    r = match_claim(mail(sender="nobody@example.no", auth=(OURS_FAIL,)), DIRECTORY)
+    assert (r.status, r.reasons, r.claim) == ("review", ("no_match", "dmarc_fail"), None)
+
+
+def test_passing_or_absent_results_change_nothing() -> None:
+    for auth in ((), (OURS_PASS,), (AuthResult("mx.ours.no", "dmarc", "none", None, 0),)):
+        r = match_claim(mail(auth=auth), DIRECTORY)
+        assert r.matched and r.claim == A and not r.dmarc_fail
+
+
+def test_a_forged_pass_below_ours_does_not_hide_our_fail() -> None:
+    assert dmarc_failed(mail(auth=(OURS_FAIL, FORGED_PASS)))
+    assert dmarc_failed(mail(auth=(OURS_FAIL, FORGED_PASS)), ("mx.ours.no",))
+
+
+def test_trusted_ids_decide_whose_verdict_counts() -> None:
+    m = mail(auth=(OURS_PASS, OTHER_FAIL))
+    assert dmarc_failed(m)  # nothing configured: every header counts
+    assert not dmarc_failed(
+        m, ("MX.ours.no",)
+    )  # our server said pass; the forwarder's fail is not ours
+    assert dmarc_failed(m, ("mx.forwarder.example",))
+    exchange = mail(auth=(AuthResult("", "dmarc", "fail", "example.no", 0),))
+    assert not dmarc_failed(exchange, ("mx.ours.no",))
+    assert dmarc_failed(exchange, ("",))  # Exchange Online's headers name no server
+    assert match_claim(m, DIRECTORY, trusted_authserv_ids=("mx.ours.no",)).matched
+    r = match_claim(m, DIRECTORY, trusted_authserv_ids=())
+    assert (r.status, r.reason) == ("held", "dmarc_fail")
+
+
+def test_dkim_or_spf_fail_alone_does_not_hold() -> None:
+    # DMARC is the verdict about the From a person reads; SPF and DKIM alone are not
+    auth = (
+        AuthResult("mx.ours.no", "spf", "fail", "example.no", 0),
+        AuthResult("mx.ours.no", "dkim", "fail", "example.no", 0),
+    )
+    assert match_claim(mail(auth=auth), DIRECTORY).matched
+
+
+def test_hold_reasons_for_an_rma_owner() -> None:
+    assert hold_reasons(mail(sender="Ola@Example.no"), "ola@example.no") == ()
+    assert hold_reasons(mail(sender="x@example.no"), "ola@example.no") == ("sender_not_claimant",)
+    assert hold_reasons(mail(sender=None), "ola@example.no") == ("sender_not_claimant",)
+    m = mail(sender="ola@example.no", auth=(OURS_FAIL,))
+    assert hold_reasons(m, "ola@example.no") == ("dmarc_fail",)
+    assert hold_reasons(m, "ola@example.no", ("mx.other",)) == ()
