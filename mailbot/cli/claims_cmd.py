@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from mailbot.cli.app import App, print_json, print_table
 from mailbot.services import claims as svc
@@ -13,6 +15,13 @@ from mailbot.services.records import claim_by_code
 from mailbot.store.db import transaction
 
 LIST_COLUMNS = ("code", "campaign", "state", "reasons", "model", "payout", "deadline_at")
+
+
+def _refused(exc: InputError) -> int:
+    """An operator's value was refused: the reason on stderr and exit code 2 (as for
+    a wrong option), never a traceback; nothing was written."""
+    sys.stderr.write(f"mailbot: {exc}\n")
+    return 2
 
 
 def cmd_register(args: argparse.Namespace, app: App) -> int:
@@ -32,11 +41,19 @@ def cmd_register(args: argparse.Namespace, app: App) -> int:
         first_campaign_mail_on=args.first_mail_date,
         company="yes" if args.company else None,
     )
-    with transaction(app.factory) as session:
-        row = svc.register_claim(
-            session, reg, rules=app.rules, settings=app.settings, now=app.now()
-        )
-        summary = svc.claim_summary(row)
+    try:
+        with transaction(app.factory) as session:
+            row = svc.register_claim(
+                session,
+                reg,
+                rules=app.rules,
+                settings=app.settings,
+                now=app.now(),
+                force=args.force,
+            )
+            summary = svc.claim_summary(row)
+    except InputError as exc:
+        return _refused(exc)
     if args.json:
         print_json(summary, app.out)
     else:
@@ -45,7 +62,8 @@ def cmd_register(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-# The registration form's CSV export: these columns, header row first.
+# The registration form's CSV export, header row first (README: "claims import").
+# `campaign`, `email`, `name` and `model` are required; the others may be absent.
 CSV_COLUMNS = (
     "campaign",
     "email",
@@ -60,42 +78,146 @@ CSV_COLUMNS = (
     "currency",
     "first_campaign_mail_on",
     "company",
+    "external_id",
 )
+REQUIRED_COLUMNS = ("campaign", "email", "name", "model")
+# other spellings spreadsheets and form tools write for the same columns
+COLUMN_ALIASES = {"first_mail_date": "first_campaign_mail_on", "id": "external_id"}
+
+
+def _header_key(text: str) -> str:
+    key = "_".join(text.strip().lower().replace("-", " ").split())
+    return COLUMN_ALIASES.get(key, key)
+
+
+def _reader(fh: TextIO) -> csv.DictReader[str]:
+    """Comma or semicolon separated, whichever the file uses (spreadsheets set to a
+    Nordic locale write semicolons, because the comma is their decimal mark)."""
+    sample = fh.read(64 * 1024)
+    fh.seek(0)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;")
+    except csv.Error:
+        # one column, or too little text to tell: the header line decides
+        header = sample.splitlines()[0] if sample else ""
+        dialect = csv.excel if header.count(",") >= header.count(";") else _Semicolon
+    return csv.DictReader(fh, dialect=dialect)
+
+
+class _Semicolon(csv.excel):
+    delimiter = ";"
 
 
 def cmd_import(args: argparse.Namespace, app: App) -> int:
-    """All rows or none: a bad row names its line and nothing is registered."""
+    try:
+        return _import(args, app)
+    except InputError as exc:
+        return _refused(exc)
+
+
+def _import(args: argparse.Namespace, app: App) -> int:
+    """All rows or none: every bad row is named with file:line and nothing is
+    registered. Rows registered by an earlier import (same external_id, else same
+    campaign, address, model and serial) are reported and not registered again."""
     app.ensure_schema()
     path = Path(args.file)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        unknown = set(reader.fieldnames or ()) - set(CSV_COLUMNS)
-        if unknown:
-            raise InputError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
-        rows = list(reader)
-    done = []
+    extra_mode = args.extra_columns
+    force = args.force
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    with fh:
+        try:
+            reader = _reader(fh)
+            names = [_header_key(n) for n in (reader.fieldnames or ())]
+            reader.fieldnames = names
+            rows = list(reader)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: not a UTF-8 CSV file ({exc})") from None
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise InputError(f"{path}:1: columns given twice: {', '.join(doubled)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise InputError(f"{path}:1: missing columns {', '.join(missing)}")
+    extra = [n for n in names if n not in CSV_COLUMNS]
+    if extra and extra_mode == "refuse":
+        raise InputError(f"{path}:1: unknown columns {', '.join(extra)}")
+    if extra and extra_mode == "ignore":
+        sys.stderr.write(f"mailbot: {path}: ignored columns {', '.join(extra)}\n")
+    now = app.now()
+    done: list[dict[str, object]] = []
+    errors: list[str] = []
+    seen: dict[tuple[str, ...], int] = {}
     with transaction(app.factory) as session:
-        for line, row in enumerate(rows, start=2):
-            values = {k: (v or "").strip() or None for k, v in row.items()}
-            for required in ("campaign", "email", "name", "model"):
-                if not values.get(required):
-                    raise InputError(f"{path}:{line}: {required} is empty")
+        for line, raw in enumerate(rows, start=2):
+            if None in raw:
+                errors.append(f"{path}:{line}: more cells than the header has columns")
+                continue
+            values = {key: (cell or "").strip() for key, cell in raw.items()}
+            if not any(values.values()):
+                continue  # spreadsheets end files with empty rows
+            reg = _registration(values, extra if extra_mode == "keep" else [])
             try:
-                claim = svc.register_claim(
-                    session,
-                    Registration(**values),  # type: ignore[arg-type]
-                    rules=app.rules,
-                    settings=app.settings,
-                    now=app.now(),
-                )
+                checked = svc.check_registration(reg, app.rules, now, force=force)
             except InputError as exc:
-                raise InputError(f"{path}:{line}: {exc}") from None
-            done.append({"line": line, "code": claim.code, "email": claim.email})
+                errors.append(f"{path}:{line}: {exc}")
+                continue
+            key = _idempotency_key(checked)
+            if key in seen:
+                errors.append(f"{path}:{line}: the same registration as line {seen[key]}")
+                continue
+            seen[key] = line
+            old = svc.find_registered(session, checked, external_id=reg.external_id)
+            if old is not None:
+                done.append(
+                    {"line": line, "code": old.code, "email": old.email, "status": "exists"}
+                )
+                continue
+            claim = svc.register_claim(
+                session, reg, rules=app.rules, settings=app.settings, now=now, force=force
+            )
+            done.append(
+                {"line": line, "code": claim.code, "email": claim.email, "status": "registered"}
+            )
+        if errors:
+            # the transaction rolls back: all rows or none
+            raise InputError("\n".join(errors))
     if args.json:
         print_json(done, app.out)
     else:
-        print_table(done, ("line", "code", "email"), app.out)
+        print_table(done, ("line", "code", "email", "status"), app.out)
     return 0
+
+
+def _registration(values: dict[str, str], keep: list[str]) -> Registration:
+    def get(name: str) -> str | None:
+        return values.get(name) or None
+
+    return Registration(
+        campaign=values.get("campaign", ""),
+        email=values.get("email", ""),
+        name=values.get("name", ""),
+        model=values.get("model", ""),
+        serial=get("serial"),
+        purchase_date=get("purchase_date"),
+        retailer=get("retailer"),
+        country=get("country"),
+        language=get("language"),
+        price=get("price"),
+        currency=get("currency"),
+        first_campaign_mail_on=get("first_campaign_mail_on"),
+        company=get("company"),
+        external_id=get("external_id"),
+        extra=tuple((k, values[k]) for k in keep if values.get(k)),
+    )
+
+
+def _idempotency_key(c: svc.Checked) -> tuple[str, ...]:
+    if c.reg.external_id:
+        return ("external_id", c.campaign.id, c.reg.external_id)
+    return ("claim", c.campaign.id, c.email.lower(), c.model, (c.reg.serial or "").strip())
 
 
 def cmd_show(args: argparse.Namespace, app: App) -> int:

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", required=True)
     q.add_argument("--model", required=True, help="product model as registered")
     q.add_argument("--serial")
-    q.add_argument("--purchase-date", help="YYYY-MM-DD")
+    q.add_argument("--purchase-date", help="YYYY-MM-DD (or DD.MM.YYYY, DD/MM/YYYY)")
     q.add_argument("--retailer")
     q.add_argument("--country", help="ISO country code, e.g. NO")
     q.add_argument("--language", help="nb, sv, da, fi or en (default: the campaign's)")
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YYYY-MM-DD of the first campaign mail (for windows counted from it, e.g. 6 weeks)",
     )
     q.add_argument("--company", action="store_true", help="the buyer registered as a company")
+    q.add_argument("--force", action="store_true", help="register even if the campaign is closed")
     _json(q)
     q = _cmd(
         csub,
@@ -114,7 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         "claims_cmd:cmd_import",
         "register claims in bulk from the registration form's CSV export",
     )
-    q.add_argument("file", help="CSV with columns campaign,email,name,model[,serial,...]")
+    q.add_argument("file", help="CSV, comma or semicolon: campaign,email,name,model[,...]")
+    q.add_argument(
+        "--extra-columns",
+        choices=("ignore", "keep", "refuse"),
+        default="ignore",
+        help="columns mailbot does not know: ignore (default), keep with the claim, or refuse",
+    )
+    q.add_argument("--force", action="store_true", help="register even if a campaign is closed")
     _json(q)
     q = _cmd(csub, "show", "claims_cmd:cmd_show", "one claim: state, fields, documents, events")
     q.add_argument("code")

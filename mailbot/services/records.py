@@ -67,8 +67,9 @@ def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.C
     row.payout_amount = snap.payout_amount
     row.payout_currency = snap.payout_currency
     row.updated_at = snap.updated_at
-    # a new dict: SQLAlchemy's JSON column does not see in-place changes
-    row.facts = {"snapshot": to_json(snap)}
+    # a new dict: SQLAlchemy's JSON column does not see in-place changes; other keys
+    # (what the registration form said, `services.claims.REGISTRATION_KEY`) are kept
+    row.facts = {**(row.facts or {}), "snapshot": to_json(snap)}
     if new:
         session.flush()
     return row

@@ -122,9 +122,9 @@ def test_check_names_the_exact_problem(tmp_path: Path, dovecot: LocalDovecot) ->
     assert by_item["rules"]["ok"] and by_item["config"]["ok"]
 
 
-def test_claims_import_all_or_nothing(tmp_path: Path) -> None:
+def test_claims_import_all_or_nothing(tmp_path: Path, db_url: str) -> None:
     cfg = tmp_path / "m.toml"
-    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n')
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{db_url}"\n')
     good = tmp_path / "good.csv"
     good.write_text(
         "campaign,email,name,model,purchase_date,language\n"
@@ -141,10 +141,10 @@ def test_claims_import_all_or_nothing(tmp_path: Path) -> None:
     bad.write_text(
         "campaign,email,name,model,purchase_date\n"
         "cashback-2022,ola@example.no,Ola,WH-1000XM5,2022-12-12\n"
-        "cashback-2022,per@example.no,Per,WH-1000XM5,12/12/2022\n"
+        "cashback-2022,per@example.no,Per,WH-1000XM5,2022-13-45\n"
     )
     code, _ = run("--config", str(cfg), "--log-level", "ERROR", "claims", "import", str(bad))
-    assert code == 1
+    assert code == 2
     code, out = run("--config", str(cfg), "claims", "list", "--json")
     assert {r["email"] for r in json.loads(out)} == {"kari@example.no", "sven@example.se"}
 
@@ -229,8 +229,11 @@ def test_wheel_ships_rules_and_templates(tmp_path: Path) -> None:
         check=True,
         timeout=300,
     )
-    [wheel] = list(wheels.glob("mailbot-*.whl"))
+    # the distribution is mailbot-claims ("mailbot" on the index is another project)
+    [wheel] = list(wheels.glob("mailbot_claims-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    assert "mailbot = mailbot.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "mailbot/_data/rules/campaigns/cashback-2022.yaml" in names
     assert "mailbot/_data/templates/nb/missing_info.txt.j2" in names
     assert "mailbot/store/migrations/versions/0001_initial_schema.py" in names
