@@ -23,6 +23,8 @@ from mailbot.ruleset.loader import RuleSet
 from mailbot.services.claims import InputError
 from mailbot.services.records import record, rma_by_number, rma_snapshot
 from mailbot.store import models as m
+from mailbot.store.limits import problem
+from parsers.address import registration_address
 
 _RNG = random.SystemRandom()
 
@@ -39,8 +41,14 @@ def issue_rma(
     settings: Settings,
     now: datetime,
 ) -> m.Rma:
-    if "@" not in email:
-        raise InputError(f"email: not an address: {email!r}")
+    email = registration_address(email)  # the same strict check as claims
+    for field, column, value in (
+        ("product", m.Rma.product, product),
+        ("serial", m.Rma.serial, serial),
+        ("language", m.Rma.language, language),
+    ):
+        if why := problem(column, value, field):
+            raise InputError(why)
     for _ in range(50):
         number = generate_rma_number(_RNG)
         if rma_by_number(session, number) is None:

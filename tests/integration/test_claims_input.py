@@ -177,3 +177,14 @@ def test_import_names_every_bad_row_and_registers_none(cli: Cli, tmp_path: Path)
     assert f"{csv_file}:6: email: not one plain address" in err
     assert f"{csv_file}:7: the same registration as line 2" in err
     assert cli.counts() == (0, 0)
+
+
+def test_rma_issue_checks_address_and_lengths_the_same_way(cli: Cli) -> None:
+    args = ["rma", "issue", "--product", "Sonos One"]
+    code, _, err = cli(*args, "--email", "Evil <evil@example.org> ola@example.no")
+    assert code != 0 and "email: not one plain address" in err
+    code, _, err = cli("rma", "issue", "--email", "ola@example.no", "--product", "P" * 201)
+    assert code != 0 and "product: at most 200 characters, got 201" in err
+    assert "Traceback" not in err
+    code, _, err = cli(*args, "--email", "ola@example.no", "--json")
+    assert code == 0, err
