@@ -1,9 +1,14 @@
-"""The shipped systemd unit is valid and hardened."""
+"""The shipped systemd unit is valid and hardened, and README's deployment steps match it."""
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,3 +60,56 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         if "mailbot.service" in line or "Unknown" in line
     ]
     assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
+
+
+README = UNIT.parents[1] / "README.md"
+
+
+def _deployment_steps() -> list[str]:
+    """The shell lines of README's "Deployment with systemd" block."""
+    text = README.read_text()
+    section = text[text.index("## Deployment with systemd") :]
+    block = section[section.index("```sh\n") + 6 :]
+    return block[: block.index("```")].splitlines()
+
+
+def test_documentation_points_at_files_the_deployment_installs() -> None:
+    docs = _directives()["Documentation"]
+    [doc_step] = [s for s in _deployment_steps() if "/usr/share/doc/mailbot" in s]
+    words = doc_step.split("#")[0].split()
+    installed = {Path(w).name for w in words[words.index("/usr/share/doc/mailbot") + 1 :]}
+    for uri in docs:
+        assert uri.startswith("file:///usr/share/doc/mailbot/"), uri
+        assert Path(uri).name in installed, (uri, doc_step)
+    for name in installed:
+        assert any((UNIT.parents[1] / w).name == name and (UNIT.parents[1] / w).exists()
+                   for w in words), name  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root")
+def test_the_service_user_can_read_the_config_the_steps_install() -> None:
+    # The README's /etc/mailbot steps, run in a scratch directory with an existing
+    # unprivileged user and group standing in for `mailbot`.
+    user, group = "nobody", grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+    root = Path(tempfile.mkdtemp(prefix="mbsysd-"))
+    try:
+        root.chmod(0o755)
+        steps = [s for s in _deployment_steps() if s.startswith("install") and "/etc/mailbot" in s]
+        assert steps
+        for step in steps:
+            cmd = (
+                step.split("#")[0]
+                .replace("/etc/mailbot", str(root / "etc"))
+                .replace("-g mailbot", f"-g {group}")
+                .replace("config/", f"{UNIT.parents[1] / 'config'}/")
+            )
+            subprocess.run(shlex.split(cmd), check=True, timeout=30)
+        config = root / "etc" / "mailbot.toml"
+        readable = subprocess.run(["runuser", "-u", user, "--", "test", "-r", str(config)])
+        assert readable.returncode == 0, "the service user cannot read its config"
+        secrets = subprocess.run(
+            ["runuser", "-u", user, "--", "test", "-r", str(root / "etc" / "secrets.env")]
+        )
+        assert secrets.returncode != 0, "the secrets must stay root's"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
