@@ -143,6 +143,7 @@ class Mailbox:
         self._caps: frozenset[str] = frozenset()
         self._selected: str | None = None
         self._known_folders: set[str] = set()
+        self._delimiter: tuple[str | None] | None = None
 
     # -- connection -------------------------------------------------------------
 
@@ -217,32 +218,63 @@ class Mailbox:
         return capability.upper() in self._caps
 
     # -- folders ----------------------------------------------------------------
+    # Configured folder names use "/" for hierarchy (`mailbot/processed`); servers
+    # differ (Gmail and Microsoft 365 use "/", Dovecot's Maildir default and Courier
+    # ".", which refuse a "/" in a name), so every name is spelled the server's way
+    # before it goes on the wire. The ledger keeps the configured spelling.
 
-    def ensure_folder(self, name: str) -> None:
+    @property
+    def delimiter(self) -> str | None:
+        """The server's hierarchy delimiter (LIST "" ""), asked once; None: flat names."""
+        if self._delimiter is None:
+            with _translated("list delimiter"):
+                listed = self.client.list_folders("", "")
+            raw = listed[0][1] if listed else None
+            delim = raw.decode() if isinstance(raw, bytes) else raw
+            self._delimiter = (delim or None,)
+        return self._delimiter[0]
+
+    def server_name(self, folder: str) -> str:
+        """`folder` as this server spells it: "/" becomes the server's delimiter."""
+        delim = self.delimiter if "/" in folder else None
+        return folder.replace("/", delim) if delim else folder
+
+    def folder_exists(self, folder: str) -> bool:
+        with _translated("list folder"):
+            return bool(self.client.folder_exists(self.server_name(folder)))
+
+    def ensure_folder(self, name: str) -> bool:
+        """Create the folder unless it exists; True when it was created now."""
         if name in self._known_folders:
-            return
-        with _translated("create folder"):
-            if not self.client.folder_exists(name):
+            return False
+        created = False
+        wire = self.server_name(name)
+        with _translated(f"create folder {wire!r}"):
+            if not self.client.folder_exists(wire):
                 try:
-                    self.client.create_folder(name)
+                    self.client.create_folder(wire)
+                    created = True
                 except IMAPClientError:
                     # a concurrent creator (or a server that auto-created it) wins
-                    if not self.client.folder_exists(name):
+                    if not self.client.folder_exists(wire):
                         raise
-                log.info("imap folder created", extra={"folder": name})
+                log.info("imap folder created", extra={"folder": wire})
         self._known_folders.add(name)
+        return created
 
     def status(self, folder: str) -> FolderStatus:
         """UIDVALIDITY/UIDNEXT without selecting: the cheap "anything new?" check."""
         with _translated("status"):
-            st = self.client.folder_status(folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
+            st = self.client.folder_status(
+                self.server_name(folder), ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
+            )
         return FolderStatus(
             int(st[b"UIDVALIDITY"]), int(st[b"UIDNEXT"]), int(st.get(b"MESSAGES", 0))
         )
 
     def select(self, folder: str) -> FolderStatus:
         with _translated("select"):
-            info = self.client.select_folder(folder)
+            info = self.client.select_folder(self.server_name(folder))
         self._selected = folder
         uidnext = int(info.get(b"UIDNEXT", 0))
         return FolderStatus(int(info[b"UIDVALIDITY"]), uidnext, int(info.get(b"EXISTS", 0)))
@@ -315,7 +347,7 @@ class Mailbox:
             return
         self.ensure_folder(target)
         try:
-            self._move(_uid_set(uids), target)
+            self._move(_uid_set(uids), self.server_name(target))
         except MailboxError:
             # maybe the folder was deleted under us: check (and create) it again next time
             self._known_folders.discard(target)

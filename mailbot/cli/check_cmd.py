@@ -1,7 +1,10 @@
-"""`mailbot check`: one line per item, OK or the exact problem.
+"""`mailbot check`: one line per item, OK, SKIP or the exact problem.
 
-Config, rules, templates, database, IMAP login, SMTP greeting, tesseract and its
-languages. Exit 0 when all are OK, 1 otherwise, so it can gate a deployment.
+Config, rules, templates, database, IMAP login and the folders mailbot uses (each
+created when missing, as `run` would, so a name the server refuses fails here),
+SMTP greeting, tesseract and the OCR languages the config and campaigns need.
+Exit 0 when nothing failed (skipped items do not fail), 1 otherwise, so it can
+gate a deployment.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 from collections.abc import Callable
 
 from mailbot.cli.app import App, print_json
-from mailbot.core.errors import MailbotError
+from mailbot.core.errors import MailbotError, MailboxError
 
 Check = Callable[[App], str | None]
 """Returns None (OK, no detail), "ok: detail", or the problem."""
@@ -44,19 +47,68 @@ def _database(app: App) -> str | None:
     return problem or f"ok: {app.engine.dialect.name}, schema current"
 
 
+def _where(host: str, port: int, tls: str, problem: str) -> str:
+    """The problem with the server's host:port in front, and what a TLS mismatch means:
+    ssl's own words (WRONG_VERSION_NUMBER) name neither the server nor the cause."""
+    if f"{host}:{port}" not in problem:
+        problem = f"{host}:{port}: {problem}"
+    if "WRONG_VERSION_NUMBER" in problem or "wrong version number" in problem:
+        problem += (
+            ' (the server did not answer TLS: tls = "ssl" wants implicit TLS on this port; '
+            'a plain port wants tls = "starttls")'
+            if tls == "ssl"
+            else f' (tls = "{tls}" does not match what the server speaks on this port)'
+        )
+    return problem
+
+
+def _imap_folders(app: App) -> tuple[str, ...]:
+    imap = app.settings.imap
+    own = [imap.quarantine_folder]
+    if imap.processed_action == "move":
+        own.append(imap.processed_folder)
+    return tuple(dict.fromkeys([*imap.folders, *own]))
+
+
 def _imap(app: App) -> str | None:
     from mailbot.mailbox import Mailbox
 
-    with Mailbox(app.settings.imap) as box:
-        idle = "IDLE" if box.has("IDLE") else "no IDLE (polling)"
-        return f"ok: logged in to {app.settings.imap.host}, {idle}"
+    s = app.settings.imap
+    try:
+        with Mailbox(s) as box:
+            idle = "IDLE" if box.has("IDLE") else "no IDLE (polling)"
+            delimiter = box.delimiter
+            folders = []
+            for folder in _imap_folders(app):
+                created = box.ensure_folder(folder)
+                wire = box.server_name(folder)
+                folders.append(f"{wire} (created)" if created else wire)
+    except MailboxError as exc:
+        return _where(s.host, s.port, s.tls, str(exc))
+    return (
+        f"ok: logged in to {s.host}:{s.port}, {idle}, hierarchy delimiter "
+        f"{delimiter!r}, folders {', '.join(folders)}"
+    )
 
 
 def _smtp(app: App) -> str | None:
     from mailbot.smtp import check_smtp
 
-    problem = check_smtp(app.settings.smtp)
-    return problem or f"ok: {app.settings.smtp.host} greets"
+    s = app.settings.smtp
+    problem = check_smtp(s)
+    return _where(s.host, s.port, s.tls, problem) if problem else f"ok: {s.host}:{s.port} greets"
+
+
+def _ocr_languages(app: App) -> tuple[list[str], str]:
+    """The tesseract languages reading will ask for, and where that list comes from."""
+    from mailbot.services.documents import ocr_languages
+
+    configured = app.settings.ocr.languages
+    if configured:
+        return [lang for lang in configured.split("+") if lang], "ocr.languages"
+    campaigns = app.rules.campaigns.values()
+    wanted = {lang for c in campaigns for lang in ocr_languages(c, "").split("+")}
+    return sorted(wanted), "the campaigns' languages"
 
 
 def _tesseract(app: App) -> str | None:
@@ -66,14 +118,15 @@ def _tesseract(app: App) -> str | None:
     if not report.get("tesseract"):
         return "tesseract not found: install Debian's tesseract-ocr"
     installed = set((report.get("tesseract_languages") or "").split("+"))
-    wanted = {"eng", "nor", "swe", "dan", "fin"}
-    missing = sorted(wanted - installed)
+    wanted, source = _ocr_languages(app)
+    missing = [lang for lang in wanted if lang not in installed]
     if missing:
         return (
-            f"tesseract {report['tesseract']}: languages missing: {', '.join(missing)} "
-            f"(apt install {' '.join('tesseract-ocr-' + m for m in missing)})"
+            f"tesseract {report['tesseract']}: {source} needs {', '.join(missing)}, "
+            f"not installed (installed: {'+'.join(sorted(installed)) or 'none'}; "
+            f"apt install {' '.join('tesseract-ocr-' + m for m in missing)})"
         )
-    return f"ok: tesseract {report['tesseract']}, languages {'+'.join(sorted(installed))}"
+    return f"ok: tesseract {report['tesseract']}, {source} {'+'.join(wanted)} installed"
 
 
 CHECKS: tuple[tuple[str, Check, bool], ...] = (
@@ -88,10 +141,12 @@ CHECKS: tuple[tuple[str, Check, bool], ...] = (
 
 
 def cmd_check(args: argparse.Namespace, app: App) -> int:
-    results = []
+    results: list[dict[str, object]] = []
     for name, check, online in CHECKS:
         if online and args.offline:
-            results.append({"item": name, "ok": True, "detail": "skipped (--offline)"})
+            results.append(
+                {"item": name, "ok": True, "status": "skip", "detail": "skipped (--offline)"}
+            )
             continue
         try:
             detail = check(app)
@@ -101,11 +156,11 @@ def cmd_check(args: argparse.Namespace, app: App) -> int:
             detail = f"{exc.__class__.__name__}: {exc}"
         ok = detail is None or detail.startswith("ok")
         text = (detail or "ok").removeprefix("ok: ").removeprefix("ok")
-        results.append({"item": name, "ok": ok, "detail": text})
+        results.append({"item": name, "ok": ok, "status": "ok" if ok else "fail", "detail": text})
     if args.json:
         print_json(results, app.out)
     else:
         for r in results:
-            status = "OK  " if r["ok"] else "FAIL"
-            app.out.write(f"{status} {r['item']:10} {r['detail']}\n")
+            status = str(r["status"]).upper()
+            app.out.write(f"{status:4} {r['item']:10} {r['detail']}\n")
     return 0 if all(r["ok"] for r in results) else 1

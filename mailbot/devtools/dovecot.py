@@ -81,6 +81,9 @@ class LocalDovecot:
     tls: bool = False
     """Serve TLS too: STARTTLS on `port`, implicit TLS on `tls_port`; trust `ca_file`."""
     tls_port: int = 0
+    separator: str = "/"
+    """The hierarchy separator of the namespace. Dovecot's own default with Maildir
+    is ".", which refuses folder names with "/" in them."""
     _started: bool = False
 
     def __post_init__(self) -> None:
@@ -193,7 +196,7 @@ userdb {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
+  separator = {self.separator}
 }}
 service imap-login {{
   inet_listener imap {{

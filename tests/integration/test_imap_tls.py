@@ -191,9 +191,9 @@ def test_mailbot_check_imap_over_tls(
     untrusted.write_text(head + tail)
 
     code, out = _check_imap(trusted, monkeypatch)
-    assert (code, out) == (0, "OK   imap       logged in to 127.0.0.1, IDLE\n")
+    assert code == 0 and out.startswith(f"OK   imap       logged in to 127.0.0.1:{port}, IDLE")
 
     code, out = _check_imap(untrusted, monkeypatch)
     assert code == 1
-    assert out.startswith("FAIL imap       IMAP connect failed")
+    assert out.startswith(f"FAIL imap       127.0.0.1:{port}: IMAP connect failed")
     assert "certificate verify failed" in out

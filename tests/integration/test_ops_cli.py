@@ -1,4 +1,5 @@
-"""Operator safety of the `mailbot` command: reprocess refuses what it cannot do."""
+"""Operator safety of the `mailbot` command: reprocess refuses what it cannot do, check
+says what it skipped and names the server and the OCR language a problem is about."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import json
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from mailbot.cli.main import main
+from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail
+from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.rawstore import RawStore
 from mailbot.store import db
 from mailbot.store import models as m
@@ -74,3 +78,43 @@ def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: st
     with db.transaction(factory) as s:
         assert s.get(m.Message, failed).status != "failed"  # type: ignore[union-attr]
     engine.dispose()
+
+
+def _check(tmp: Path, body: str, *argv: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    cfg = tmp / "c.toml"
+    cfg.write_text(body + f'[paths]\ndata_dir = "{tmp / "data"}"\n')
+    assert _cli(cfg, "db", "upgrade")[0] == 0
+    code, out, _ = _cli(cfg, "check", "--json", *argv)
+    return code, {r["item"]: r for r in json.loads(out)}
+
+
+def test_check_offline_says_skip_and_checks_the_configured_ocr_languages(tmp_path: Path) -> None:
+    code, by_item = _check(tmp_path, '[ocr]\nlanguages = "nor+xqz"\n', "--offline")
+    assert [by_item[i]["status"] for i in ("imap", "smtp")] == ["skip", "skip"]
+    tess = by_item["tesseract"]
+    assert code == 1 and tess["status"] == "fail"
+    assert "ocr.languages needs xqz" in tess["detail"] and "tesseract-ocr-xqz" in tess["detail"]
+    # the campaigns' own languages when ocr.languages is empty; text output says SKIP
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n')
+    code, out, _ = _cli(cfg, "check", "--offline")
+    assert code == 0, out
+    lines = {line.split()[1]: line for line in out.splitlines()}
+    assert lines["imap"].startswith("SKIP") and lines["smtp"].startswith("SKIP")
+    assert lines["tesseract"].startswith("OK") and "the campaigns' languages nor" in out
+
+
+def test_check_names_host_and_port_of_a_tls_mismatch(
+    tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink
+) -> None:
+    code, by_item = _check(
+        tmp_path,
+        f'[imap]\nhost = "127.0.0.1"\nport = {dovecot.port}\ntls = "ssl"\n'
+        'username = "claims"\npassword = "secret"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\ntls = "ssl"\n',
+    )
+    assert code == 1
+    for item, port in (("imap", dovecot.port), ("smtp", smtp_sink.port)):
+        detail = by_item[item]["detail"]
+        assert f"127.0.0.1:{port}" in detail, detail
+        assert 'tls = "ssl" wants implicit TLS' in detail and "starttls" in detail, detail
