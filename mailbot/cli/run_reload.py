@@ -71,14 +71,16 @@ class Reloader:
             changed.remove("log.level")
             if self.log_level_fixed:
                 log.info("log.level changed but --log-level was given: kept")
+            elif not isinstance(logging.getLevelName(new.log.level.upper()), int):
+                log.warning("log level not changed: unknown", extra={"level": new.log.level})
             else:
-                try:
-                    set_level(new.log.level)
-                except ValueError as exc:
-                    log.warning("log level not changed", extra={"error": str(exc)})
-                else:
-                    self.settings = dataclasses.replace(self.settings, log=new.log)
-                    log.info("log level changed", extra={"level": new.log.level})
+                # said before the change, so it is seen when the new level is quieter
+                log.info(
+                    "log level changed",
+                    extra={"level": new.log.level, "previous": self.settings.log.level},
+                )
+                set_level(new.log.level)
+                self.settings = dataclasses.replace(self.settings, log=new.log)
         if changed:
             self.restart_needed = tuple(sorted(set(self.restart_needed) | set(changed)))
             log.warning("config changed; these keys apply after a restart", extra={"keys": changed})

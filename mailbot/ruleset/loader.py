@@ -152,8 +152,8 @@ class RuleSetCache:
         return self._rules
 
     def reload(self) -> ReloadStatus:
-        """Load the files now, changed or not; never raises once rules are in force
-        (a failure is logged and kept in `status`, the old rules stay)."""
+        """Load the files now, changed or not; never raises (a failure is logged and
+        kept in `status`; rules already in force stay, else `get()` raises it)."""
         self._checked_at = self.clock()
         self._load(self._mtimes(), forced=True)
         return self.status
@@ -172,27 +172,27 @@ class RuleSetCache:
                 line=exc.line,
                 failed_at=self.wall_clock(),
             )
-            if old is None:
-                raise
+            if old is None and not forced:
+                raise  # nothing to fall back on: the caller must hear it
             log.warning(
                 "rules reload failed",
                 extra={
                     "error": str(exc),
                     "path": exc.path,
                     "line": exc.line,
-                    "version_in_force": old.version,
+                    "version_in_force": old.version if old else None,
                 },
             )
             return
         self._rules, self._stamp, self.last_error = rules, stamp, None
         self.status = ReloadStatus(version=rules.version, loaded_at=self.wall_clock())
-        if old is not None:
+        if old is not None or forced:
             log.info(
                 "rules reloaded",
                 extra={
                     "version": rules.version,
-                    "previous_version": old.version,
-                    "changed": rules.version != old.version,
+                    "previous_version": old.version if old else None,
+                    "changed": old is None or rules.version != old.version,
                     "forced": forced,
                 },
             )

@@ -314,3 +314,42 @@ def test_move_without_the_move_extension_copies_flags_and_expunges(
         mb.move([4], "Elsewhere")
     assert folder_count(dovecot.port, "Elsewhere") == 3
     assert folder_count(dovecot.port, "INBOX") == 1
+
+
+def test_database_down_is_no_reconnect_storm(
+    dovecot: LocalDovecot, tmp_path: Path, daemon_thread: list[threading.Thread]
+) -> None:
+    # IMAP works, the database cannot be opened: every pass fails after a good login.
+    # The backoff must grow across those logins instead of starting over at each.
+    from sqlalchemy import create_engine
+
+    from mailbot.store.db import session_factory
+
+    append_all(dovecot.port, [make_mail(0)])
+    dead = session_factory(create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite'}"))
+    settings = make_settings(dovecot.port, tmp_path, "sqlite://")
+    log_file = dovecot.base / "dovecot.log"
+
+    def logins() -> int:
+        return log_file.read_text(errors="replace").count("Login: user=<claims>")
+
+    before = logins()
+    stop = threading.Event()
+    t = threading.Thread(
+        target=daemon.run,
+        args=(settings, recording_processor(), stop),
+        kwargs={"factory": dead, "backoff": Backoff(initial=0.2, maximum=60.0)},
+        daemon=True,
+    )
+    t.start()
+    daemon_thread.append(t)
+    try:
+        assert wait_for(lambda: logins() > before, 10)
+        stop.wait(4.0)
+    finally:
+        stop.set()
+    n = logins() - before
+    # delays 0.1-0.2, 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 s: at most 6 logins in 4 s
+    # (restarting the backoff after each login: one every 0.1-0.2 s, 20 or more)
+    assert 2 <= n <= 6, n
+    assert folder_count(dovecot.port, "INBOX") == 1  # the mail waits, untouched
