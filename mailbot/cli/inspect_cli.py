@@ -43,6 +43,7 @@ def _routing(app: App, raw_email: Any) -> dict[str, Any]:
                 raw_email,
                 StoreClaimDirectory(session),
                 ignore_words=rules.matching.all_code_ignore_words(),
+                trusted_authserv_ids=app.settings.imap.trusted_authserv_ids,
             )
         return {
             "route": "claim",
@@ -50,6 +51,7 @@ def _routing(app: App, raw_email: Any) -> dict[str, Any]:
             "signal": match.signal,
             "strength": match.strength,
             "reason": match.reason,
+            "reasons": list(match.reasons),
             "claim": match.claim.code if match.claim else None,
             "codes": list(match.codes),
             "mistyped_codes": list(match.mistyped_codes),
