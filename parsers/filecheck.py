@@ -22,6 +22,7 @@ import tnefparse
 from PIL import Image
 
 from mailbot.core.mail import Attachment
+from parsers.budget import over_budget_in, pdf_budget
 from parsers.filetypes import (
     ALLOWED_HINT,
     ARCHIVE_TYPES,
@@ -55,6 +56,8 @@ class AttachmentLimits:
 
 
 DEFAULT_LIMITS = AttachmentLimits()
+PDF_CHECK_SECONDS = 5.0
+"""Counting a PDF's pages takes milliseconds; one that takes longer is hostile."""
 
 
 def content_sha256(data: bytes) -> str:
@@ -209,7 +212,9 @@ def _judge_pdf(base: Attachment, limits: AttachmentLimits) -> Attachment:
     """Open the PDF the way the text reader will (pdfplumber/pdfminer)."""
     name = base.filename
     try:
-        with pdfplumber.open(io.BytesIO(base.content)) as pdf:
+        # pdfminer with the reader's limits (`parsers.budget`): the page tree of a
+        # hostile PDF can sit in streams that inflate without end.
+        with pdf_budget(PDF_CHECK_SECONDS), pdfplumber.open(io.BytesIO(base.content)) as pdf:
             doc = pdf.doc
             pages = 0
             from pdfminer.pdfpage import PDFPage
@@ -223,6 +228,12 @@ def _judge_pdf(base: Attachment, limits: AttachmentLimits) -> Attachment:
                         refusal=f"{name}: the PDF has more than {limits.max_pdf_pages} pages",
                     )
     except Exception as exc:
+        if over_budget_in(exc) is not None:
+            return replace(
+                base,
+                refusal_code="too_large",
+                refusal=f"{name}: the PDF is too large to be read safely",
+            )
         if _is_password_error(exc):
             return replace(
                 base,

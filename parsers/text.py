@@ -36,7 +36,8 @@ from PIL import Image
 
 from mailbot.core.errors import ExtractionError
 from parsers.attachments import sniff_type
-from parsers.imageprep import flat_field, open_image, prepare
+from parsers.budget import over_budget_in, pdf_budget
+from parsers.imageprep import MAX_PIXELS, TARGET_LONG_SIDE, flat_field, open_image, prepare
 from parsers.ocr import (
     ENGINES,
     TESSERACT,
@@ -165,21 +166,26 @@ def _read_pdf(
     source: Source = "pdf-text"
     ocr_pages = 0
     try:
-        with pdfplumber.open(io.BytesIO(content)) as pdf:
+        # pdfminer's parsing, inflating and layout are bounded by the same budget
+        # as OCR (`parsers.budget`): past it the document is unreadable.
+        with pdf_budget(reading.remaining()), pdfplumber.open(io.BytesIO(content)) as pdf:
             pages = len(pdf.pages)
             for number, page in enumerate(pdf.pages[:MAX_PDF_PAGES]):
+                if reading.remaining() <= 0:
+                    reading.timed_out = True
+                    reading.notes.append(f"pages from {number + 1} not read (budget spent)")
+                    break
                 result = _pdf_page_text(page, number)
                 if alnum_count(result.text) >= PAGE_HAS_TEXT:
                     reading.add(result)
                     continue
                 # No text layer: a scan inside a PDF. Render at the resolution
                 # that gives the ~2000 px long side OCR reads best.
-                if ocr_pages >= MAX_OCR_PAGES or reading.remaining() <= 0:
-                    reading.notes.append(f"page {number + 1} not OCR'd (page or time limit)")
+                if ocr_pages >= MAX_OCR_PAGES:
+                    reading.notes.append(f"page {number + 1} not OCR'd (page limit)")
                     continue
                 source, ocr_pages = "ocr", ocr_pages + 1
-                long_side_pt = max(float(page.width), float(page.height)) or 842.0
-                dpi = min(400, max(72, round(2000 * 72 / long_side_pt)))
+                dpi = render_dpi(float(page.width), float(page.height), TARGET_LONG_SIDE)
                 image = page.to_image(resolution=dpi).original
                 _read_image(
                     prepare(image), number, reading, languages, needs_more, fallback_engines
@@ -189,10 +195,25 @@ def _read_pdf(
     except ExtractionError:
         raise
     except Exception as exc:  # pdfminer/pypdfium2 raise a zoo of types for broken files
+        over = over_budget_in(exc)
+        if over is not None:  # pdfplumber wraps what pdfminer raised
+            raise over from exc
         raise ExtractionError(f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
     if source == "pdf-text":
         reading.notes.append(f"pdf text layer, {pages} page(s)")
     return source, pages
+
+
+def render_dpi(width_pt: float, height_pt: float, long_side_px: float) -> int:
+    """The resolution rendering a width x height pt box at about `long_side_px`
+    on its long side (at most 400 dpi), and never to more than MAX_PIXELS: a page
+    or image box can claim any size, and pdfium renders what it is asked for."""
+    long_side = max(width_pt, height_pt, 1.0)
+    dpi = min(400.0, long_side_px * 72 / long_side)
+    pixels = (width_pt * dpi / 72) * (height_pt * dpi / 72)
+    if pixels > MAX_PIXELS:
+        dpi *= (MAX_PIXELS / pixels) ** 0.5 * 0.99
+    return max(1, int(dpi))
 
 
 def _read_pdf_images(
@@ -216,7 +237,8 @@ def _read_pdf_images(
             if width_pt < 100 or height_pt < 20 or reading.remaining() <= 0:
                 continue  # icons and rules are no text worth the time
             clipped = page.crop(box, strict=False)
-            image = clipped.to_image(resolution=PDF_IMAGE_DPI).original
+            dpi = render_dpi(width_pt, height_pt, PDF_IMAGE_DPI * max(width_pt, height_pt) / 72)
+            image = clipped.to_image(resolution=dpi).original
             result = _tesseract(prepare(image), number, reading, languages, FIRST_PSM)
             reading.add(result)
             reading.notes.append(f"embedded image on page {number + 1} OCR'd")

@@ -10,9 +10,21 @@ before the fixes each case took many times its bound.
 from __future__ import annotations
 
 import time
+import tracemalloc
+import zlib
 
+import pytest
+
+from mailbot import resources
+from mailbot.core.errors import ExtractionError
+from mailbot.devtools.samples import good_receipt_pdf
+from mailbot.ruleset.loader import load_ruleset
+from mailbot.services.documents import ReadResult, read_receipt
+from parsers.budget import DocumentOverBudget
+from parsers.imageprep import MAX_PIXELS
 from parsers.receipt import MAX_LINE_CHARS, bounded_text, extract_fields
 from parsers.receipt_retailer import _legal_name
+from parsers.text import read_document, render_dpi
 from tests.unit._receipt_helpers import rules
 
 
@@ -46,3 +58,92 @@ def test_field_rules_on_megabytes_of_text_take_under_a_second_or_two() -> None:
     dense = " ".join(["Elkjøp AS Dato 12.03.2024 MVA NO 123 456 789 Total 1999,00 kr"] * 10)
     text = "\n".join([dense] * 20_000)  # ~12 MB of keywords, dates and numbers
     assert _seconds(extract_fields, text, rules(), models=["WH-1000XM5"]) < 3.0
+
+
+def _pdf(content: bytes, *, mediabox: tuple[int, int] = (595, 842)) -> bytes:
+    """A one-page PDF whose page content is `content`, deflated."""
+    data = zlib.compress(content, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] " % mediabox
+        + b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def _read(content: bytes, timeout_s: float = 15) -> tuple[ReadResult, float]:
+    campaign = load_ruleset(resources.rules_dir()).campaigns["cashback-2022"]
+    started = time.perf_counter()
+    result = read_receipt(
+        content,
+        "receipt.pdf",
+        campaign,
+        None,
+        receipt_rules=rules(),
+        languages="eng",
+        timeout_s=timeout_s,
+    )
+    return result, time.perf_counter() - started
+
+
+def test_a_pdf_of_megabytes_of_nuls_is_unreadable_at_once() -> None:
+    bomb = _pdf(b"\0" * 6_000_000)  # 6 KB: took 14.6 s
+    assert len(bomb) < 10_000
+    result, seconds = _read(bomb)
+    assert result.fields is None and result.source == "error"  # the unreadable path
+    assert "1 MB" in (result.error or "")
+    assert seconds < 3
+
+
+def test_a_pdf_of_a_few_hundred_kilobytes_of_characters_is_unreadable_at_once() -> None:
+    bomb = _pdf(b"BT /F1 1 Tf 0 0 Td (" + b"a" * 200_000 + b") Tj ET")  # 838 bytes: 14 s, 500 MB
+    result, seconds = _read(bomb)
+    assert result.fields is None and "characters" in (result.error or "")
+    assert seconds < 5
+
+
+def test_a_stream_that_inflates_to_gigabytes_is_stopped_at_the_limit() -> None:
+    bomb = _pdf(b" " * 300_000_000)  # 300 KB of PDF, 300 MB inflated
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExtractionError, match="inflate"):
+            read_document(bomb, "application/pdf", timeout_s=15)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 1024 * 1024
+
+
+def test_pdf_reading_stops_at_the_deadline() -> None:
+    text = b"BT /F1 11 Tf 56 790 Td (Elkjop Nordic AS) Tj ET\n" + b"1 0 0 1 0 0 cm\n" * 60_000
+    with pytest.raises(DocumentOverBudget, match="time"):
+        read_document(_pdf(text), "application/pdf", timeout_s=0.2)
+
+
+def test_a_normal_pdf_is_read_as_before() -> None:
+    result, _ = _read(good_receipt_pdf())
+    assert result.fields is not None and result.source == "pdf-text"
+    assert result.fields.retailer is not None
+
+
+def test_a_page_claiming_to_be_huge_is_rendered_within_the_pixel_limit() -> None:
+    assert render_dpi(14_400, 14_400, 2000) * 14_400 / 72 <= 2000
+    assert render_dpi(595, 842, 2000) == 171  # A4 as before
+    width = height = 14_400 * render_dpi(14_400, 14_400, 10**6) / 72
+    assert width * height <= MAX_PIXELS
