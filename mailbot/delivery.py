@@ -1,46 +1,77 @@
-"""The outbox sender: deliver queued replies over SMTP, each row exactly once.
+"""The outbox sender: deliver queued replies over SMTP, and never send one twice on its own.
 
 States of an outbox row:
 
-    queued --claim--> sending --250--> sent
-      ^  ^               |  \\--5xx---> failed (flagged for an admin, never retried)
-      |  \\--4xx/conn---/    \\--crash: lease runs out, the row is claimed again
-    held (per-recipient rate limit; released when its time comes, never dropped)
+    queued/held --claim--> claimed --mark--> sending --250--> sent
+        ^                    |                  |--4xx, or lost before the message was
+        |                    |                  |  handed over whole --> queued (backoff)
+        |                    |                  |--5xx, or too many attempts --> failed
+        |                    |                  |--handed over, no answer --> unconfirmed
+        |                    |                  \\--sender died (lease ran out) --> unconfirmed
+        |                    \\--sender died (lease ran out): claimed by another sender
+        \\--------- requeue by an admin (failed, or unconfirmed: possible_duplicate)
 
-Claiming is a compare-and-set UPDATE (status and attempts must still be what we
-read), so two senders, even in two processes on PostgreSQL, cannot both take a
-row. Rows are claimed a few at a time (`batch_size`: as many as fit in the lease
-even if each send took a full SMTP timeout) and each result is recorded as soon
-as the relay answered. While a row is `sending`, `next_attempt_at` is its lease:
-a sender that dies mid-delivery leaves the row `sending`, and after the lease it
-is sent again with the SAME stored bytes and Message-ID.
+    held: the per-recipient rate limit; released when its time comes, never dropped.
 
-The one edge no database can close: the relay accepted the mail (250) and we
-crashed before recording `sent`. The row is then delivered a second time, so
-delivery is at-least-once at the SMTP level. Because the Message-ID was fixed
-when the reply was queued, both copies are byte-identical, the same message:
-Gmail shows one copy of a Message-ID, and Sieve's duplicate test (RFC 7352) or a
-client's duplicate filter can drop the other. The window is the time between the
-relay's 250 and our commit: milliseconds, and only on a crash in exactly then.
+A sender claims a few rows at a time (`claimed`: a lease in `next_attempt_at` and
+its run's token in `claimed_by`). Just before it hands a row to the relay it marks
+it `sending` with the attempt, in its own transaction; every change a sender makes
+afterwards is conditional on its token, the attempt and the status, so a sender
+that lost its lease changes nothing. While it runs, a heartbeat thread renews the
+leases of the rows it holds (every LEASE / 4), so a live sender keeps them however
+slow the relay is, and a dead sender's rows are taken over once LEASE (60 s) has
+passed, not after minutes.
+
+What is guaranteed:
+- A row is handed to the relay only by the sender that marked it `sending` for
+  this attempt (compare-and-set, also between processes on PostgreSQL).
+- It is sent again automatically only after a definite "not accepted": a 4xx, or a
+  connection that failed before the whole message (with its final ".") was sent.
+- When the outcome is unknown, it is not sent again: the connection dropped or
+  timed out after the message was handed over, or the sender died while the row
+  was `sending`. The row becomes `unconfirmed` (flagged for an admin, with the
+  attempt and time in `attempted_at`). An admin who `requeue`s it sends the same
+  stored bytes and Message-ID again and the row records `possible_duplicate`.
+- After a 250 the row is confirmed `sent` in its own short transaction, retried
+  when the database fails. Until that write succeeds the process keeps the
+  confirmation in memory (retried at the start of every later run, lease kept
+  alive), so the row is never sent again. If the process dies in that window, the
+  row's lease runs out while it is `sending` and it becomes `unconfirmed`: the mail
+  arrived once, and an admin sees a reply whose delivery was not recorded.
+- A sender killed mid-batch: the one row it was sending becomes `unconfirmed`, the
+  rows it had claimed but not started are sent by the next sender after the lease.
+So delivery is at most once; the price is that a reply whose outcome was unknown
+waits for an admin instead of possibly arriving twice.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
+import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
-from mailbot.core.errors import DeliveryError, DeliveryRejected
+from mailbot.core.errors import DeliveryError, DeliveryRejected, StoreError
 from mailbot.log import mask_email, scrub
-from mailbot.smtp import RecipientRejected, SmtpConnectError, SmtpTransport, Transport
+from mailbot.smtp import (
+    DeliveryUnconfirmed,
+    RecipientRejected,
+    SmtpConnectError,
+    SmtpTransport,
+    Transport,
+)
 from mailbot.store.db import transaction
 from mailbot.store.models import Outbox
 
@@ -55,7 +86,21 @@ def _rows(result: Any) -> int:
 RATE_WINDOW = timedelta(hours=1)
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
-MIN_LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=60)
+"""How long a claimed row stays its sender's without a renewal (renewed every LEASE/4)."""
+BATCH_BUDGET = timedelta(minutes=5)
+"""A batch is as many rows as can be sent in this time even if each one waits a full
+SMTP timeout: rows claimed behind a stuck relay are not held back longer than that."""
+CONFIRM_WAITS = (0.05, 0.2, 0.5, 1.0, 2.0)
+"""Seconds between tries of the `sent` write after a 250 (about 4 s in all)."""
+
+# what a failed database write looks like (mailbot.store.db raises StoreUnavailable
+# for a lost connection; other SQLAlchemy errors come through as they are)
+_DB_ERRORS = (SQLAlchemyError, StoreError)
+_IN_FLIGHT = ("claimed", "sending")
+_ANSWERED = ("sending", "unconfirmed")
+"""A row the relay answered can be in either: another sender may have flagged it
+`unconfirmed` after our lease ran out, and our answer settles that doubt."""
 
 
 @dataclass
@@ -68,7 +113,12 @@ class DeliveryStats:
     held: int = 0
     """Rows held back by the per-recipient rate limit (released later)."""
     recovered: int = 0
-    """Rows found stuck in `sending` after a crash and sent again."""
+    """Rows a dead sender had claimed but not started, taken over and sent."""
+    unconfirmed: int = 0
+    """Handed to the relay without a final answer, or left `sending` by a dead sender:
+    maybe delivered, flagged for an admin, not sent again."""
+    unrecorded: int = 0
+    """Sent (250), but the `sent` write failed even after retries: kept in memory."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +126,32 @@ class _Claimed:
     id: int
     to_addr: str
     raw: bytes
-    attempts: int
+    attempt: int
+    """The attempt this send is (1 for the first)."""
     recovered: bool
 
 
+@dataclass(frozen=True)
+class _Unrecorded:
+    """A 250 whose `sent` write failed: the row must never be sent again."""
+
+    id: int
+    token: str
+    attempt: int
+    sent_at: datetime
+
+
+# 250s not yet written, per database (session factory), for the life of the process
+_UNRECORDED: weakref.WeakKeyDictionary[sessionmaker[Session], dict[int, _Unrecorded]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNRECORDED_LOCK = threading.Lock()
+
+
 def lease_for(settings: SmtpSettings) -> timedelta:
-    """How long a claimed row belongs to its sender: well beyond one SMTP timeout."""
-    return max(MIN_LEASE, timedelta(seconds=4 * settings.timeout_seconds))
+    """How long a claimed row belongs to its sender without a renewal. The heartbeat
+    renews it while the sender lives, so it need not cover a slow SMTP conversation."""
+    return LEASE
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -93,24 +162,95 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return base * factor
 
 
+def batch_size(settings: SmtpSettings) -> int:
+    """Rows claimed per transaction: as many as can surely be sent within
+    BATCH_BUDGET, even if every one of them waits for a full SMTP timeout (at most 25)."""
+    fits = BATCH_BUDGET / timedelta(seconds=2 * max(settings.timeout_seconds, 1))
+    return max(1, min(25, int(fits)))
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(
             Outbox.status.in_(("queued", "held")),
             or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
         ),
-        # a lease that ran out: its sender died between claim and result
-        and_(Outbox.status == "sending", Outbox.next_attempt_at <= now),
+        # a lease that ran out: its sender died (or lost the database) meanwhile
+        and_(Outbox.status.in_(_IN_FLIGHT), Outbox.next_attempt_at <= now),
     )
+
+
+class _Run:
+    """One deliver_pending call: its token, its clock, the leases it holds and the
+    heartbeat thread that renews them."""
+
+    def __init__(self, factory: sessionmaker[Session], now: datetime, lease: timedelta) -> None:
+        self.factory = factory
+        self.now = now
+        self.lease = lease
+        self.token = uuid.uuid4().hex
+        self._start = time.monotonic()
+        self._lock = threading.Lock()
+        self._holding: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def at(self) -> datetime:
+        """`now` moved on by the time this run has taken (works with a test's clock)."""
+        return self.now + timedelta(seconds=time.monotonic() - self._start)
+
+    def hold(self, row_id: int, token: str | None = None) -> None:
+        with self._lock:
+            self._holding[row_id] = token or self.token
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="outbox-lease", daemon=True)
+            self._thread.start()
+
+    def drop(self, row_id: int) -> None:
+        with self._lock:
+            self._holding.pop(row_id, None)
+
+    def _beat(self) -> None:
+        every = max(self.lease.total_seconds() / 4, 0.05)
+        while not self._stop.wait(every):
+            self.renew()
+
+    def renew(self) -> None:
+        with self._lock:
+            groups: dict[str, list[int]] = defaultdict(list)
+            for row_id, token in self._holding.items():
+                groups[token].append(row_id)
+        if not groups:
+            return
+        until = self.at() + self.lease
+        try:
+            with transaction(self.factory) as session:
+                for token, ids in groups.items():
+                    session.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_(ids), Outbox.claimed_by == token)
+                        .where(Outbox.status.in_(_IN_FLIGHT))
+                        .values(next_attempt_at=until)
+                        .execution_options(synchronize_session=False)
+                    )
+        except _DB_ERRORS as exc:
+            # the next beat tries again; the rows stay ours unless the lease runs out
+            log.warning("outbox lease renewal failed", extra={"error": scrub(str(exc))})
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class _RateBook:
     """Who got (or is getting) mail from us in the last hour, for one claim round.
 
     One query for all of a round's recipients instead of two per row: the sent rows
-    inside the sliding window, and the rows other senders are sending now (a live
-    lease; they count as sent now). Rows this round claims are added as it goes, so
-    two replies to one address in one round are counted like two rounds would.
+    inside the sliding window, rows whose delivery is unknown (counted as sent when
+    tried), and the rows other senders hold now (a live lease; they count as sent
+    now). Rows this round claims are added as it goes, so two replies to one address
+    in one round are counted like two rounds would.
     """
 
     def __init__(
@@ -122,18 +262,20 @@ class _RateBook:
         wanted = sorted(set(addrs))
         if per_hour <= 0 or not wanted:
             return
+        since = now - RATE_WINDOW
         rows = session.execute(
-            select(Outbox.id, Outbox.to_addr, Outbox.status, Outbox.sent_at)
+            select(Outbox.id, Outbox.to_addr, Outbox.status, Outbox.sent_at, Outbox.attempted_at)
             .where(Outbox.to_addr.in_(wanted))  # stored lower case: uses ix_outbox_to_addr
             .where(
                 or_(
-                    and_(Outbox.status == "sent", Outbox.sent_at > now - RATE_WINDOW),
-                    and_(Outbox.status == "sending", Outbox.next_attempt_at > now),
+                    and_(Outbox.status == "sent", Outbox.sent_at > since),
+                    and_(Outbox.status == "unconfirmed", Outbox.attempted_at > since),
+                    and_(Outbox.status.in_(_IN_FLIGHT), Outbox.next_attempt_at > now),
                 )
             )
         )
-        for row_id, to_addr, status, sent_at in rows:
-            at = now if status == "sending" else sent_at
+        for row_id, to_addr, status, sent_at, attempted_at in rows:
+            at = {"sent": sent_at, "unconfirmed": attempted_at}.get(status, now)
             if at is not None:
                 self.seen[to_addr].append((row_id, at))
 
@@ -152,46 +294,78 @@ class _RateBook:
         self.seen[to_addr].append((row_id, self.now))
 
 
-def batch_size(settings: SmtpSettings) -> int:
-    """Rows claimed per transaction: as many as can surely be sent within the lease,
-    even if every one of them waits for a full SMTP timeout (at most 25)."""
-    fits = lease_for(settings) / timedelta(seconds=2 * max(settings.timeout_seconds, 1))
-    return max(1, min(25, int(fits)))
+def _flag_abandoned(
+    session: Session, same: tuple[ColumnElement[bool], ...], row_id: int, attempts: int
+) -> bool:
+    """A row left `sending` by a sender whose lease ran out: it may be with the relay."""
+    done = _rows(
+        session.execute(
+            update(Outbox)
+            .where(*same)
+            .values(
+                status="unconfirmed",
+                next_attempt_at=None,
+                last_error=(
+                    f"UNCONFIRMED (admin): the sender was lost during attempt {attempts}; "
+                    "the relay may have the mail, so it is not sent again"
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if done:
+        log.error(
+            "reply left sending by a lost sender; maybe delivered, flagged for an admin",
+            extra={"outbox_id": row_id, "attempt": attempts},
+        )
+    return bool(done)
 
 
-def _claim_batch(
-    factory: sessionmaker[Session],
-    smtp: SmtpSettings,
-    now: datetime,
-    stats: DeliveryStats,
-    size: int,
-) -> list[_Claimed]:
+def _claim_batch(run: _Run, smtp: SmtpSettings, stats: DeliveryStats, size: int) -> list[_Claimed]:
     """Claim up to `size` due rows in one transaction (held ones are set aside)."""
-    lease = lease_for(smtp)
+    now = run.now
     out: list[_Claimed] = []
-    with transaction(factory) as session:
+    with transaction(run.factory) as session:
         # Every row a round touches leaves the due set (held and claimed rows get a
-        # future next_attempt_at; a row lost to another sender is theirs now), so
-        # rounds end; the bound is only a guard against a bug spinning forever.
+        # future next_attempt_at, flagged ones none; a row lost to another sender is
+        # theirs now), so rounds end; the bound only guards against a bug spinning.
         for _ in range(1_000):
             # the bytes come with the candidates: one query per round, not one per row
             candidates = session.execute(
-                select(Outbox.id, Outbox.status, Outbox.attempts, Outbox.to_addr, Outbox.raw)
+                select(
+                    Outbox.id,
+                    Outbox.status,
+                    Outbox.attempts,
+                    Outbox.claimed_by,
+                    Outbox.to_addr,
+                    Outbox.raw,
+                )
                 .where(_due(now))
                 .order_by(Outbox.created_at, Outbox.id)
                 .limit(size - len(out))
             ).all()
             if not candidates:
                 return out
-            book = _RateBook(session, [c[3] for c in candidates], now, smtp.rate_limit_per_hour)
-            for row_id, status, attempts, to_addr, raw in candidates:
-                same = (Outbox.id == row_id, Outbox.status == status, Outbox.attempts == attempts)
+            book = _RateBook(session, [c[4] for c in candidates], now, smtp.rate_limit_per_hour)
+            for row_id, status, attempts, claimed_by, to_addr, raw in candidates:
+                same = (
+                    Outbox.id == row_id,
+                    Outbox.status == status,
+                    Outbox.attempts == attempts,
+                    Outbox.claimed_by.is_(None)
+                    if claimed_by is None
+                    else Outbox.claimed_by == claimed_by,
+                    _due(now),
+                )
+                if status == "sending":
+                    stats.unconfirmed += _flag_abandoned(session, same, row_id, attempts)
+                    continue
                 release = book.release(row_id, to_addr)
                 if release is not None:
                     session.execute(
                         update(Outbox)
                         .where(*same)
-                        .values(status="held", next_attempt_at=release)
+                        .values(status="held", claimed_by=None, next_attempt_at=release)
                         .execution_options(synchronize_session=False)
                     )
                     stats.held += 1
@@ -205,7 +379,9 @@ def _claim_batch(
                         update(Outbox)
                         .where(*same)
                         .values(
-                            status="sending", attempts=attempts + 1, next_attempt_at=now + lease
+                            status="claimed",
+                            claimed_by=run.token,
+                            next_attempt_at=now + run.lease,
                         )
                         .execution_options(synchronize_session=False)
                     )
@@ -217,7 +393,7 @@ def _claim_batch(
                     full = session.get(Outbox, row_id)
                     assert full is not None
                     raw = _rebuild(full, smtp)
-                out.append(_Claimed(row_id, to_addr, raw, attempts + 1, status == "sending"))
+                out.append(_Claimed(row_id, to_addr, raw, attempts + 1, status == "claimed"))
             if len(out) >= size:
                 return out
         raise RuntimeError("outbox claim loop did not settle")  # pragma: no cover
@@ -241,27 +417,105 @@ def _rebuild(row: Outbox, smtp: SmtpSettings) -> bytes:
     return raw
 
 
-def _unclaim(factory: sessionmaker[Session], items: list[_Claimed], later: datetime) -> None:
-    """Give back claimed rows never tried (the relay went away): no attempt counted."""
-    with transaction(factory) as session:
-        for item in items:
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == item.id, Outbox.status == "sending")
-                .where(Outbox.attempts == item.attempts)
-                .values(status="queued", attempts=item.attempts - 1, next_attempt_at=later)
-                .execution_options(synchronize_session=False)
-            )
-
-
-def _finish(factory: sessionmaker[Session], row_id: int, **values: object) -> None:
-    with transaction(factory) as session:
+def _release(run: _Run, later: datetime) -> None:
+    """Give back the rows this run claimed and never started: no attempt was made."""
+    with transaction(run.factory) as session:
         session.execute(
             update(Outbox)
-            .where(Outbox.id == row_id, Outbox.status == "sending")
-            .values(**values)
+            .where(Outbox.claimed_by == run.token, Outbox.status == "claimed")
+            .values(status="queued", claimed_by=None, next_attempt_at=later)
             .execution_options(synchronize_session=False)
         )
+
+
+def _mark_sending(run: _Run, item: _Claimed) -> bool:
+    """Record the attempt before the relay sees it; False when the row is not ours now."""
+    with transaction(run.factory) as session:
+        done = _rows(
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == item.id, Outbox.status == "claimed")
+                .where(Outbox.claimed_by == run.token)
+                .values(
+                    status="sending",
+                    attempts=item.attempt,
+                    attempted_at=run.now,
+                    next_attempt_at=run.at() + run.lease,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return done == 1
+
+
+def _finish(run: _Run, item: _Claimed, **values: object) -> bool:
+    """Record the relay's answer to our attempt (nothing if the row is no longer ours)."""
+    with transaction(run.factory) as session:
+        done = _rows(
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == item.id, Outbox.status.in_(_ANSWERED))
+                .where(Outbox.claimed_by == run.token, Outbox.attempts == item.attempt)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return done == 1
+
+
+def _write_sent(factory: sessionmaker[Session], done: _Unrecorded) -> bool:
+    """Record a 250; False when the row had meanwhile been changed by someone else."""
+    with transaction(factory) as session:
+        n = _rows(
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == done.id, Outbox.status.in_(_ANSWERED))
+                .where(Outbox.claimed_by == done.token, Outbox.attempts == done.attempt)
+                .values(status="sent", sent_at=done.sent_at, next_attempt_at=None, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return n == 1
+
+
+def _confirm(run: _Run, item: _Claimed, stats: DeliveryStats, where: dict[str, Any]) -> None:
+    """The relay said 250: write `sent` in its own transaction, retried; if the
+    database keeps failing, remember it (the row is never sent again from here)."""
+    done = _Unrecorded(item.id, run.token, item.attempt, run.now)
+    error: Exception | None = None
+    for wait in (*CONFIRM_WAITS, None):
+        try:
+            if not _write_sent(run.factory, done):
+                log.warning("reply sent, but its row was changed meanwhile", extra=where)
+            run.drop(item.id)
+            return
+        except _DB_ERRORS as exc:
+            error = exc
+            if wait is not None:
+                time.sleep(wait)
+    with _UNRECORDED_LOCK:
+        _UNRECORDED.setdefault(run.factory, {})[item.id] = done
+    stats.unrecorded += 1
+    log.error(
+        "reply sent but not recorded (database error); kept in memory, never resent "
+        "by this process, recorded when the database answers",
+        extra={**where, "error": scrub(str(error))},
+    )
+
+
+def _confirm_unrecorded(run: _Run) -> None:
+    """Write the 250s of earlier runs that the database refused at the time."""
+    with _UNRECORDED_LOCK:
+        waiting = list(_UNRECORDED.get(run.factory, {}).values())
+    for done in waiting:
+        try:
+            _write_sent(run.factory, done)
+        except _DB_ERRORS:
+            run.hold(done.id, done.token)  # keep its lease alive meanwhile
+            continue
+        with _UNRECORDED_LOCK:
+            _UNRECORDED.get(run.factory, {}).pop(done.id, None)
+        log.info("sent reply recorded late", extra={"outbox_id": done.id})
 
 
 def deliver_pending(
@@ -272,57 +526,76 @@ def deliver_pending(
     limit: int = 100,
     transport: Transport | None = None,
     rng: random.Random | None = None,
+    lease: timedelta | None = None,
 ) -> DeliveryStats:
     """Send up to `limit` due replies; returns what happened.
 
-    Safe to run from several processes at once. A connection-level failure (relay
-    down, TLS, login) defers the row it hit and ends the batch: the other rows
-    keep their place and their attempt counts.
+    Safe to run from several threads and processes at once. A connection-level
+    failure (relay down, TLS, login) or an unanswered message ends the batch: the
+    other rows keep their place and their attempt counts. `lease` overrides
+    LEASE (tests).
     """
     smtp = settings.smtp if isinstance(settings, Settings) else settings
     own = transport is None
     link: Transport = transport if transport is not None else SmtpTransport(smtp)
+    run = _Run(factory, now, lease or lease_for(smtp))
     stats = DeliveryStats()
     left = limit
     try:
+        _confirm_unrecorded(run)
         while left > 0:
-            batch = _claim_batch(factory, smtp, now, stats, min(left, batch_size(smtp)))
+            batch = _claim_batch(run, smtp, stats, min(left, batch_size(smtp)))
             if not batch:
                 break
+            for item in batch:
+                run.hold(item.id)
             left -= len(batch)
-            for i, item in enumerate(batch):
+            for item in batch:
                 if item.recovered:
                     stats.recovered += 1
-                    log.warning("resending reply left in sending", extra={"outbox_id": item.id})
-                if not _deliver_one(factory, link, smtp, item, now, stats, rng):
-                    _unclaim(factory, batch[i + 1 :], now + backoff(1, rng))
+                    log.warning(
+                        "sending a reply a lost sender had claimed", extra={"outbox_id": item.id}
+                    )
+                if not _deliver_one(run, link, smtp, item, stats, rng):
+                    _release(run, now + backoff(1, rng))
                     left = 0
                     break
+    except Exception:
+        try:
+            _release(run, now)
+        except _DB_ERRORS:
+            pass  # the lease runs out and another run takes them
+        raise
     finally:
+        run.stop()
         if own:
             link.close()
-    if stats.sent or stats.deferred or stats.failed or stats.held:
+    if any(vars(stats).values()):
         log.info("outbox delivery", extra=vars(stats))
     return stats
 
 
 def _deliver_one(
-    factory: sessionmaker[Session],
+    run: _Run,
     link: Transport,
     smtp: SmtpSettings,
     item: _Claimed,
-    now: datetime,
     stats: DeliveryStats,
     rng: random.Random | None,
 ) -> bool:
     """Send one claimed row and record the outcome; False ends the batch."""
-    where = {"outbox_id": item.id, "to": mask_email(item.to_addr), "attempt": item.attempts}
+    where = {"outbox_id": item.id, "to": mask_email(item.to_addr), "attempt": item.attempt}
+    if not _mark_sending(run, item):
+        run.drop(item.id)
+        log.warning("claimed reply taken over by another sender; skipped", extra=where)
+        return True
     try:
         link.send(smtp.from_address, item.to_addr, item.raw)
     except DeliveryRejected as exc:
+        run.drop(item.id)
         _finish(
-            factory,
-            item.id,
+            run,
+            item,
             status="failed",
             next_attempt_at=None,
             last_error=f"PERMANENT (admin): {exc}",
@@ -335,18 +608,35 @@ def _deliver_one(
         if isinstance(exc, RecipientRejected):
             from mailbot.outbox import mark_undeliverable
 
-            with transaction(factory) as session:
+            with transaction(run.factory) as session:
                 mark_undeliverable(session, item.to_addr, reason="recipient refused")
         return True
+    except DeliveryUnconfirmed as exc:
+        run.drop(item.id)
+        _finish(
+            run,
+            item,
+            status="unconfirmed",
+            next_attempt_at=None,
+            last_error=f"UNCONFIRMED (admin): attempt {item.attempt}: {exc}",
+        )
+        stats.unconfirmed += 1
+        log.error(
+            "reply handed to the relay without an answer; maybe delivered, "
+            "flagged for an admin, not resent",
+            extra={**where, "error": scrub(str(exc))},
+        )
+        return False  # a relay that drops or stalls us: the rest waits a little
     except Exception as exc:  # DeliveryError, or anything unexpected: retried, never lost
+        run.drop(item.id)
         error = str(exc) if isinstance(exc, DeliveryError) else f"{exc.__class__.__name__}: {exc}"
-        if item.attempts >= smtp.max_attempts:
+        if item.attempt >= smtp.max_attempts:
             _finish(
-                factory,
-                item.id,
+                run,
+                item,
                 status="failed",
                 next_attempt_at=None,
-                last_error=f"GAVE UP (admin) after {item.attempts} attempts: {error}",
+                last_error=f"GAVE UP (admin) after {item.attempt} attempts: {error}",
             )
             stats.failed += 1
             log.error(
@@ -354,24 +644,37 @@ def _deliver_one(
                 extra={**where, "error": scrub(error)},
             )
         else:
-            later = now + backoff(item.attempts, rng)
-            _finish(factory, item.id, status="queued", next_attempt_at=later, last_error=error)
+            later = run.now + backoff(item.attempt, rng)
+            _finish(
+                run, item, status="queued", claimed_by=None, next_attempt_at=later, last_error=error
+            )
             stats.deferred += 1
             log.warning("reply deferred", extra={**where, "error": scrub(error), "next": later})
         return not isinstance(exc, SmtpConnectError)
-    _finish(factory, item.id, status="sent", sent_at=now, next_attempt_at=None, last_error=None)
     stats.sent += 1
+    _confirm(run, item, stats, where)
     log.info("reply sent", extra=where)
     return True
 
 
 def requeue(session: Session, outbox_id: int, now: datetime) -> bool:
-    """An admin fixed the cause of a failed reply: send it again (same Message-ID)."""
+    """An admin fixed the cause of a failed reply, or decided that an unconfirmed one
+    must go out again: send it (same bytes and Message-ID). Resending an unconfirmed
+    reply records `possible_duplicate`: the first copy may have arrived."""
     done = _rows(
         session.execute(
             update(Outbox)
-            .where(Outbox.id == outbox_id, Outbox.status == "failed")
-            .values(status="queued", attempts=0, next_attempt_at=now, last_error=None)
+            .where(Outbox.id == outbox_id, Outbox.status.in_(("failed", "unconfirmed")))
+            .values(
+                status="queued",
+                attempts=0,
+                claimed_by=None,
+                next_attempt_at=now,
+                last_error=None,
+                possible_duplicate=case(
+                    (Outbox.status == "unconfirmed", True), else_=Outbox.possible_duplicate
+                ),
+            )
             .execution_options(synchronize_session=False)
         )
     )

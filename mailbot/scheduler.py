@@ -43,8 +43,11 @@ class Jobs:
         # of a second run being scheduled (which APScheduler would skip, with a warning)
         self._again = threading.Event()
         self._running = False
+        self._delivering = threading.Lock()
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(2)},
+            # three threads: a long delivery, a sweep, and a delivery tick that finds
+            # the first still running and returns at once
+            executors={"default": ThreadPoolExecutor(3)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -52,7 +55,10 @@ class Jobs:
     def deliver(self) -> None:
         """Deliver until nothing due is left: a burst of 1 000 replies must not wait
         for ten scheduled runs of one batch each (measured: it capped delivery at
-        about 10 replies/s)."""
+        about 10 replies/s). A tick while a delivery runs returns at once: that run
+        already goes round until nothing is due."""
+        if not self._delivering.acquire(blocking=False):
+            return
         self._running = True
         try:
             for _ in range(1000):  # bounded; a batch that was not full ends it anyway
@@ -60,7 +66,7 @@ class Jobs:
                 stats = deliver_pending(
                     self.factory, self.settings, self.clock(), limit=DELIVER_BATCH
                 )
-                if stats.deferred:
+                if stats.deferred or stats.unconfirmed:
                     break  # the relay is struggling: wait for the next run
                 if stats.sent + stats.failed < DELIVER_BATCH and not self._again.is_set():
                     break
@@ -68,6 +74,7 @@ class Jobs:
             log.exception("outbox delivery failed; retried on the next run")
         finally:
             self._running = False
+            self._delivering.release()
 
     def sweep(self) -> None:
         try:
@@ -83,8 +90,16 @@ class Jobs:
     def start(self) -> None:
         sched = self.settings.schedule
         now = datetime.now(UTC)
+        # Two instances allowed, the second returning at once when the first still runs
+        # (deliver's lock): with one, APScheduler logs a WARNING for every tick that
+        # falls into a long delivery ("maximum number of running instances reached").
         self.scheduler.add_job(
-            self.deliver, "interval", seconds=sched.deliver_seconds, id="deliver", next_run_time=now
+            self.deliver,
+            "interval",
+            seconds=sched.deliver_seconds,
+            id="deliver",
+            next_run_time=now,
+            max_instances=2,
         )
         self.scheduler.add_job(
             self.sweep,

@@ -252,9 +252,16 @@ class Outbox(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    """queued, sending, sent, held, failed."""
+    """queued, held, claimed, sending, sent, failed, unconfirmed (mailbot.delivery)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
+    """When a queued or held row is due; the lease while it is claimed or sending."""
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
+    """The sender run holding the lease; its updates are conditional on it."""
+    attempted_at: Mapped[datetime | None]
+    """When the latest attempt was handed to the relay."""
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Sent again after an attempt whose outcome was unknown: may have arrived twice."""

@@ -1,9 +1,11 @@
 """The outbox against a real SMTP server (aiosmtpd): headers, retries, permanent
-failures, crashes mid-delivery, the rate limit and loop protection."""
+failures, unanswered messages, crashes mid-delivery, database failures after a 250,
+leases, the rate limit and loop protection."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -11,11 +13,12 @@ from random import Random
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import delivery
 from mailbot.config import Settings, SmtpSettings
-from mailbot.delivery import lease_for, requeue
+from mailbot.delivery import DeliveryStats, lease_for, requeue
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbox import deliver_pending, mark_undeliverable, queue_reply
 from mailbot.smtp import RecipientRejected, SmtpTransport
@@ -235,44 +238,195 @@ class _CrashingTransport:
             self.real.close()
 
 
-def test_crash_before_send_redelivers_once_after_lease(
-    factory: sessionmaker[Session], smtp_sink: SmtpSink
-) -> None:
-    settings = _settings(smtp_sink)
+def _queue_many(factory: sessionmaker[Session], settings: Settings, n: int) -> list[str]:
     with db.transaction(factory) as s:
-        mid = _queue(s, settings, _claim(s)).message_id  # type: ignore[union-attr]
+        rows = [_queue(s, settings, _claim(s, f"c{i}@example.no", f"{i:08d}")) for i in range(n)]
+        return [r.message_id for r in rows if r is not None]
+
+
+def test_sender_killed_mid_batch_its_rows_are_taken_over_within_a_minute(
+    db_url: str, smtp_sink: SmtpSink
+) -> None:
+    """The row being sent when the sender died may be with the relay: flagged, not
+    resent. The rows it had claimed and not started go out with the next sender once
+    the (short) lease has run out."""
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0)
+    mids = _queue_many(factory, settings, 3)
     with pytest.raises(_Crash):
         deliver_pending(factory, settings, T0, transport=_CrashingTransport(None))
-    [row] = _rows(factory)
-    assert row.status == "sending"
+    rows = _rows(factory)
+    assert [r.status for r in rows] == ["sending", "claimed", "claimed"]
+    assert all(r.next_attempt_at is not None for r in rows)
+    assert max(r.next_attempt_at for r in rows if r.next_attempt_at) <= T0 + timedelta(seconds=61)
     # another sender while the lease runs: hands off
-    assert deliver_pending(factory, settings, T0 + timedelta(minutes=1)).sent == 0
-    after = T0 + lease_for(settings.smtp) + timedelta(seconds=1)
-    stats = deliver_pending(factory, settings, after)
-    assert (stats.sent, stats.recovered) == (1, 1)
-    assert deliver_pending(factory, settings, after + timedelta(hours=1)).sent == 0
-    got = smtp_sink.wait_for(2, timeout=1)
-    assert len(got) == 1 and got[0].message["Message-ID"] == mid
+    assert deliver_pending(factory, settings, T0 + timedelta(seconds=30)) == DeliveryStats()
+    stats = deliver_pending(factory, settings, T0 + timedelta(seconds=61))
+    assert (stats.sent, stats.recovered, stats.unconfirmed) == (2, 2, 1)
+    rows = _rows(factory)
+    assert [r.status for r in rows] == ["unconfirmed", "sent", "sent"]
+    assert (rows[0].last_error or "").startswith("UNCONFIRMED (admin)")
+    assert rows[0].attempted_at == T0 and rows[0].attempts == 1
+    assert [r.attempts for r in rows[1:]] == [1, 1]  # a takeover is no attempt
+    assert deliver_pending(factory, settings, T0 + timedelta(hours=1)) == DeliveryStats()
+    smtp_sink.wait_for(2)
+    got = smtp_sink.wait_for(3, timeout=0.3)
+    assert sorted(g.message["Message-ID"] for g in got) == sorted(mids[1:])
 
 
-def test_crash_after_relay_accepted_resends_the_same_message(
-    factory: sessionmaker[Session], smtp_sink: SmtpSink
-) -> None:
-    """The documented at-least-once edge: both copies carry one Message-ID."""
+def test_crash_after_relay_accepted_is_flagged_not_resent(db_url: str, smtp_sink: SmtpSink) -> None:
+    """Killed between the relay's 250 and the `sent` write: the mail arrived once and
+    is not sent again; an admin who requeues it gets the same bytes, recorded as a
+    possible duplicate."""
+    factory = _factory(db_url)
     settings = _settings(smtp_sink)
-    with db.transaction(factory) as s:
-        mid = _queue(s, settings, _claim(s)).message_id  # type: ignore[union-attr]
+    [mid] = _queue_many(factory, settings, 1)
     crashing = _CrashingTransport(SmtpTransport(settings.smtp))
     with pytest.raises(_Crash):
         deliver_pending(factory, settings, T0, transport=crashing)
     crashing.close()
     after = T0 + lease_for(settings.smtp) + timedelta(seconds=1)
-    assert deliver_pending(factory, settings, after).sent == 1
+    stats = deliver_pending(factory, settings, after)
+    assert (stats.sent, stats.unconfirmed) == (0, 1)
+    assert deliver_pending(factory, settings, after + timedelta(days=1)).sent == 0
+    assert len(smtp_sink.wait_for(2, timeout=0.5)) == 1
+    [row] = _rows(factory)
+    assert row.status == "unconfirmed" and row.possible_duplicate is False
+    with db.transaction(factory) as s:
+        assert requeue(s, row.id, after + timedelta(days=1))
+    assert deliver_pending(factory, settings, after + timedelta(days=1)).sent == 1
     got = smtp_sink.wait_for(2)
     assert [g.message["Message-ID"] for g in got] == [mid, mid]
     assert got[0].data == got[1].data  # byte for byte: stored when queued
     [row] = _rows(factory)
-    assert row.status == "sent" and row.attempts == 2
+    assert row.status == "sent" and row.possible_duplicate is True
+
+
+@pytest.mark.parametrize("fault", ["drop", "slow"])
+def test_no_answer_after_the_message_is_flagged_never_resent(
+    db_url: str, smtp_sink: SmtpSink, fault: str
+) -> None:
+    """The relay got the whole message, then the connection dropped (or the answer
+    came after our timeout): it may have accepted the mail, so the row is flagged and
+    never sent again; the rest of the batch waits a little and goes out."""
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0, timeout_seconds=1)
+    mids = _queue_many(factory, settings, 3)
+    if fault == "drop":
+        smtp_sink.drop_next(1, keep=True)
+    else:
+        smtp_sink.slow_next(1, 2.0, keep=True)
+    first = deliver_pending(factory, settings, T0, rng=Random(1))
+    after_first = [(r.status, r.attempts) for r in _rows(factory)]
+    for minutes in (2, 30, 600):
+        deliver_pending(factory, settings, T0 + timedelta(minutes=minutes))
+    smtp_sink.wait_for(3)
+    got = smtp_sink.wait_for(4, timeout=0.3)
+    assert sorted(g.message["Message-ID"] for g in got) == sorted(mids)  # each once
+    assert (first.sent, first.unconfirmed, first.deferred) == (0, 1, 0)
+    assert after_first == [("unconfirmed", 1), ("queued", 0), ("queued", 0)]
+    rows = _rows(factory)
+    assert [r.status for r in rows] == ["unconfirmed", "sent", "sent"]
+    assert "no answer after the message was sent" in (rows[0].last_error or "")
+
+
+def test_a_definite_refusal_after_the_message_is_retried(
+    factory: sessionmaker[Session], smtp_sink: SmtpSink
+) -> None:
+    """421 to the message itself is an answer, not a doubt: retried, delivered once."""
+    settings = _settings(smtp_sink)
+    _queue_many(factory, settings, 1)
+    smtp_sink.fail_next(1, "421 4.4.2 closing connection")
+    assert deliver_pending(factory, settings, T0).deferred == 1
+    assert deliver_pending(factory, settings, T0 + timedelta(minutes=5)).sent == 1
+    assert len(smtp_sink.wait_for(2, timeout=0.5)) == 1
+
+
+def _fail_sent_writes(factory: sessionmaker[Session], times: int) -> list[int]:
+    """Make the next `times` `sent` writes fail as a lost database would."""
+    engine = factory.kw["bind"]
+    left = [times]
+
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE outbox") and "sent_at" in statement and left[0] > 0:
+            left[0] -= 1
+            raise engine.dialect.loaded_dbapi.OperationalError("injected: database gone")
+
+    event.listen(engine, "before_cursor_execute", before)
+    return left
+
+
+def test_database_failure_after_250_is_retried(db_url: str, smtp_sink: SmtpSink) -> None:
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink)
+    _queue_many(factory, settings, 1)
+    left = _fail_sent_writes(factory, 2)
+    stats = deliver_pending(factory, settings, T0)
+    assert (stats.sent, stats.unrecorded, left) == (1, 0, [0])
+    [row] = _rows(factory)
+    assert row.status == "sent" and row.sent_at == T0
+
+
+def test_a_250_whose_write_failed_is_never_resent(
+    db_url: str, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the `sent` write through all retries: the process keeps
+    the 250 in memory, never sends the row again, and records it once the database
+    answers, even after the lease ran out. Had the process died instead, the row
+    would be flagged (not resent) when its lease ran out."""
+    monkeypatch.setattr(delivery, "CONFIRM_WAITS", (0.01, 0.01))
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink)
+    _queue_many(factory, settings, 2)
+    left = _fail_sent_writes(factory, 3)
+    stats = deliver_pending(factory, settings, T0, limit=1)
+    assert (stats.sent, stats.unrecorded) == (1, 1)
+    assert [r.status for r in _rows(factory)] == ["sending", "queued"]
+    assert left == [0]  # the database answers again
+    later = T0 + timedelta(minutes=5)  # the first row's lease ran out long ago
+    stats = deliver_pending(factory, settings, later)
+    assert (stats.sent, stats.unconfirmed, stats.recovered) == (1, 0, 0)
+    rows = _rows(factory)
+    assert [r.status for r in rows] == ["sent", "sent"] and rows[0].sent_at == T0
+    assert len(smtp_sink.wait_for(3, timeout=0.5)) == 2
+
+
+def test_a_250_whose_write_failed_then_the_process_died_is_flagged(
+    db_url: str, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "CONFIRM_WAITS", (0.01,))
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink)
+    _queue_many(factory, settings, 1)
+    _fail_sent_writes(factory, 2)
+    assert deliver_pending(factory, settings, T0).unrecorded == 1
+    delivery._UNRECORDED.clear()  # the process died: its memory is gone
+    stats = deliver_pending(factory, settings, T0 + timedelta(minutes=5))
+    assert (stats.sent, stats.unconfirmed) == (0, 1)
+    assert len(smtp_sink.wait_for(2, timeout=0.5)) == 1
+
+
+def test_a_live_sender_renews_its_lease(db_url: str, smtp_sink: SmtpSink) -> None:
+    """A sender behind a slow relay keeps its rows past the lease (the heartbeat
+    renews it); a second sender meanwhile takes nothing, and each mail goes once."""
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0)
+    _queue_many(factory, settings, 2)
+    smtp_sink.slow_next(1, 2.0)  # answered, but late (timeout is 10 s)
+    lease = timedelta(seconds=1)
+    results: list[DeliveryStats] = []
+    started = time.monotonic()
+    live = threading.Thread(
+        target=lambda: results.append(deliver_pending(factory, settings, T0, lease=lease))
+    )
+    live.start()
+    time.sleep(1.6)
+    other = deliver_pending(factory, settings, T0 + timedelta(seconds=time.monotonic() - started))
+    live.join(timeout=30)
+    assert other == DeliveryStats()
+    assert [(r.sent, r.unconfirmed) for r in results] == [(2, 0)]
+    assert [r.status for r in _rows(factory)] == ["sent", "sent"]
+    assert len(smtp_sink.wait_for(3, timeout=0.5)) == 2
 
 
 def test_two_senders_never_send_a_row_twice(db_url: str, smtp_sink: SmtpSink) -> None:
@@ -332,8 +486,9 @@ def test_rate_limit_counts_recent_sends_and_other_senders_in_flight(
         sent, sending, new = (_queue(s, settings, claim) for _ in range(3))
         assert sent is not None and sending is not None and new is not None
         sent.status, sent.sent_at = "sent", T0 - timedelta(minutes=10)
-        sending.status, sending.next_attempt_at = "sending", T0 + timedelta(minutes=5)
-        sending.attempts = 1
+        # claimed by another sender, not on the wire yet
+        sending.status, sending.next_attempt_at = "claimed", T0 + timedelta(minutes=5)
+        sending.claimed_by = "another-sender"
     stats = deliver_pending(factory, settings, T0)
     assert (stats.sent, stats.held) == (0, 1)
     [held] = [r for r in _rows(factory) if r.status == "held"]
