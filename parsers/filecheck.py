@@ -31,6 +31,7 @@ from parsers.filetypes import (
     safe_filename,
     sniff_type,
 )
+from parsers.imageprep import MAX_PIXELS
 
 __all__ = ["DEFAULT_LIMITS", "AttachmentLimits", "content_sha256", "judge_file"]
 
@@ -39,8 +40,10 @@ __all__ = ["DEFAULT_LIMITS", "AttachmentLimits", "content_sha256", "judge_file"]
 class AttachmentLimits:
     max_bytes: int = 5 * 1024 * 1024
     """The campaign's rule: at most 5 MB per file."""
-    max_pixels: int = 89_478_485
-    """Decompression-bomb guard (Pillow's own default), checked before decoding."""
+    max_pixels: int = MAX_PIXELS
+    """Decompression-bomb guard, checked from the header before decoding: the
+    reader's own limit (`parsers.imageprep.MAX_PIXELS`), so what is accepted here
+    can be read."""
     max_pdf_pages: int = 50
     inline_min_bytes: int = 10 * 1024
     """Inline images smaller than this are logos or signature art."""
@@ -120,8 +123,11 @@ def judge_file(
     return refuse("unsupported_type", f"{filename}: {what} is not accepted; {ALLOWED_HINT}")
 
 
-def _open_image(data: bytes, limits: AttachmentLimits) -> tuple[Image.Image | None, str | None]:
-    """(image, None) when fully decodable within limits, else (None, refusal code)."""
+def _open_image(data: bytes, limits: AttachmentLimits) -> tuple[tuple[int, int] | None, str | None]:
+    """(size, None) when decodable within limits, else (None, refusal code). Never
+    decodes the full image: a JPEG is decoded at 1/8 scale (which still reads all
+    of its data, so a truncated one fails), a PNG's chunks are checked (CRCs up to
+    IEND); the reader decodes it once, within the same pixel limit."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -129,8 +135,12 @@ def _open_image(data: bytes, limits: AttachmentLimits) -> tuple[Image.Image | No
             w, h = im.size
             if w * h > limits.max_pixels:  # checked before any pixel is decoded
                 return None, "too_large"
-            im.load()
-        return im, None
+            if im.format == "JPEG":
+                im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))
+                im.load()
+            else:
+                im.verify()
+        return (w, h), None
     except Image.DecompressionBombError:
         return None, "too_large"
     except Exception:
@@ -140,8 +150,8 @@ def _open_image(data: bytes, limits: AttachmentLimits) -> tuple[Image.Image | No
 def _judge_image(
     base: Attachment, inline: bool, cid_referenced: bool, limits: AttachmentLimits
 ) -> Attachment:
-    im, problem = _open_image(base.content, limits)
-    if im is None:
+    size, problem = _open_image(base.content, limits)
+    if size is None:
         if problem == "too_large":
             return replace(
                 base,
@@ -153,7 +163,7 @@ def _judge_image(
             refusal_code="image_unreadable",
             refusal=f"{base.filename}: the image is damaged or cannot be opened",
         )
-    w, h = im.size
+    w, h = size
     tiny = (
         base.size < limits.inline_min_bytes
         or w < limits.inline_min_side

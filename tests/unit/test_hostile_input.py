@@ -9,11 +9,16 @@ before the fixes each case took many times its bound.
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mailbot import resources
 from mailbot.core.errors import ExtractionError
@@ -21,6 +26,7 @@ from mailbot.devtools.samples import good_receipt_pdf
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.documents import ReadResult, read_receipt
 from parsers.budget import DocumentOverBudget
+from parsers.filecheck import DEFAULT_LIMITS, judge_file
 from parsers.imageprep import MAX_PIXELS
 from parsers.receipt import MAX_LINE_CHARS, bounded_text, extract_fields
 from parsers.receipt_retailer import _legal_name
@@ -147,3 +153,52 @@ def test_a_page_claiming_to_be_huge_is_rendered_within_the_pixel_limit() -> None
     assert render_dpi(595, 842, 2000) == 171  # A4 as before
     width = height = 14_400 * render_dpi(14_400, 14_400, 10**6) / 72
     assert width * height <= MAX_PIXELS
+
+
+def _huge_png(side: int = 9400) -> bytes:
+    image = Image.new("L", (side, side), 255)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def test_a_png_too_large_for_the_reader_is_refused_from_its_header() -> None:
+    png = _huge_png()  # 257 KB; fully decoded by the check before (521 MB peak)
+    tracemalloc.start()
+    try:
+        judged = judge_file("big.png", "image/png", png)[0]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert judged.refusal_code == "too_large" and not judged.accepted
+    assert peak < 20 * 1024 * 1024
+    assert DEFAULT_LIMITS.max_pixels == MAX_PIXELS  # what is accepted can be read
+
+
+def _peak_rss_mb(code: str, path: Path) -> float:
+    """Peak RSS of a fresh interpreter running `code` over the file at `path`
+    (Pillow's pixel buffers are invisible to tracemalloc)."""
+    script = (
+        "import resource, sys\n"
+        "from parsers.filecheck import judge_file\n"
+        "from parsers.imageprep import open_image\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"{code}\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_large_photo_is_never_decoded_in_full(tmp_path: Path) -> None:
+    photo = Image.new("RGB", (7000, 7000), (250, 250, 250))  # 49 MP: under the limit
+    path = tmp_path / "photo.jpg"
+    photo.save(path, format="JPEG", quality=50)
+    # Decoded in full, the photo is 147 MB.
+    checked = _peak_rss_mb("assert judge_file('p.jpg', 'image/jpeg', data)[0].accepted", path)
+    assert checked < 30
+    read = _peak_rss_mb("image = open_image(data); assert max(image.size) == 3500", path)
+    assert read < 80
