@@ -75,21 +75,21 @@ def test_all_required_subcommands_exist() -> None:
         assert required in names
 
 
-def _config(tmp: Path, dovecot: LocalDovecot, sink: SmtpSink) -> Path:
+def _config(tmp: Path, dovecot: LocalDovecot, sink: SmtpSink, db_url: str) -> Path:
     cfg = tmp / "m.toml"
     cfg.write_text(
         f'[imap]\nhost = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\n'
         'username = "claims"\npassword = "secret"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\ntls = "none"\n'
-        f'[paths]\ndata_dir = "{tmp / "data"}"\n'
+        f'[paths]\ndata_dir = "{tmp / "data"}"\n[database]\nurl = "{db_url}"\n'
     )
     return cfg
 
 
 def test_check_against_the_test_servers_is_all_ok(
-    tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink
+    tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str
 ) -> None:
-    cfg = _config(tmp_path, dovecot, smtp_sink)
+    cfg = _config(tmp_path, dovecot, smtp_sink, db_url)
     assert run("--config", str(cfg), "db", "upgrade")[0] == 0
     code, out = run("--config", str(cfg), "check")
     assert code == 0, out

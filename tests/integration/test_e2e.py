@@ -176,6 +176,12 @@ def test_receipt_mail_is_processed_and_answered_on_both_databases(op_db: Operato
     assert isinstance(claim, dict) and claim["state"] != "registered", claim
     assert {d["filename"] for d in claim["documents"]} == {"kvittering.pdf", "serienummer.jpg"}
 
+    # a bounce of that answer flags the claim's address (the outbox lookup by Message-ID)
+    op.deliver(bounce_for(answer.message["Message-ID"], KARI, to=BOT, reporting="mx.example.no"))
+    op.run("once")
+    claim = op.json("claims", "show", code)
+    assert isinstance(claim, dict) and claim["address_undeliverable"] is True
+
 
 def test_cashback_conversation(op: Operator) -> None:
     # 1. registration -> confirmation with the code in the subject
@@ -286,7 +292,8 @@ def test_cashback_conversation(op: Operator) -> None:
     assert stats["total"] == 6
 
 
-def test_refused_attachments_are_named(op: Operator) -> None:
+def test_refused_attachments_are_named(op_db: Operator) -> None:
+    op = op_db  # on both engines
     out = op.run(
         "claims",
         "register",
@@ -326,7 +333,8 @@ def test_refused_attachments_are_named(op: Operator) -> None:
     assert code in refusal.message["Subject"]
 
 
-def test_rma_shipment_notifications(op: Operator) -> None:
+def test_rma_shipment_notifications(op_db: Operator) -> None:
+    op = op_db  # on both engines
     number = (
         op.run(
             "rma",

@@ -117,13 +117,11 @@ def _spawn(dovecot: LocalDovecot, tmp_path: Path, url: str) -> subprocess.Popen[
     )  # fmt: skip
 
 
-def test_kill_9_mid_batch_then_restart(
-    dovecot: LocalDovecot, tmp_path: Path, sqlite_url: str
-) -> None:
-    factory = make_factory(sqlite_url)
+def test_kill_9_mid_batch_then_restart(dovecot: LocalDovecot, tmp_path: Path, db_url: str) -> None:
+    factory = make_factory(db_url)
     n = 150
     append_all(dovecot.port, [make_mail(i) for i in range(n)])
-    proc = _spawn(dovecot, tmp_path, sqlite_url)
+    proc = _spawn(dovecot, tmp_path, db_url)
     try:
         # kill while a batch is committed to the ledger but only partly processed
         def mid_batch() -> bool:
@@ -136,7 +134,7 @@ def test_kill_9_mid_batch_then_restart(
         proc.wait(10)
     after_kill = status_counts(factory)
     assert after_kill.get("pending", 0) >= 1 and after_kill.get("processed", 0) < n
-    proc = _spawn(dovecot, tmp_path, sqlite_url)
+    proc = _spawn(dovecot, tmp_path, db_url)
     try:
         assert wait_for(lambda: status_counts(factory) == {"processed": n}, 60)
         assert wait_for(lambda: folder_count(dovecot.port, "mailbot/processed") == n, 20)
@@ -256,10 +254,10 @@ class SpyMailbox(Mailbox):
 
 
 def test_oversized_quarantined_without_download(
-    dovecot: LocalDovecot, tmp_path: Path, sqlite_url: str
+    dovecot: LocalDovecot, tmp_path: Path, db_url: str
 ) -> None:
-    factory = make_factory(sqlite_url)
-    settings = make_settings(dovecot.port, tmp_path, sqlite_url, max_message_bytes=4000)
+    factory = make_factory(db_url)
+    settings = make_settings(dovecot.port, tmp_path, db_url, max_message_bytes=4000)
     append_all(dovecot.port, [make_mail(1), make_mail(2, pad=10_000), make_mail(3)])
     spy = SpyMailbox(settings.imap)
     spy.fetched = []
@@ -278,10 +276,10 @@ def test_oversized_quarantined_without_download(
 
 
 def test_failed_mailbox_action_is_retried_not_reprocessed(
-    dovecot: LocalDovecot, tmp_path: Path, sqlite_url: str
+    dovecot: LocalDovecot, tmp_path: Path, db_url: str
 ) -> None:
-    factory = make_factory(sqlite_url)
-    settings = make_settings(dovecot.port, tmp_path, sqlite_url)
+    factory = make_factory(db_url)
+    settings = make_settings(dovecot.port, tmp_path, db_url)
     append_all(dovecot.port, [make_mail(i) for i in range(3)])
     SpyMailbox.fail_moves = 1
     spy = SpyMailbox(settings.imap)

@@ -29,9 +29,9 @@ def _settings(tmp: Path, url: str, workers: int) -> Settings:
     )
 
 
-def test_prefetched_reads_are_used(tmp_path: Path, sqlite_url: str) -> None:
-    settings = _settings(tmp_path, sqlite_url, workers=2)
-    engine = db.make_engine(sqlite_url)
+def test_prefetched_reads_are_used(tmp_path: Path, db_url: str) -> None:
+    settings = _settings(tmp_path, db_url, workers=2)
+    engine = db.make_engine(db_url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
     rules = load_ruleset(resources.rules_dir())

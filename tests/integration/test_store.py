@@ -54,9 +54,10 @@ def test_address_lookups_use_the_lower_email_index(db_url: str) -> None:
     engine.dispose()
 
 
-def test_check_schema_reports_missing_migration(sqlite_url: str) -> None:
-    engine = db.make_engine(sqlite_url)
+def test_check_schema_reports_missing_migration(db_url: str) -> None:
+    engine = db.make_engine(db_url)
     assert "db upgrade" in (db.check_schema(engine) or "")
+    engine.dispose()
 
 
 def test_roundtrip_and_constraints(db_url: str) -> None:
@@ -150,20 +151,21 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
-    engine = db.make_engine(sqlite_url)
+def test_naive_datetimes_are_refused(db_url: str) -> None:
+    engine = db.make_engine(db_url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
     with pytest.raises(Exception, match="naive"), db.transaction(factory) as s:
         s.add(Campaign(id="x", loaded_at=datetime(2023, 1, 1)))
+    engine.dispose()
 
 
-def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(sqlite_url: str) -> None:
+def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(db_url: str) -> None:
     """Group commit: mail 1 approves a claim (not flushed yet), mail 2 from the same
     sender must not be matched to it as an open claim."""
     from mailbot.store.directory import StoreClaimDirectory
 
-    engine = db.make_engine(sqlite_url)
+    engine = db.make_engine(db_url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
     now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
