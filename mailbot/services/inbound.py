@@ -35,6 +35,7 @@ from mailbot.services.records import (
     rma_snapshot,
 )
 from mailbot.store import models as m
+from mailbot.store.limits import fit
 from parsers.rma import ShipmentNotice
 
 
@@ -303,6 +304,10 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
         rules_version=inb.rules.version,
     )
     sender = inb.email.from_address
+    if sender and fit(m.Outbox.to_addr, sender) != sender:
+        # longer than any address mail reaches (and than the column): not answered,
+        # since a cut address would be someone else's
+        sender = None
     if sender and not forged:
         policy = inb.rules.returns
         intent = ReplyIntent(

@@ -109,3 +109,19 @@ def test_the_senders_display_name_is_not_echoed_in_the_policy_answer(
         for text in (reply.body_text, reply.body_html or "", reply.subject):
             assert "evil.example" not in text
             assert "Visit" not in text
+
+
+def test_a_sender_address_longer_than_any_address_is_not_answered(
+    tmp_path: Path, db_url: str
+) -> None:
+    raw = customer_mail(
+        sender="p" * 400 + "@example.no",
+        to="claims@brand.example",
+        subject="shipment notification rma #7654321",
+        body="Tracking 1Z999AA10123456784",
+    )
+    _, factory = _process(tmp_path, db_url, raw, register=False)
+    with factory() as s:
+        assert s.scalars(select(m.Outbox)).all() == []
+        [event] = s.scalars(select(m.Event)).all()
+        assert event.kind == "rma.unknown_notice"
