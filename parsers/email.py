@@ -28,6 +28,7 @@ import mailparser
 from mailbot.core.mail import InboundEmail
 from parsers.attachments import DEFAULT_LIMITS, AttachmentLimits, extract_attachments
 from parsers.authresults import parse_authentication_results
+from parsers.charsets import decode_text, names_unsafe_charset
 from parsers.reply import new_text_of
 
 __all__ = [
@@ -56,40 +57,12 @@ _MAX_MAILPARSER_PARTS = 500
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-# Charset labels that in practice mean their Windows superset: Outlook and
-# friends label Windows-1252 text as ISO-8859-1 (the € sign, curly quotes).
-_CHARSET_ALIASES = {
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
-    "ks_c_5601-1987": "cp949",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-}
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
-    """Bytes of a declared or undeclared charset -> text, never raising.
-
-    Without a usable declared charset: UTF-8 if it decodes, else Windows-1252
-    (the common case for undeclared Nordic letters), else Latin-1 (total)."""
-    if charset:
-        cs = _CHARSET_ALIASES.get(charset.strip().lower(), charset.strip().lower())
-        try:
-            return data.decode(cs)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    """Bytes of a declared or undeclared charset -> text, never raising
+    (`parsers.charsets`: only text charsets, bounded input)."""
+    return decode_text(data, charset)
 
 
 def _raw_to_text(value: Any) -> str:
@@ -230,7 +203,11 @@ def _bodies_from_mailparser(mp: Any) -> tuple[list[str], list[str]]:
 
 def _message_from(raw: bytes, defects: list[str]) -> tuple[Message | None, Any]:
     """The parsed message and the mail-parser object (None on fallback)."""
-    if len(_PART_RE.findall(raw, 0, _PART_SCAN_BYTES)) > _MAX_MAILPARSER_PARTS:
+    if names_unsafe_charset(raw):
+        # mail-parser decodes bodies with whatever codec the mail names (punycode:
+        # quadratic); the standard library path decodes through parsers.charsets.
+        defects.append("a charset that is not a text charset; standard library parser used")
+    elif len(_PART_RE.findall(raw, 0, _PART_SCAN_BYTES)) > _MAX_MAILPARSER_PARTS:
         # mail-parser makes several passes over every part; on MIME torture
         # (thousands of nested parts) that alone costs more than our time budget.
         defects.append("too many MIME parts for mail-parser; standard library parser used")

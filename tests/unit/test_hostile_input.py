@@ -9,6 +9,7 @@ before the fixes each case took many times its bound.
 
 from __future__ import annotations
 
+import base64
 import io
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from mailbot.devtools.samples import good_receipt_pdf
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.documents import ReadResult, read_receipt
 from parsers.budget import DocumentOverBudget
+from parsers.charsets import MAX_DECODE_BYTES, decode_text, text_codec
+from parsers.email import parse_email
 from parsers.filecheck import DEFAULT_LIMITS, judge_file
 from parsers.imageprep import MAX_PIXELS
 from parsers.receipt import MAX_LINE_CHARS, bounded_text, extract_fields
@@ -202,3 +205,35 @@ def test_a_large_photo_is_never_decoded_in_full(tmp_path: Path) -> None:
     assert checked < 30
     read = _peak_rss_mb("image = open_image(data); assert max(image.size) == 3500", path)
     assert read < 80
+
+
+def _mail_with_body(body: bytes, charset: str, cte: str | None) -> bytes:
+    head = (
+        b"From: kari@example.no\r\nTo: claims@example.no\r\nSubject: kvittering\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: text/plain; charset="' + charset.encode() + b'"\r\n'
+    )
+    if cte == "base64":
+        head += b"Content-Transfer-Encoding: base64\r\n"
+        body = base64.encodebytes(body)
+    return head + b"\r\n" + body
+
+
+def test_a_body_declared_as_punycode_is_read_in_linear_time() -> None:
+    body = b"x-" + b"ba" * 300_000  # 600 KB: took 24.7 s
+    for cte in (None, "base64"):
+        raw = _mail_with_body(body, "punycode", cte)
+        started = time.perf_counter()
+        email = parse_email(raw)
+        assert time.perf_counter() - started < 2
+        assert email.text.startswith("x-baba")  # read as undeclared (ASCII) text
+
+
+def test_only_text_charsets_are_used_to_decode() -> None:
+    assert text_codec("utf-8") == "utf-8"
+    assert text_codec("ISO-8859-1") == "cp1252"
+    assert text_codec(' "windows-1257" ') == "cp1257"
+    for name in ("punycode", "idna", "base64", "zlib", "rot13", "hex", "unicode_escape", "x"):
+        assert text_codec(name) is None, name
+    assert decode_text(b"eJzLSM3JyQcABiwCFQ==", "base64") == "eJzLSM3JyQcABiwCFQ=="
+    assert decode_text("blåbær".encode("cp1252"), "zlib") == "blåbær"
+    assert decode_text(b"\xff" * 20_000_000, "utf-8") == "ÿ" * MAX_DECODE_BYTES
