@@ -170,10 +170,15 @@ def check_registration(
             raise InputError(why)
     if not reg.name.strip():
         raise InputError("name: empty")
-    model = reg.model.strip()
-    if campaign.model(model) is None:
-        known = ", ".join(item.name for item in campaign.models)
-        raise InputError(f"model: {model!r} is not a model of {campaign.id} (models: {known})")
+    item = campaign.model(reg.model.strip())
+    if item is None:
+        known = ", ".join(i.name for i in campaign.models)
+        raise InputError(
+            f"model: {reg.model.strip()!r} is not a model of {campaign.id} (models: {known})"
+        )
+    # the campaign's own spelling ("wh1000xm5" is stored as WH-1000XM5): lists and
+    # re-imports see one model however it was typed
+    model = item.name
     if reg.language and reg.language not in ("nb", "sv", "da", "fi", "en"):
         raise InputError(f"language: one of nb, sv, da, fi, en, not {reg.language!r}")
     if reg.external_id is not None and len(reg.external_id) > EXTERNAL_ID_MAX:

@@ -155,6 +155,27 @@ def test_import_is_idempotent_by_external_id(cli: Cli, tmp_path: Path) -> None:
     assert cli.counts() == (3, 3)
 
 
+def test_import_without_ids_knows_a_claim_however_the_model_was_typed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text(
+        "campaign,email,name,model,serial\ncashback-2022,kari@example.no,Kari,wh1000xm5,1\n"
+    )
+    code, out, err = cli("claims", "import", str(first), "--json")
+    assert code == 0, err
+    second = tmp_path / "b.csv"
+    second.write_text(
+        "campaign,email,name,model,serial\n"
+        "cashback-2022,Kari@Example.no,Kari N.,WH-1000XM5,1\n"
+        "cashback-2022,kari@example.no,Kari,WH-1000XM5,2\n"
+    )
+    code, out, err = cli("claims", "import", str(second), "--json")
+    assert code == 0, err
+    assert [r["status"] for r in json.loads(out)] == ["exists", "registered"]
+    assert cli.counts() == (2, 2)
+
+
 def test_import_names_every_bad_row_and_registers_none(cli: Cli, tmp_path: Path) -> None:
     csv_file = tmp_path / "bad.csv"
     csv_file.write_text(
