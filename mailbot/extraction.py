@@ -70,7 +70,9 @@ def extract(
     now: dt.date | None = None,
 ) -> Extraction:
     """Read one document and extract its fields. Raises ExtractionError when the
-    file cannot be read at all (not a PDF/JPEG/PNG, broken). `required` is the
+    file cannot be read at all (not a PDF/JPEG/PNG, broken) or reading its text
+    layer would exceed the budget (`parsers.budget.DocumentOverBudget`: the time
+    `timeout_s`, or the size of what it inflates to). `required` is the
     campaign's `required_fields`: OCR tries harder only while one of them is missing.
     A purchase date after `now` (default: tomorrow, for time zones) is an OCR slip
     (`2018` read as `2098`) and is never reported."""
@@ -95,6 +97,8 @@ def extract(
         )
 
     def needs_more(text: str, doubts: Doubts) -> tuple[str, ...]:
+        if time.monotonic() - started > timeout_s:
+            return ()  # the budget is spent: no further pass, so no need to ask
         found = fields_of(text, doubts)
         missing = found.missing(tuple(required))
         # A serial-number label is not a receipt: more OCR will not make it one.
