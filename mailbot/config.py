@@ -71,6 +71,10 @@ class SmtpSettings:
     # how many replies one recipient may get per hour; the excess is held, not dropped
     rate_limit_per_hour: int = 5
     max_attempts: int = 8
+    resend_unconfirmed: bool = True
+    """A reply whose outcome is unknown (connection lost after the whole message was
+    handed over) is sent once more with the same Message-ID, marked
+    possible_duplicate; false flags it for an admin instead (at most once)."""
 
 
 @dataclass(frozen=True)

@@ -27,21 +27,27 @@ What is guaranteed:
   this attempt (compare-and-set, also between processes on PostgreSQL).
 - It is sent again automatically only after a definite "not accepted": a 4xx, or a
   connection that failed before the whole message (with its final ".") was sent.
-- When the outcome is unknown, it is not sent again: the connection dropped or
-  timed out after the message was handed over, or the sender died while the row
-  was `sending`. The row becomes `unconfirmed` (flagged for an admin, with the
-  attempt and time in `attempted_at`). An admin who `requeue`s it sends the same
-  stored bytes and Message-ID again and the row records `possible_duplicate`.
+- When the outcome is unknown (the connection dropped or timed out after the
+  message was handed over, or the sender died while the row was `sending`), the
+  row is sent once more, after a backoff, with the same stored bytes and
+  Message-ID, and records `possible_duplicate`: a mail the relay had lost still
+  arrives, and a mail it had kept arrives twice as the same message (one
+  Message-ID, which mail clients and Sieve's duplicate test fold into one). A
+  second unknown outcome, or any unknown outcome with `smtp.resend_unconfirmed =
+  false`, makes the row `unconfirmed` (flagged for an admin, with the attempt and
+  time in `attempted_at`); an admin who `requeue`s it sends it again.
 - After a 250 the row is confirmed `sent` in its own short transaction, retried
   when the database fails. Until that write succeeds the process keeps the
   confirmation in memory (retried at the start of every later run, lease kept
   alive), so the row is never sent again. If the process dies in that window, the
   row's lease runs out while it is `sending` and it becomes `unconfirmed`: the mail
   arrived once, and an admin sees a reply whose delivery was not recorded.
-- A sender killed mid-batch: the one row it was sending becomes `unconfirmed`, the
-  rows it had claimed but not started are sent by the next sender after the lease.
-So delivery is at most once; the price is that a reply whose outcome was unknown
-waits for an admin instead of possibly arriving twice.
+- A sender killed mid-batch: the one row it was sending is treated as an unknown
+  outcome (above); the rows it had claimed but not started are sent by the next
+  sender after the lease.
+So a reply is never sent twice with a known first outcome; an unknown outcome
+costs at most one possible duplicate (same Message-ID, recorded), or with
+`resend_unconfirmed = false` an admin's decision instead.
 """
 
 from __future__ import annotations
@@ -295,9 +301,38 @@ class _RateBook:
 
 
 def _flag_abandoned(
-    session: Session, same: tuple[ColumnElement[bool], ...], row_id: int, attempts: int
+    session: Session,
+    same: tuple[ColumnElement[bool], ...],
+    row_id: int,
+    attempts: int,
+    *,
+    resend: bool,
 ) -> bool:
-    """A row left `sending` by a sender whose lease ran out: it may be with the relay."""
+    """A row left `sending` by a sender whose lease ran out: it may be with the relay.
+
+    With `smtp.resend_unconfirmed` it is sent once more (same bytes and Message-ID,
+    marked `possible_duplicate`); a second unknown outcome waits for an admin."""
+    if resend and _rows(
+        session.execute(
+            update(Outbox)
+            .where(*same, Outbox.possible_duplicate.is_(False))
+            .values(
+                status="queued",
+                claimed_by=None,
+                possible_duplicate=True,
+                last_error=(
+                    f"UNCONFIRMED: the sender was lost during attempt {attempts}; "
+                    "sent once more with the same Message-ID (possible duplicate)"
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ):
+        log.warning(
+            "reply left sending by a lost sender; sent once more, marked possible_duplicate",
+            extra={"outbox_id": row_id, "attempt": attempts},
+        )
+        return False
     done = _rows(
         session.execute(
             update(Outbox)
@@ -358,7 +393,9 @@ def _claim_batch(run: _Run, smtp: SmtpSettings, stats: DeliveryStats, size: int)
                     _due(now),
                 )
                 if status == "sending":
-                    stats.unconfirmed += _flag_abandoned(session, same, row_id, attempts)
+                    stats.unconfirmed += _flag_abandoned(
+                        session, same, row_id, attempts, resend=smtp.resend_unconfirmed
+                    )
                     continue
                 release = book.release(row_id, to_addr)
                 if release is not None:
@@ -448,13 +485,18 @@ def _mark_sending(run: _Run, item: _Claimed) -> bool:
     return done == 1
 
 
-def _finish(run: _Run, item: _Claimed, **values: object) -> bool:
-    """Record the relay's answer to our attempt (nothing if the row is no longer ours)."""
+def _finish(
+    run: _Run, item: _Claimed, *, only_first_doubt: bool = False, **values: object
+) -> bool:
+    """Record the relay's answer to our attempt (nothing if the row is no longer ours).
+    `only_first_doubt`: only if the row was never in doubt before (not yet
+    `possible_duplicate`), so an unknown outcome is resent at most once."""
+    first = (Outbox.possible_duplicate.is_(False),) if only_first_doubt else ()
     with transaction(run.factory) as session:
         done = _rows(
             session.execute(
                 update(Outbox)
-                .where(Outbox.id == item.id, Outbox.status.in_(_ANSWERED))
+                .where(Outbox.id == item.id, Outbox.status.in_(_ANSWERED), *first)
                 .where(Outbox.claimed_by == run.token, Outbox.attempts == item.attempt)
                 .values(**values)
                 .execution_options(synchronize_session=False)
@@ -613,6 +655,26 @@ def _deliver_one(
         return True
     except DeliveryUnconfirmed as exc:
         run.drop(item.id)
+        if smtp.resend_unconfirmed and _finish(
+            run,
+            item,
+            status="queued",
+            claimed_by=None,
+            possible_duplicate=True,
+            next_attempt_at=run.now + backoff(item.attempt, rng),
+            last_error=(
+                f"UNCONFIRMED: attempt {item.attempt}: {exc}; "
+                "sent once more with the same Message-ID (possible duplicate)"
+            ),
+            only_first_doubt=True,
+        ):
+            stats.deferred += 1
+            log.warning(
+                "reply handed to the relay without an answer; sent once more with the "
+                "same Message-ID, marked possible_duplicate",
+                extra={**where, "error": scrub(str(exc))},
+            )
+            return False
         _finish(
             run,
             item,

@@ -251,7 +251,7 @@ def test_sender_killed_mid_batch_its_rows_are_taken_over_within_a_minute(
     resent. The rows it had claimed and not started go out with the next sender once
     the (short) lease has run out."""
     factory = _factory(db_url)
-    settings = _settings(smtp_sink, rate_limit_per_hour=0)
+    settings = _settings(smtp_sink, resend_unconfirmed=False, rate_limit_per_hour=0)
     mids = _queue_many(factory, settings, 3)
     with pytest.raises(_Crash):
         deliver_pending(factory, settings, T0, transport=_CrashingTransport(None))
@@ -274,12 +274,12 @@ def test_sender_killed_mid_batch_its_rows_are_taken_over_within_a_minute(
     assert sorted(g.message["Message-ID"] for g in got) == sorted(mids[1:])
 
 
-def test_crash_after_relay_accepted_is_flagged_not_resent(db_url: str, smtp_sink: SmtpSink) -> None:
+def test_crash_after_relay_accepted_is_flagged_when_resending_is_off(db_url: str, smtp_sink: SmtpSink) -> None:
     """Killed between the relay's 250 and the `sent` write: the mail arrived once and
     is not sent again; an admin who requeues it gets the same bytes, recorded as a
     possible duplicate."""
     factory = _factory(db_url)
-    settings = _settings(smtp_sink)
+    settings = _settings(smtp_sink, resend_unconfirmed=False)
     [mid] = _queue_many(factory, settings, 1)
     crashing = _CrashingTransport(SmtpTransport(settings.smtp))
     with pytest.raises(_Crash):
@@ -303,14 +303,14 @@ def test_crash_after_relay_accepted_is_flagged_not_resent(db_url: str, smtp_sink
 
 
 @pytest.mark.parametrize("fault", ["drop", "slow"])
-def test_no_answer_after_the_message_is_flagged_never_resent(
+def test_no_answer_after_the_message_is_flagged_when_resending_is_off(
     db_url: str, smtp_sink: SmtpSink, fault: str
 ) -> None:
     """The relay got the whole message, then the connection dropped (or the answer
     came after our timeout): it may have accepted the mail, so the row is flagged and
     never sent again; the rest of the batch waits a little and goes out."""
     factory = _factory(db_url)
-    settings = _settings(smtp_sink, rate_limit_per_hour=0, timeout_seconds=1)
+    settings = _settings(smtp_sink, resend_unconfirmed=False, rate_limit_per_hour=0, timeout_seconds=1)
     mids = _queue_many(factory, settings, 3)
     if fault == "drop":
         smtp_sink.drop_next(1, keep=True)
@@ -396,7 +396,7 @@ def test_a_250_whose_write_failed_then_the_process_died_is_flagged(
 ) -> None:
     monkeypatch.setattr(delivery, "CONFIRM_WAITS", (0.01,))
     factory = _factory(db_url)
-    settings = _settings(smtp_sink)
+    settings = _settings(smtp_sink, resend_unconfirmed=False)
     _queue_many(factory, settings, 1)
     _fail_sent_writes(factory, 2)
     assert deliver_pending(factory, settings, T0).unrecorded == 1
@@ -722,3 +722,41 @@ def test_bounced_rma_address_stops_replies_even_after_the_rma_changes(
             settings=settings,
         )
         assert reply is None
+
+
+@pytest.mark.parametrize("relay_kept_it", [False, True])
+def test_no_answer_after_the_message_is_resent_once_with_the_same_message_id(
+    db_url: str, smtp_sink: SmtpSink, relay_kept_it: bool
+) -> None:
+    """The default: an unknown outcome is sent once more, same bytes and Message-ID,
+    recorded as a possible duplicate. A relay that had lost the mail delivers it
+    now (nothing lost); one that had kept it shows the same message twice."""
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0, timeout_seconds=1)
+    [mid] = _queue_many(factory, settings, 1)
+    smtp_sink.drop_next(1, keep=relay_kept_it)
+    first = deliver_pending(factory, settings, T0, rng=Random(1))
+    assert (first.sent, first.unconfirmed, first.deferred) == (0, 0, 1)
+    [row] = _rows(factory)
+    assert row.status == "queued" and row.possible_duplicate is True
+    assert deliver_pending(factory, settings, T0 + timedelta(hours=1)).sent == 1
+    got = smtp_sink.wait_for(2 if relay_kept_it else 1)
+    assert [g.message["Message-ID"] for g in got] == [mid] * len(got)
+    assert len(smtp_sink.wait_for(3, timeout=0.3)) == (2 if relay_kept_it else 1)
+    [row] = _rows(factory)
+    assert row.status == "sent" and row.possible_duplicate is True
+
+
+def test_a_second_unknown_outcome_waits_for_an_admin(db_url: str, smtp_sink: SmtpSink) -> None:
+    """Resent at most once: a relay that drops us again gets no third copy."""
+    factory = _factory(db_url)
+    settings = _settings(smtp_sink, rate_limit_per_hour=0, timeout_seconds=1)
+    _queue_many(factory, settings, 1)
+    smtp_sink.drop_next(2, keep=True)
+    deliver_pending(factory, settings, T0, rng=Random(1))
+    second = deliver_pending(factory, settings, T0 + timedelta(hours=1), rng=Random(1))
+    assert second.unconfirmed == 1
+    assert deliver_pending(factory, settings, T0 + timedelta(days=1)).sent == 0
+    assert len(smtp_sink.wait_for(3, timeout=0.5)) == 2
+    [row] = _rows(factory)
+    assert row.status == "unconfirmed" and row.possible_duplicate is True
