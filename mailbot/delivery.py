@@ -485,9 +485,7 @@ def _mark_sending(run: _Run, item: _Claimed) -> bool:
     return done == 1
 
 
-def _finish(
-    run: _Run, item: _Claimed, *, only_first_doubt: bool = False, **values: object
-) -> bool:
+def _finish(run: _Run, item: _Claimed, *, only_first_doubt: bool = False, **values: object) -> bool:
     """Record the relay's answer to our attempt (nothing if the row is no longer ours).
     `only_first_doubt`: only if the row was never in doubt before (not yet
     `possible_duplicate`), so an unknown outcome is resent at most once."""

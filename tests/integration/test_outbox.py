@@ -274,7 +274,9 @@ def test_sender_killed_mid_batch_its_rows_are_taken_over_within_a_minute(
     assert sorted(g.message["Message-ID"] for g in got) == sorted(mids[1:])
 
 
-def test_crash_after_relay_accepted_is_flagged_when_resending_is_off(db_url: str, smtp_sink: SmtpSink) -> None:
+def test_crash_after_relay_accepted_is_flagged_when_resending_is_off(
+    db_url: str, smtp_sink: SmtpSink
+) -> None:
     """Killed between the relay's 250 and the `sent` write: the mail arrived once and
     is not sent again; an admin who requeues it gets the same bytes, recorded as a
     possible duplicate."""
@@ -310,7 +312,9 @@ def test_no_answer_after_the_message_is_flagged_when_resending_is_off(
     came after our timeout): it may have accepted the mail, so the row is flagged and
     never sent again; the rest of the batch waits a little and goes out."""
     factory = _factory(db_url)
-    settings = _settings(smtp_sink, resend_unconfirmed=False, rate_limit_per_hour=0, timeout_seconds=1)
+    settings = _settings(
+        smtp_sink, resend_unconfirmed=False, rate_limit_per_hour=0, timeout_seconds=1
+    )
     mids = _queue_many(factory, settings, 3)
     if fault == "drop":
         smtp_sink.drop_next(1, keep=True)
