@@ -91,9 +91,6 @@ class Payout:
 class FraudLimits:
     max_claims_per_sender: int = 3
     """More claims than this from one address (in this campaign) go to review."""
-    phash_max_distance: int = 6
-    """Two receipt images whose 64-bit perceptual hashes differ in at most this many
-    bits are taken for the same receipt."""
 
 
 @dataclass(frozen=True)

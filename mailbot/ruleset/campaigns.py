@@ -88,7 +88,6 @@ class _Payout(_Strict):
 
 class _Fraud(_Strict):
     max_claims_per_sender: int = Field(default=3, ge=1)
-    phash_max_distance: int = Field(default=6, ge=0, le=64)
 
 
 Currency = str
@@ -286,7 +285,7 @@ def campaign_from_doc(doc: YamlDoc) -> Campaign:
         ),
         companies_allowed=s.companies_allowed,
         min_confidence=s.min_confidence,
-        fraud=FraudLimits(s.fraud.max_claims_per_sender, s.fraud.phash_max_distance),
+        fraud=FraudLimits(s.fraud.max_claims_per_sender),
         payment_days=s.payment_days,
         source=doc.path,
     )

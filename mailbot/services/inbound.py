@@ -153,6 +153,9 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
         t = claim_sm.receive_documents(
             snap, campaign, evidence, inb.now, review_reasons=reasons, auto_approve=True
         )
+        t = fraud.with_evidence(t, signals)
+        # The other claims named: an earlier holder of the receipt only gets a note
+        # naming this claim (never reopened); the sender's undecided claims, review.
         by_code = {r.code: r for r in others_rows}
         for u in fraud.apply_signals(signals, others, inb.now):
             row = by_code.get(u.snapshot.code)
