@@ -35,6 +35,7 @@ def test_month_bench_scores_every_mail() -> None:
         cwd=ROOT,
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]
+    assert done.stdout.strip(), done.stderr[-3000:]
     result = json.loads(done.stdout)
     overall = result["personas"]["overall"]
     assert result["mails"] >= 8
