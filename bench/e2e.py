@@ -72,10 +72,10 @@ from sqlalchemy import func, select
 
 from mailbot.cli.app import App
 from mailbot.config import load_settings
-from mailbot.delivery import deliver_pending
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail, receipt_image
 from mailbot.devtools.smtpsink import Captured, SmtpSink
+from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.claims import Registration, register_claim
 from mailbot.services.rmas import issue_rma
 from mailbot.store import models as m

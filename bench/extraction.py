@@ -18,7 +18,7 @@ text read (what any extractor can reach from that text). Then seconds per
 document (median, p90, max) for images, scanned PDFs and text PDFs, and
 throughput with each worker count. `--models` picks the eligible models.
 
-Without `parsers.receipt` importable, only the ceiling and times are
+Without `parsers.receipt.fields` importable, only the ceiling and times are
 measured. `--needs-more oracle` decides the extra OCR passes from the labels
 (a missing labelled value triggers them): for measuring what the passes and the
 optional engine can gain and cost, never a production setting.
@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailbot.core.errors import ExtractionError
-from parsers.text import read_document
+from parsers.document.text import read_document
 
 FIELDS = ("retailer", "purchase_date", "vat_number", "product")
 MONTHS = (
@@ -170,7 +170,7 @@ def bench_one(path: str, mode: str, languages: str, engines: tuple[str, ...]) ->
     predicted: dict[str, Any] = {}
     try:
         if mode == "extractor":
-            from mailbot.extraction import extract
+            from parsers.document.extraction import extract
 
             # Like a campaign's required_fields: OCR tries harder only for fields
             # this source's documents carry (no SROIE receipt names a campaign model).
@@ -259,7 +259,7 @@ def _models() -> tuple[Any, ...]:
 
 
 def _fields(result: Any) -> dict[str, Any]:
-    from mailbot.extraction import to_json
+    from parsers.document.extraction import to_json
 
     return dict(to_json(result)["fields"])
 
@@ -418,12 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     if mode == "auto":
         try:
             import mailbot.ruleset.receipts  # noqa: F401
-            import parsers.receipt  # noqa: F401
+            import parsers.receipt.fields  # noqa: F401
 
             mode = "extractor"
         except ImportError:
             mode = "off"
-            print("parsers.receipt not available: measuring the text ceiling and times only")
+            print("parsers.receipt.fields not available: measuring the text ceiling and times only")
     wanted = [s for s in args.sources.split(",") if s]
     paths: list[str] = []
     for folder in sorted(p for p in args.corpus.iterdir() if p.is_dir()):

@@ -51,9 +51,9 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
-from mailbot.delivery import deliver_pending
 from mailbot.devtools.smtpsink import SmtpSink
-from mailbot.outbox import queue_reply
+from mailbot.outbound.delivery import deliver_pending
+from mailbot.services.outbox import queue_reply
 from mailbot.store import db
 from mailbot.store.models import Outbox
 
@@ -72,7 +72,7 @@ _CHILD = """
 import sys
 from datetime import datetime
 from mailbot.config import Settings, SmtpSettings
-from mailbot.delivery import deliver_pending
+from mailbot.outbound.delivery import deliver_pending
 from mailbot.store import db
 url, port, now = sys.argv[1], int(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
 smtp = SmtpSettings(host="127.0.0.1", port=port, tls="none", from_address="claims@brand.example",

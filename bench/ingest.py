@@ -26,12 +26,12 @@ from imapclient import IMAPClient
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from mailbot import daemon
 from mailbot.config import DatabaseSettings, ImapSettings, PathSettings, Settings
+from mailbot.daemon import loop
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.ingest import Ingestor
-from mailbot.ledger import ProcessOutcome
-from mailbot.mailbox import Mailbox
+from mailbot.intake.ledger import ProcessOutcome
+from mailbot.intake.mailbox import Mailbox
+from mailbot.intake.sync import Ingestor
 from mailbot.store.db import make_engine, session_factory, transaction, upgrade
 from mailbot.store.models import MailboxState, Message
 
@@ -139,7 +139,7 @@ def main() -> int:
         print(f"filled INBOX with {args.mails} mails in {secs:.1f} s (MULTIAPPEND)")
         settings = settings_for(dc.port, tmp, url)
         t0, c0 = time.perf_counter(), time.process_time()
-        counts = daemon.once(settings, processor, factory=factory)
+        counts = loop.once(settings, processor, factory=factory)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert counts.processed == args.mails, counts
         rate = args.mails / secs

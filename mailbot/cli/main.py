@@ -57,21 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     _cmd(
         sub,
         "run",
-        "run_cmd:cmd_run",
+        "run:cmd_run",
         "run the daemon: watch IMAP (IDLE or poll), "
         "process mail, deliver replies, run deadline sweeps, until SIGTERM",
     )
     p = _cmd(
         sub,
         "once",
-        "run_cmd:cmd_once",
+        "run:cmd_once",
         "process everything pending, deliver the outbox, run the sweeps, exit",
     )
     _json(p)
     p = _cmd(
         sub,
         "check",
-        "check_cmd:cmd_check",
+        "check:cmd_check",
         "check config, rules, templates, database, IMAP login, SMTP greeting and "
         "tesseract; one line per item, OK or the exact problem",
     )
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="database schema", description="database schema")
     dsub = p.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(dsub, "upgrade", "db_cmd:cmd_upgrade", "create or migrate the schema to the newest")
+    q = _cmd(dsub, "upgrade", "db:cmd_upgrade", "create or migrate the schema to the newest")
     q.add_argument("--revision", default="head", help="target alembic revision (default head)")
 
     p = sub.add_parser("claims", help="cashback claims", description="cashback claims")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = _cmd(
         csub,
         "register",
-        "claims_cmd:cmd_register",
+        "claims:cmd_register",
         "register a claim: prints its 8-digit code and queues the confirmation mail",
     )
     q.add_argument("--campaign", required=True, help="campaign id, e.g. cashback-2022")
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = _cmd(
         csub,
         "import",
-        "claims_cmd:cmd_import",
+        "claims:cmd_import",
         "register claims in bulk from the registration form's CSV export",
     )
     q.add_argument("file", help="CSV, comma or semicolon: campaign,email,name,model[,...]")
@@ -124,15 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--force", action="store_true", help="register even if a campaign is closed")
     _json(q)
-    q = _cmd(csub, "show", "claims_cmd:cmd_show", "one claim: state, fields, documents, events")
+    q = _cmd(csub, "show", "claims:cmd_show", "one claim: state, fields, documents, events")
     q.add_argument("code")
     _json(q)
-    q = _cmd(csub, "list", "claims_cmd:cmd_list", "list claims")
+    q = _cmd(csub, "list", "claims:cmd_list", "list claims")
     q.add_argument("--state")
     q.add_argument("--campaign")
     q.add_argument("--limit", type=int, default=100)
     _json(q)
-    q = _cmd(csub, "pay", "claims_cmd:cmd_pay", "mark an approved claim as paid")
+    q = _cmd(csub, "pay", "claims:cmd_pay", "mark an approved claim as paid")
     q.add_argument("code")
     _json(q)
 
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = _cmd(
         rsub,
         "issue",
-        "rma_cmd:cmd_issue",
+        "rma:cmd_issue",
         "issue an RMA number and queue the RMA mail with the return instructions",
     )
     q.add_argument("--email", required=True)
@@ -150,14 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--kind", choices=("warranty", "return"), default="warranty")
     q.add_argument("--language", default="nb")
     _json(q)
-    q = _cmd(rsub, "show", "rma_cmd:cmd_show", "one RMA with its events")
+    q = _cmd(rsub, "show", "rma:cmd_show", "one RMA with its events")
     q.add_argument("number")
     _json(q)
-    q = _cmd(rsub, "list", "rma_cmd:cmd_list", "list RMAs")
+    q = _cmd(rsub, "list", "rma:cmd_list", "list RMAs")
     q.add_argument("--state")
     q.add_argument("--limit", type=int, default=100)
     _json(q)
-    q = _cmd(rsub, "receive", "rma_cmd:cmd_receive", "record that the returned item arrived")
+    q = _cmd(rsub, "receive", "rma:cmd_receive", "record that the returned item arrived")
     q.add_argument("number")
     _json(q)
 
@@ -167,17 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="the ledger: every fetched mail and its final status",
     )
     msub = p.add_subparsers(dest="messages_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(msub, "list", "messages_cli:cmd_list", "list ledger rows (newest first)")
+    q = _cmd(msub, "list", "messages:cmd_list", "list ledger rows (newest first)")
     q.add_argument("--status", help="processed, ignored, quarantined, failed, duplicate, pending")
     q.add_argument("--limit", type=int, default=50)
     _json(q)
-    q = _cmd(msub, "stats", "messages_cli:cmd_stats", "counts per status and reason")
+    q = _cmd(msub, "stats", "messages:cmd_stats", "counts per status and reason")
     _json(q)
 
     p = _cmd(
         sub,
         "inspect",
-        "inspect_cli:cmd_inspect",
+        "inspect:cmd_inspect",
         "parse, classify, match and judge the attachments of one .eml; changes nothing",
     )
     p.add_argument("file")
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(
         sub,
         "extract",
-        "extract_cli:cmd_extract",
+        "extract:cmd_extract",
         "read receipt fields from documents; one JSON object per file with --json",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -195,12 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rules", help="admin rules in rules/", description="admin rules")
     usub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(usub, "check", "extract_cli:cmd_rules_check", "validate every rules file")
+    q = _cmd(usub, "check", "extract:cmd_rules_check", "validate every rules file")
     _json(q)
     q = _cmd(
         usub,
         "test",
-        "extract_cli:cmd_rules_test",
+        "extract:cmd_rules_test",
         "show what extraction reads from a document: text, fields, the rule that fired",
     )
     q.add_argument("file")
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(
         sub,
         "reprocess",
-        "run_cmd:cmd_reprocess",
+        "run:cmd_reprocess",
         "process failed ledger rows (or given ones) again from their stored bytes",
     )
     p.add_argument("--failed", action="store_true", help="every row with status failed")
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(
         sub,
         "sweep",
-        "sweep_cmd:cmd_sweep",
+        "sweep:cmd_sweep",
         "run the deadline sweeps once: void overdue claims, expire RMAs, send reminders",
     )
     p.add_argument(
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(
         sub,
         "demo",
-        "demo_cmd:cmd_demo",
+        "demo:cmd_demo",
         "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)",
     )
     p.add_argument("--keep", action="store_true", help="keep the demo's data directory")

@@ -20,7 +20,7 @@ from mailbot.config import Settings, load_settings
 from mailbot.core.errors import MailbotError
 from mailbot.log import set_level
 from mailbot.ruleset.loader import ReloadStatus
-from mailbot.templating import reload_templates
+from mailbot.templating.render import reload_templates
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from mailbot.core.campaign import Campaign, NamedItem, normalize_name
-from mailbot.core.receipt import DocumentKind, FieldValue
+from mailbot.core.receipt_fields import DocumentKind, FieldValue
 
 if TYPE_CHECKING:
     from mailbot.core.claim_state import Claim

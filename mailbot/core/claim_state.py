@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from mailbot.core.receipt import DocumentKind, ReceiptFields
+from mailbot.core.receipt_fields import DocumentKind, ReceiptFields
 
 
 class ClaimState(StrEnum):

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailbot.core import claims as claim_sm
-from mailbot.core import rma as rma_sm
+from mailbot.core import claim_machine as claim_sm
+from mailbot.core import rma_machine as rma_sm
 from mailbot.core.claim_state import Claim, ClaimState
-from mailbot.core.rma import Rma, RmaState
+from mailbot.core.rma_machine import Rma, RmaState
 from mailbot.core.transition import Transition
 
 

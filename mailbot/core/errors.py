@@ -13,10 +13,10 @@ so a caller decides by class, never by a private tuple of library errors:
       TransientError                           retry later, with backoff
         StoreUnavailable (also a StoreError)   the database cannot be reached right now
         MailboxError                           IMAP
-        DeliveryError                          SMTP 4xx, connection lost (mailbot.smtp
+        DeliveryError                          SMTP 4xx, connection lost (mailbot.outbound.smtp
                                                adds SmtpConnectError below it)
       PermanentError                           retrying will not help: flag for an admin
-        DeliveryRejected                       SMTP 5xx (mailbot.smtp: RecipientRejected)
+        DeliveryRejected                       SMTP 5xx (mailbot.outbound.smtp: RecipientRejected)
       ExtractionError > OcrTimeout             a document could not be read
 """
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mailbot.core.campaign import Campaign, normalize_name
+from mailbot.core.claim_machine import to_review
 from mailbot.core.claim_state import DECIDABLE, Claim, ClaimState, DocumentEvidence
-from mailbot.core.claims import to_review
-from mailbot.core.receipt import DocumentKind, FieldValue, ReceiptFields
+from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
 from mailbot.core.transition import Transition, make_transition
 
 SIGNALS = (

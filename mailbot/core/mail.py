@@ -1,6 +1,6 @@
 """What one inbound mail is, once read: frozen values the rest of the core reasons about.
 
-Produced by `parsers.email.parse_email` (never raises) and `parsers.classify`;
+Produced by `parsers.mail.parse.parse_email` (never raises) and `parsers.mail.classify`;
 consumed by matching, the pipeline and `mailbot inspect`.
 """
 

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any, TypeVar, cast
 
 from mailbot.core.claim_state import Claim
-from mailbot.core.rma import Rma
+from mailbot.core.rma_machine import Rma
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from mailbot.core.campaign import (
     normalize_name,
 )
 from mailbot.core.errors import RulesError
-from mailbot.core.receipt import RECEIPT_FIELDS
+from mailbot.core.receipt_fields import RECEIPT_FIELDS
 from mailbot.resources import rules_dir
 from mailbot.ruleset.yamlfile import YamlDoc, check, parse_yaml, validate
 

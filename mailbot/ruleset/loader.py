@@ -25,8 +25,8 @@ from typing import Any
 from mailbot.core.campaign import Campaign, ReturnsPolicy
 from mailbot.core.errors import RulesError
 from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
-from mailbot.ruleset.classify import ClassifyRules, load_classify_rules
-from mailbot.ruleset.matching import MatchingRules, load_matching_rules
+from mailbot.ruleset.classify_rules import ClassifyRules, load_classify_rules
+from mailbot.ruleset.matching_rules import MatchingRules, load_matching_rules
 from mailbot.ruleset.receipts import ReceiptRules, load_receipt_rules
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Load `rules/receipts/*.yaml` into one frozen `ReceiptRules` for `parsers.receipt`.
+"""Load `rules/receipts/*.yaml` into one frozen `ReceiptRules` for `parsers.receipt.fields`.
 
 The files are admin-editable data: VAT labels per country (`vat.yaml`), month
 names and date context words (`dates.yaml`), the default retailer list

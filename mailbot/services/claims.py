@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
-from mailbot.core import claims as claim_sm
+from mailbot.core import claim_machine as claim_sm
 from mailbot.core.campaign import Campaign
 from mailbot.core.codes import generate_code
 from mailbot.core.errors import InputError as InputError
@@ -28,7 +28,7 @@ from mailbot.ruleset.loader import RuleSet
 from mailbot.services.records import claim_by_code, claim_snapshot, record
 from mailbot.store import models as m
 from mailbot.store.limits import problem
-from parsers.address import registration_address
+from parsers.mail.address import registration_address
 
 _RNG = random.SystemRandom()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
-from mailbot.core.rma import Rma
+from mailbot.core.rma_machine import Rma
 from mailbot.core.transition import ReplyIntent
 
 _DEFAULT_FILE_TYPES = ["JPG", "PNG", "PDF"]

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
-from mailbot.core.rma import Rma
+from mailbot.core.rma_machine import Rma
 from mailbot.core.snapshots import claim_from_plain, rma_from_plain
 from mailbot.core.snapshots import to_plain as to_json
 from mailbot.core.transition import Transition
-from mailbot.outbox import queue_reply
 from mailbot.services.context import reply_context
+from mailbot.services.outbox import queue_reply
 from mailbot.store import models as m
 
 

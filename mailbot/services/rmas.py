@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
-from mailbot.core import rma as rma_sm
+from mailbot.core import rma_machine as rma_sm
 from mailbot.core.codes import generate_rma_number
 from mailbot.core.snapshots import to_plain as to_json
 from mailbot.core.transition import TransitionError
@@ -24,7 +24,7 @@ from mailbot.services.claims import InputError
 from mailbot.services.records import record, rma_by_number, rma_snapshot
 from mailbot.store import models as m
 from mailbot.store.limits import problem
-from parsers.address import registration_address
+from parsers.mail.address import registration_address
 
 _RNG = random.SystemRandom()
 

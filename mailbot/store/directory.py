@@ -1,6 +1,6 @@
 """The claim directory the pure matcher asks, backed by the database.
 
-Implements `mailbot.core.matching.ClaimDirectory` over one Session: our sent
+Implements `mailbot.core.claim_match.ClaimDirectory` over one Session: our sent
 Message-IDs come from the outbox, codes and open claims from the claims table.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailbot.core.matching import DEFAULT_CLOSED_STATES, ClaimRef, normalize_message_id
+from mailbot.core.claim_match import DEFAULT_CLOSED_STATES, ClaimRef, normalize_message_id
 from mailbot.store.models import Claim, Outbox
 
 

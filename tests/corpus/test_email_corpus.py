@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mailbot.core.mail import Classification, MailKind
-from parsers.classify import classify
-from parsers.email import parse_email
+from parsers.mail.classify import classify
+from parsers.mail.parse import parse_email
 
 pytestmark = pytest.mark.corpus
 

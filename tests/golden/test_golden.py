@@ -1,8 +1,8 @@
 """Golden files: each document in docs/ beside its expected JSON (made by make_fixtures.py).
 
-Two levels: the text layer (parsers.text reads the values printed on each
+Two levels: the text layer (parsers.document.text reads the values printed on each
 document, always run) and the whole extraction (`extract_file` output fields
-equal the expected JSON; needs parsers.receipt and the receipt rules). Seconds,
+equal the expected JSON; needs parsers.receipt.fields and the receipt rules). Seconds,
 confidences and evidence are not compared: they vary with the machine and the
 OCR build; the values, countries, kinds and sources must not.
 """
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from rapidfuzz import fuzz
 
-from parsers.ocr import TESSERACT
-from parsers.text import read_document
+from parsers.document.ocr import TESSERACT
+from parsers.document.text import read_document
 from tests.golden.make_fixtures import DOCS, fixtures
 
 pytestmark = pytest.mark.skipif(TESSERACT.is_available() is None, reason="tesseract missing")
@@ -68,10 +68,10 @@ def test_text_layer_reads_printed_values(doc: Path) -> None:
 
 @pytest.mark.parametrize("doc", CASES, ids=lambda p: p.name)
 def test_extract_file_matches_golden(doc: Path) -> None:
-    receipt = pytest.importorskip("parsers.receipt")
+    receipt = pytest.importorskip("parsers.receipt.fields")
     ruleset = pytest.importorskip("mailbot.ruleset.receipts")
-    from mailbot.extraction import extract_file
     from mailbot.ruleset.campaigns import load_campaigns
+    from parsers.document.extraction import extract_file
 
     assert receipt.extract_fields
     expected = _expected(doc)
@@ -103,8 +103,8 @@ def test_extract_file_matches_golden(doc: Path) -> None:
 def test_json_shape_and_rules_test_view() -> None:
     """The exact key layout scripts depend on, and the person's view of the same run."""
     ruleset = pytest.importorskip("mailbot.ruleset.receipts")
-    pytest.importorskip("parsers.receipt")
-    from mailbot.extraction import extract_file, format_rules_test
+    pytest.importorskip("parsers.receipt.fields")
+    from parsers.document.extraction import extract_file, format_rules_test
 
     doc = DOCS / "invoice-se.pdf"
     rules = ruleset.load_receipt_rules()

@@ -1,6 +1,6 @@
 """Test-only entry point: `python -m tests.integration._daemon_main PORT DATA_DIR DB_URL`.
 
-Runs `daemon.run` with a processor that sleeps a little per message (so a kill -9
+Runs `loop.run` with a processor that sleeps a little per message (so a kill -9
 lands mid-batch) and records every processing as an Event (so doubles are visible).
 """
 
@@ -11,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from mailbot import daemon
-from mailbot.daemon import Backoff
+from mailbot.daemon import loop
+from mailbot.daemon.loop import Backoff
 from mailbot.store.db import make_engine, session_factory
 from tests.integration._ingest_helpers import make_settings, recording_processor
 
@@ -23,7 +23,7 @@ def main() -> int:
     settings = make_settings(port, data_dir, db_url, batch_size=25, poll_seconds=1)
     factory = session_factory(make_engine(db_url))
     stop = threading.Event()
-    return daemon.run(
+    return loop.run(
         settings,
         recording_processor(delay=0.01),
         stop,

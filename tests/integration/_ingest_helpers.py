@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import DatabaseSettings, ImapSettings, PathSettings, Settings
-from mailbot.ledger import Factory, ProcessOutcome
+from mailbot.intake.ledger import Factory, ProcessOutcome
 from mailbot.store.db import make_engine, session_factory, transaction, upgrade
 from mailbot.store.models import Event, Message
 

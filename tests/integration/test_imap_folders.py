@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailbot import daemon
 from mailbot.cli.main import main
+from mailbot.daemon import loop
 from mailbot.devtools import dovecot as dovecot_mod
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.smtpsink import SmtpSink
@@ -55,7 +55,7 @@ def test_default_folders_work_whatever_the_delimiter(
     settings = make_settings(any_dovecot.port, tmp_path, sqlite_url)
     assert settings.imap.processed_folder == "mailbot/processed"  # the default
     append_all(any_dovecot.port, [make_mail(1), make_mail(2, extra_header=RAISE_MARK)])
-    counts = daemon.once(settings, recording_processor(), factory=factory)
+    counts = loop.once(settings, recording_processor(), factory=factory)
     assert (counts.processed, counts.failed, counts.mailbox_errors) == (1, 1, 0)
     assert folder_count(any_dovecot.port, f"mailbot{sep}processed") == 1
     assert folder_count(any_dovecot.port, f"mailbot{sep}quarantine") == 1

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import daemon
-from mailbot.cli import check_cmd
+from mailbot.cli import check
 from mailbot.cli.main import main
 from mailbot.config import Settings
 from mailbot.core.errors import MailboxError
+from mailbot.daemon import loop
 from mailbot.devtools import dovecot as dovecot_mod
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.mailbox import Mailbox
+from mailbot.intake.mailbox import Mailbox
 from tests.integration._ingest_helpers import (
     append_all,
     folder_count,
@@ -105,7 +105,7 @@ def test_once_ingests_over_tls(tls_dovecot: LocalDovecot, tmp_path: Path, mode: 
         quarantine_folder=f"{folder}-quarantine",
     )
     factory = make_factory(settings.database_url)
-    daemon.once(settings, recording_processor(), factory=factory)
+    loop.once(settings, recording_processor(), factory=factory)
     assert status_counts(factory) == {"processed": 3}
     assert sorted(processing_counts(factory).values()) == [1, 1, 1]
     assert folder_count(tls_dovecot.port, folder) == 0
@@ -169,7 +169,7 @@ def test_unreadable_ca_file_is_named(tls_dovecot: LocalDovecot, tmp_path: Path) 
 
 def _check_imap(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     """`mailbot check` with only its IMAP item (the others have their own tests)."""
-    monkeypatch.setattr(check_cmd, "CHECKS", tuple(c for c in check_cmd.CHECKS if c[0] == "imap"))
+    monkeypatch.setattr(check, "CHECKS", tuple(c for c in check.CHECKS if c[0] == "imap"))
     buf = io.StringIO()
     with redirect_stdout(buf):
         code = main(["--config", str(cfg), "--log-level", "ERROR", "check"])

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import daemon, ingest
 from mailbot.core.errors import MailboxError
-from mailbot.daemon import Backoff
+from mailbot.daemon import loop
+from mailbot.daemon.loop import Backoff
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.ledger import Factory
-from mailbot.mailbox import Mailbox
+from mailbot.intake import sync
+from mailbot.intake.ledger import Factory
+from mailbot.intake.mailbox import Mailbox
 from mailbot.store.db import transaction
 from mailbot.store.models import MailboxState, Message
 from tests.integration._ingest_helpers import (
@@ -70,7 +71,7 @@ def daemon_thread() -> Iterator[list[threading.Thread]]:
 def start_daemon(threads: list[threading.Thread], settings, factory, processor) -> threading.Event:  # type: ignore[no-untyped-def]
     stop = threading.Event()
     t = threading.Thread(
-        target=daemon.run,
+        target=loop.run,
         args=(settings, processor, stop),
         kwargs={"factory": factory, "backoff": Backoff(initial=0.2, maximum=1.0)},
         daemon=True,
@@ -184,14 +185,14 @@ def test_uidvalidity_change_processes_nothing_twice(
     )
     mails = [make_mail(i) for i in range(8)]
     append_all(dovecot.port, mails, folder="Claims")
-    assert daemon.once(settings, recording_processor(), factory=factory).processed == 8
+    assert loop.once(settings, recording_processor(), factory=factory).processed == 8
     with transaction(factory) as s:
         before = s.get(MailboxState, ("claims@test", "Claims"))
         assert before is not None
         old_validity = before.uidvalidity
     # The folder is deleted and recreated holding the same mails, plus one new one.
     _recreate_folder(dovecot.port, "Claims", [*mails, make_mail(100)])
-    counts = daemon.once(settings, recording_processor(), factory=factory)
+    counts = loop.once(settings, recording_processor(), factory=factory)
     with transaction(factory) as s:
         after = s.get(MailboxState, ("claims@test", "Claims"))
         assert after is not None and after.uidvalidity != old_validity
@@ -201,7 +202,7 @@ def test_uidvalidity_change_processes_nothing_twice(
     if action == "move":
         assert folder_count(dovecot.port, "Claims") == 0
     # and a third pass finds nothing
-    assert daemon.once(settings, recording_processor(), factory=factory).fetched == 0
+    assert loop.once(settings, recording_processor(), factory=factory).fetched == 0
 
 
 def test_raising_message_is_quarantined_and_reprocess_retries_it(
@@ -213,7 +214,7 @@ def test_raising_message_is_quarantined_and_reprocess_retries_it(
     mails[2] = make_mail(2, extra_header=RAISE_MARK)
     mails[4] = make_mail(4, extra_header=IGNORE_MARK)
     append_all(dovecot.port, mails)
-    counts = daemon.once(settings, recording_processor(), factory=factory)
+    counts = loop.once(settings, recording_processor(), factory=factory)
     assert (counts.processed, counts.ignored, counts.failed) == (4, 1, 1)
     assert folder_count(dovecot.port, "mailbot/quarantine") == 1
     assert folder_count(dovecot.port, "mailbot/processed") == 5
@@ -229,12 +230,12 @@ def test_raising_message_is_quarantined_and_reprocess_retries_it(
     def fixed(session, msg, raw):  # type: ignore[no-untyped-def]
         return recording_processor()(session, msg, raw.replace(RAISE_MARK, b"X-Fixed: 1"))
 
-    result = ingest.reprocess(factory, fixed)
+    result = sync.reprocess(factory, fixed)
     assert result.processed == 1
     assert status_counts(factory) == {"processed": 5, "ignored": 1}
     assert processing_counts(factory)[bad_id] == 1
     # processed rows are never run again, even when named
-    assert ingest.reprocess(factory, fixed, message_ids=[bad_id]).processed == 0
+    assert sync.reprocess(factory, fixed, message_ids=[bad_id]).processed == 0
     assert processing_counts(factory)[bad_id] == 1
 
 
@@ -261,7 +262,7 @@ def test_oversized_quarantined_without_download(
     append_all(dovecot.port, [make_mail(1), make_mail(2, pad=10_000), make_mail(3)])
     spy = SpyMailbox(settings.imap)
     spy.fetched = []
-    counts = daemon.once(
+    counts = loop.once(
         settings, recording_processor(), factory=factory, mailbox_factory=lambda: spy
     )
     assert (counts.processed, counts.quarantined) == (2, 1)
@@ -284,14 +285,14 @@ def test_failed_mailbox_action_is_retried_not_reprocessed(
     SpyMailbox.fail_moves = 1
     spy = SpyMailbox(settings.imap)
     spy.fetched = []
-    counts = daemon.once(
+    counts = loop.once(
         settings, recording_processor(), factory=factory, mailbox_factory=lambda: spy
     )
     assert (counts.processed, counts.mailbox_errors) == (3, 3)
     assert folder_count(dovecot.port, "INBOX") == 3  # still there
     with transaction(factory) as s:
         assert s.scalar(select(func.count()).where(Message.mailbox_done.is_(False))) == 3
-    counts = daemon.once(settings, recording_processor(), factory=factory)
+    counts = loop.once(settings, recording_processor(), factory=factory)
     assert (counts.fetched, counts.mailbox_actions) == (0, 3)
     assert folder_count(dovecot.port, "mailbot/processed") == 3
     assert_once_each(factory, {f"<t-{i}@example.no>" for i in range(3)})
@@ -334,7 +335,7 @@ def test_database_down_is_no_reconnect_storm(
     before = logins()
     stop = threading.Event()
     t = threading.Thread(
-        target=daemon.run,
+        target=loop.run,
         args=(settings, recording_processor(), stop),
         kwargs={"factory": dead, "backoff": Backoff(initial=0.2, maximum=60.0)},
         daemon=True,

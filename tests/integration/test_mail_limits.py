@@ -16,7 +16,7 @@ from sqlalchemy import select
 from mailbot import resources
 from mailbot.config import Settings, load_settings
 from mailbot.devtools.samples import customer_mail
-from mailbot.pipeline import Pipeline
+from mailbot.intake.pipeline import Pipeline
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.claims import Registration, register_claim
 from mailbot.services.documents import ReadResult

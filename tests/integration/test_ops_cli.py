@@ -16,9 +16,9 @@ from mailbot.cli.main import main
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail
 from mailbot.devtools.smtpsink import SmtpSink
-from mailbot.rawstore import RawStore
 from mailbot.store import db
 from mailbot.store import models as m
+from mailbot.store.rawstore import RawStore
 
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
 

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import delivery
 from mailbot.config import Settings, SmtpSettings
-from mailbot.delivery import DeliveryStats, lease_for, requeue
 from mailbot.devtools.smtpsink import SmtpSink
-from mailbot.outbox import deliver_pending, mark_undeliverable, queue_reply
-from mailbot.smtp import RecipientRejected, SmtpTransport
+from mailbot.outbound import delivery
+from mailbot.outbound.delivery import DeliveryStats, deliver_pending, lease_for, requeue
+from mailbot.outbound.smtp import RecipientRejected, SmtpTransport
+from mailbot.services.outbox import mark_undeliverable, queue_reply
 from mailbot.store import db
 from mailbot.store.models import Campaign, Claim, Event, Outbox
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mailbot import resources
 from mailbot.config import Settings, load_settings
 from mailbot.devtools.samples import customer_mail, text_pdf
-from mailbot.pipeline import Pipeline
+from mailbot.intake.pipeline import Pipeline
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.claims import Registration, register_claim
 from mailbot.services.documents import ReadResult
@@ -90,7 +90,7 @@ def test_prefetched_reads_are_used(tmp_path: Path, db_url: str) -> None:
 
 
 def test_only_mails_that_can_carry_files_are_parsed_ahead() -> None:
-    from mailbot.prefetch import may_have_attachments
+    from mailbot.intake.prefetch import may_have_attachments
 
     text = customer_mail(sender="a@b.no", to="c@d.no", subject="Hei", body="Bare tekst.")
     with_pdf = customer_mail(

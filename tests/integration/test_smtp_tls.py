@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import SmtpSettings
 from mailbot.devtools.dovecot import free_port
-from mailbot.outbox import deliver_pending, queue_reply
-from mailbot.smtp import SmtpTransport, check_smtp
+from mailbot.outbound.delivery import deliver_pending
+from mailbot.outbound.smtp import SmtpTransport, check_smtp
+from mailbot.services.outbox import queue_reply
 from mailbot.store import db
 from mailbot.store.models import Outbox
 

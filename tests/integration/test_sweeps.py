@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot import resources
 from mailbot.cli.main import main
 from mailbot.config import Settings, load_settings
-from mailbot.core import claims as claim_sm
+from mailbot.core import claim_machine as claim_sm
 from mailbot.core.claim_state import DocumentEvidence
-from mailbot.core.receipt import DocumentKind
+from mailbot.core.receipt_fields import DocumentKind
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.claims import Registration, register_claim
 from mailbot.services.records import claim_snapshot, record

@@ -8,8 +8,8 @@ from functools import cache
 from typing import Any
 
 from mailbot.core.campaign import Campaign, ReturnsPolicy
-from mailbot.core.claims import Claim, DocumentEvidence, register
-from mailbot.core.receipt import DocumentKind, FieldValue, ReceiptFields
+from mailbot.core.claim_machine import Claim, DocumentEvidence, register
+from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
 from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
 
 

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from mailbot.core.mail import Attachment
-from parsers.attachments import AttachmentLimits, judge_file, safe_filename, sniff_type
-from parsers.email import parse_email
+from parsers.mail.attachments import AttachmentLimits, judge_file, safe_filename, sniff_type
+from parsers.mail.parse import parse_email
 
 # --- fixture builders -------------------------------------------------------
 

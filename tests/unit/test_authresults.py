@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from mailbot.core.mail import AuthResult
-from parsers.authresults import parse_authentication_results
-from parsers.email import parse_email
+from parsers.mail.authresults import parse_authentication_results
+from parsers.mail.parse import parse_email
 
 GMAIL = (
     'mx.google.com;\r\n       dkim=pass header.i=@gmail.com header.s=20230601 header.b="Ab/c+D";'

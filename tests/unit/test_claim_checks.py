@@ -26,9 +26,9 @@ from mailbot.core.claim_rules import (
     read_case,
 )
 from mailbot.core.claim_state import Claim, DocumentEvidence
-from mailbot.core.receipt import RECEIPT_FIELDS, DocumentKind
+from mailbot.core.receipt_fields import RECEIPT_FIELDS, DocumentKind
 from mailbot.ruleset.campaigns import load_campaigns
-from mailbot.templating import LANGUAGES, Templates
+from mailbot.templating.render import LANGUAGES, Templates
 from tests.unit.claim_factories import (
     cashback,
     new_claim,

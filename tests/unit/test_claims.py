@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mailbot.core.campaign import Campaign
-from mailbot.core.claims import (
+from mailbot.core.claim_machine import (
     Claim,
     ClaimState,
     TransitionError,

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from mailbot.core.errors import RulesError
 from mailbot.core.mail import MailKind
-from mailbot.ruleset.classify import (
+from mailbot.ruleset.classify_rules import (
     default_classify_rules,
     load_classify_rules,
     parse_classify_rules,
 )
-from parsers.classify import classify
-from parsers.email import parse_email
+from parsers.mail.classify import classify
+from parsers.mail.parse import parse_email
 
 
 def run(raw: bytes):  # type: ignore[no-untyped-def]

@@ -223,7 +223,7 @@ def test_rma_numbers() -> None:
 
 def test_rules_file_covers_the_builtin_ignore_words() -> None:
     # the pipeline passes the YAML list, which replaces the defaults: it must not lose any
-    from mailbot.ruleset.matching import load_matching_rules
+    from mailbot.ruleset.matching_rules import load_matching_rules
 
     stems = load_matching_rules().all_code_ignore_words()
     for word in DEFAULT_IGNORE_WORDS:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.core.claims import Claim, ClaimState, receive_documents
+from mailbot.core.claim_machine import Claim, ClaimState, receive_documents
 from mailbot.core.deadlines import SweepPolicy, next_due, sweep
-from mailbot.core.rma import Rma, RmaState, issue
+from mailbot.core.rma_machine import Rma, RmaState, issue
 from mailbot.core.transition import Transition
 from tests.unit.claim_factories import cashback, new_claim, receipt, returns, utc
 
@@ -113,7 +113,7 @@ def test_reminders_can_be_switched_off() -> None:
 
 
 def test_billing_flagged_when_due_after_a_notice() -> None:
-    from mailbot.core.rma import notify_shipment
+    from mailbot.core.rma_machine import notify_shipment
 
     r = notify_shipment(_rma(advance=True), "JJD1", None, None, NOW).snapshot
     assert r.bill_due_at is not None

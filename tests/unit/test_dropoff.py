@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.ruleset.matching import load_matching_rules
-from parsers.dropoff import parse_dropoff
+from mailbot.ruleset.matching_rules import load_matching_rules
+from parsers.returns.dropoff import parse_dropoff
 
 KW = load_matching_rules().all_dropoff_keywords()
 # Wednesday 15 March 2023, 18:00 UTC

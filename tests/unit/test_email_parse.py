@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import parsers.email as parser_mod
+import parsers.mail.parse as parser_mod
 from mailbot.core.mail import InboundEmail
-from parsers.email import decode_header_value, new_text_of, normalise_message_ids, parse_email
+from parsers.mail.headers import decode_header_value
+from parsers.mail.parse import normalise_message_ids, parse_email
+from parsers.mail.reply import new_text_of
 
 
 def raw_mail(headers: list[tuple[str, bytes | str]], body: bytes = b"Hei\r\n") -> bytes:
@@ -414,7 +416,7 @@ def test_inspect_command_human_and_json(tmp_path: Path) -> None:
     import io
     import json
 
-    from mailbot.cli.inspect_cmd import run_inspect
+    from mailbot.services.inspect import run_inspect
 
     m = EmailMessage()
     m["From"] = "Kari <kari@example.no>"

@@ -9,18 +9,18 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from mailbot import ledger
 from mailbot.core import errors
-from mailbot.rawstore import RawStore
+from mailbot.intake import ledger
 from mailbot.store.db import session_factory, transaction
+from mailbot.store.rawstore import RawStore
 from tests.integration._ingest_helpers import make_factory, make_mail, status_counts
 
 
 def test_every_failure_class_lives_in_the_tree() -> None:
     from mailbot.core.transition import TransitionError
+    from mailbot.outbound.smtp import RecipientRejected, SmtpConnectError  # subclasses, in smtp.py
     from mailbot.services.claims import InputError
-    from mailbot.smtp import RecipientRejected, SmtpConnectError  # subclasses, in smtp.py
-    from parsers.ocr import OcrTimeout
+    from parsers.document.ocr import OcrTimeout
 
     # the old import paths still name the very same classes
     assert TransitionError is errors.TransitionError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailbot.core.claims import Claim, ClaimState, receive_documents
+from mailbot.core.claim_machine import Claim, ClaimState, receive_documents
 from mailbot.core.fraud import (
     apply_signals,
     duplicate_receipts,
@@ -15,7 +15,7 @@ from mailbot.core.fraud import (
     sender_volume,
     with_evidence,
 )
-from mailbot.core.receipt import DocumentKind, ReceiptFields
+from mailbot.core.receipt_fields import DocumentKind, ReceiptFields
 from tests.unit.claim_factories import cashback, fv, new_claim, receipt, serial_photo, utc
 
 NOW = utc("2023-01-10 12:00")

@@ -26,14 +26,14 @@ from mailbot.core.errors import ExtractionError
 from mailbot.devtools.samples import good_receipt_pdf
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.documents import ReadResult, read_receipt
-from parsers.budget import DocumentOverBudget
-from parsers.charsets import MAX_DECODE_BYTES, decode_text, text_codec
-from parsers.email import parse_email
-from parsers.filecheck import DEFAULT_LIMITS, judge_file
-from parsers.imageprep import MAX_PIXELS
-from parsers.receipt import MAX_LINE_CHARS, bounded_text, extract_fields
-from parsers.receipt_retailer import _legal_name
-from parsers.text import read_document, render_dpi
+from parsers.document.budget import DocumentOverBudget
+from parsers.document.imageprep import MAX_PIXELS
+from parsers.document.text import read_document, render_dpi
+from parsers.mail.filecheck import DEFAULT_LIMITS, judge_file
+from parsers.mail.headers import MAX_DECODE_BYTES, decode_text, text_codec
+from parsers.mail.parse import parse_email
+from parsers.receipt.fields import MAX_LINE_CHARS, bounded_text, extract_fields
+from parsers.receipt.retailer import _legal_name
 from tests.unit._receipt_helpers import rules
 
 
@@ -183,8 +183,8 @@ def _peak_rss_mb(code: str, path: Path) -> float:
     (Pillow's pixel buffers are invisible to tracemalloc)."""
     script = (
         "import resource, sys\n"
-        "from parsers.filecheck import judge_file\n"
-        "from parsers.imageprep import open_image\n"
+        "from parsers.mail.filecheck import judge_file\n"
+        "from parsers.document.imageprep import open_image\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         f"{code}\n"

@@ -17,15 +17,15 @@ import pytest
 from imapclient.exceptions import LoginError
 from sqlalchemy import create_engine
 
-from mailbot import daemon
-from mailbot.cli.messages_cmd import run_messages_list, run_messages_stats
+from mailbot.cli.messages import run_messages_list, run_messages_stats
 from mailbot.config import ImapSettings
 from mailbot.core.errors import MailboxError
-from mailbot.daemon import Backoff
-from mailbot.ingest import Ingestor
-from mailbot.mailbox import FolderStatus, Mailbox, NewMessage, TokenSource, _uid_set
-from mailbot.rawstore import RawStore, sha256_hex
+from mailbot.daemon import loop
+from mailbot.daemon.loop import Backoff
+from mailbot.intake.mailbox import FolderStatus, Mailbox, NewMessage, TokenSource, _uid_set
+from mailbot.intake.sync import Ingestor
 from mailbot.store.db import session_factory
+from mailbot.store.rawstore import RawStore, sha256_hex
 from tests.integration._ingest_helpers import (
     RAISE_MARK,
     make_factory,
@@ -167,7 +167,7 @@ def test_batch_hook_runs_after_each_committed_batch(tmp_path: Path) -> None:
 
 
 def test_batch_bytes_are_bounded() -> None:
-    from mailbot.ingest import _within_budget
+    from mailbot.intake.sync import _within_budget
 
     new = [NewMessage(u, 40) for u in range(1, 6)]
     assert [m.uid for m in _within_budget(new, limit=50, budget=100)] == [1, 2]
@@ -214,7 +214,7 @@ def test_run_reconnects_with_backoff_then_serves_and_stops(tmp_path: Path) -> No
         stop.set()
 
     b = Backoff(initial=0.01, maximum=0.05, rng=random.Random(0))
-    rc = daemon.run(
+    rc = loop.run(
         settings,
         recording_processor(),
         stop,
@@ -256,8 +256,8 @@ def test_database_down_backs_off_although_imap_logins_succeed(
     dead = session_factory(create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite'}"))
     stop = FakeClockStop(until=120.0)
     b = Backoff(initial=1.0, maximum=300.0, rng=random.Random(0))
-    caplog.set_level(logging.INFO, logger="mailbot.daemon")
-    rc = daemon.run(
+    caplog.set_level(logging.INFO, logger="mailbot.daemon.loop")
+    rc = loop.run(
         settings,
         recording_processor(),
         stop,
@@ -295,7 +295,7 @@ def test_sighup_reloads_between_passes_and_the_daemon_keeps_serving(tmp_path: Pa
             stop.set()
 
     try:
-        rc = daemon.run(
+        rc = loop.run(
             settings,
             recording_processor(),
             stop,
@@ -321,7 +321,7 @@ def test_a_failing_reload_is_logged_and_the_daemon_goes_on(
     def broken() -> None:
         raise ValueError("a bug in the reload")
 
-    signals = daemon._Signals(threading.Event(), on_reload=broken)
+    signals = loop._Signals(threading.Event(), on_reload=broken)
     signals.reload_requested.set()
     signals.apply_reload()
     assert "reload failed; the previous configuration stays in force" in caplog.text
@@ -487,7 +487,7 @@ def test_own_target_folders_are_never_watched(tmp_path: Path) -> None:
 
 
 def test_group_commit_redoes_a_group_one_by_one_when_a_message_raises(tmp_path: Path) -> None:
-    from mailbot import ledger
+    from mailbot.intake import ledger
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     factory = make_factory(url)

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from mailbot.core import claims as C
+from mailbot.core import claim_machine as C
 from mailbot.core import deadlines
-from mailbot.core import rma as R
-from mailbot.core.claims import Claim, ClaimState, DocumentEvidence
-from mailbot.core.rma import Rma, RmaState
+from mailbot.core import rma_machine as R
+from mailbot.core.claim_machine import Claim, ClaimState, DocumentEvidence
+from mailbot.core.rma_machine import Rma, RmaState
 from mailbot.core.snapshots import claim_from_plain, rma_from_plain, to_plain
 from mailbot.core.transition import TEMPLATES, Transition, TransitionError
 from tests.unit.claim_factories import (

@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.core.codes import generate_code, is_valid_code
-from mailbot.core.mail import AuthResult, InboundEmail
-from mailbot.core.matching import (
+from mailbot.core.claim_match import (
     ClaimDirectory,
     ClaimRef,
     InMemoryClaimDirectory,
@@ -19,6 +17,8 @@ from mailbot.core.matching import (
     hold_reasons,
     match_claim,
 )
+from mailbot.core.codes import generate_code, is_valid_code
+from mailbot.core.mail import AuthResult, InboundEmail
 
 _rng = random.Random(2023)
 CODE_A, CODE_B, CODE_C, CODE_UNKNOWN = (generate_code(_rng) for _ in range(4))

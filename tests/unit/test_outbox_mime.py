@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from mailbot.config import SmtpSettings
-from mailbot.outbox import bare_address, build_message, new_message_id, thread_headers
-from mailbot.templating import SAMPLE_CONTEXT, RenderedMail, Templates
+from mailbot.services.outbox import bare_address, build_message, new_message_id, thread_headers
+from mailbot.templating.render import SAMPLE_CONTEXT, RenderedMail, Templates
 
 SMTP = SmtpSettings(from_address="claims@brand.example", reply_to="help@brand.example")
 NOW = datetime(2023, 1, 20, 10, 0, tzinfo=UTC)
@@ -93,7 +93,7 @@ def test_a_line_break_in_a_header_is_refused() -> None:
 
 @pytest.mark.parametrize("lang", ["nb", "sv", "da", "fi", "en"])
 def test_every_template_parses_back_exactly(lang: str) -> None:
-    """The bytes are written by mailbot.mime, not the email package: every built-in
+    """The bytes are written by mailbot.templating.mime, not the email package: every built-in
     mail must read back (with the stdlib parser) as exactly what was rendered."""
     templates = Templates()
     for name, context in SAMPLE_CONTEXT.items():

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from parsers.receipt_date import find_purchase_date
-from parsers.receipt_text import split_lines
+from parsers.receipt.date import find_purchase_date
+from parsers.receipt.ocrtext import split_lines
 from tests.unit._receipt_helpers import rules
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailbot.core.receipt import DocumentKind
-from parsers.receipt import extract_fields
+from mailbot.core.receipt_fields import DocumentKind
+from parsers.receipt.fields import extract_fields
 from tests.unit._receipt_helpers import rules
 
 RECEIPT = """ELKJØP

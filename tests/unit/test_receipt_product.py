@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.receipt_product import find_product
-from parsers.receipt_text import split_lines
+from parsers.receipt.ocrtext import split_lines
+from parsers.receipt.product import find_product
 from tests.unit._receipt_helpers import rules
 
 MODELS = ("Sonos One", "Play:1", "Play:3", "Playbar", "Sub", "Connect", "Connect:Amp", "WH-1000XM5")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mailbot.core.campaign import NamedItem
-from parsers.receipt_retailer import find_retailer
-from parsers.receipt_text import split_lines
+from parsers.receipt.ocrtext import split_lines
+from parsers.receipt.retailer import find_retailer
 from tests.unit._receipt_helpers import rules
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.receipt import extract_fields
-from parsers.receipt_text import split_lines
-from parsers.receipt_vat import find_vat
+from parsers.receipt.fields import extract_fields
+from parsers.receipt.ocrtext import split_lines
+from parsers.receipt.vat import find_vat
 from tests.unit._receipt_helpers import rules
 
 

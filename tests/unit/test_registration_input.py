@@ -8,7 +8,7 @@ import pytest
 
 from mailbot.core.errors import InputError
 from mailbot.services.claims import parse_date
-from parsers.address import registration_address
+from parsers.mail.address import registration_address
 
 
 @pytest.mark.parametrize(

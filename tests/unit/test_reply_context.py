@@ -8,13 +8,13 @@ import pytest
 
 from mailbot import resources
 from mailbot.config import load_settings
-from mailbot.core import claims as claim_sm
-from mailbot.core import rma as rma_sm
+from mailbot.core import claim_machine as claim_sm
+from mailbot.core import rma_machine as rma_sm
 from mailbot.core.claim_state import DocumentEvidence
-from mailbot.core.receipt import DocumentKind
+from mailbot.core.receipt_fields import DocumentKind
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.context import reply_context
-from mailbot.templating import Templates
+from mailbot.templating.render import Templates
 
 RULES = load_ruleset(resources.rules_dir())
 SETTINGS = load_settings(environ={})

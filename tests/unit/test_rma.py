@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from mailbot.core.rma import (
+from mailbot.core.rma_machine import (
     Rma,
     RmaState,
     bill_due,
@@ -198,7 +198,7 @@ def test_returned_original_is_not_billed() -> None:
 
 
 def test_unknown_rma_gets_the_policy_notice() -> None:
-    from mailbot.core.rma import unknown_rma_reply
+    from mailbot.core.rma_machine import unknown_rma_reply
 
     reply = unknown_rma_reply("7654321", "sv")
     assert reply.template == "rma_policy" and reply.context["reason"] == "rma_unknown"

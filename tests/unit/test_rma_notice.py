@@ -9,8 +9,8 @@ import pytest
 
 from mailbot.core.codes import generate_code, generate_rma_number
 from mailbot.core.mail import InboundEmail
-from mailbot.ruleset.matching import load_matching_rules
-from parsers.rma import (
+from mailbot.ruleset.matching_rules import load_matching_rules
+from parsers.returns.notice import (
     ShipmentNotice,
     find_rma_number,
     is_shipment_subject,

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from mailbot import scheduler
 from mailbot.config import Settings
-from mailbot.delivery import DeliveryStats
-from mailbot.scheduler import Jobs
+from mailbot.daemon import scheduler
+from mailbot.daemon.scheduler import Jobs
+from mailbot.outbound.delivery import DeliveryStats
 
 NOW = datetime(2023, 1, 20, 10, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from markupsafe import escape
 
 from mailbot import resources
 from mailbot.core.errors import TemplateError
-from mailbot.templating import (
+from mailbot.templating.render import (
     LANGUAGES,
     SAMPLE_CONTEXT,
     TEMPLATE_NAMES,
@@ -291,7 +291,7 @@ def test_every_code_the_core_and_parsers_produce_has_words(lang: str) -> None:
 
     words = T.words(lang)
     assert set(REJECTION_REASONS) | {"deadline_passed"} <= set(words["reasons"])
-    parsers = resources.templates_dir().parent / "parsers"
+    parsers = resources.templates_dir().parent / "parsers" / "mail"
     source = "".join((parsers / f).read_text("utf-8") for f in ("attachments.py", "filecheck.py"))
     refusals = set(re.findall(r'(?:refusal_code=|refuse\(\s*)"([a-z_]+)"', source))
     assert {"archive", "too_large"} <= refusals  # the scan itself works

@@ -1,4 +1,4 @@
-"""parsers.text / parsers.ocr: documents rendered here, read back.
+"""parsers.document.text / parsers.document.ocr: documents rendered here, read back.
 
 Receipts are drawn with Pillow (DejaVu when installed), PDFs written by hand
 (text layer) or by Pillow (scan); nothing comes from the corpus.
@@ -14,9 +14,9 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from mailbot.core.errors import ExtractionError
-from parsers.imageprep import flat_field, open_image, prepare
-from parsers.ocr import ENGINES, TESSERACT
-from parsers.text import DocumentText, is_available, read_document, read_many
+from parsers.document.imageprep import flat_field, open_image, prepare
+from parsers.document.ocr import ENGINES, TESSERACT
+from parsers.document.text import DocumentText, is_available, read_document, read_many
 from tests.golden.make_fixtures import (
     font,
     jpeg_with_exif_rotation,
@@ -290,7 +290,7 @@ def test_flat_field_pass_reads_what_the_first_pass_misses() -> None:
 
 
 def test_split_lines_numbers_rows_within_each_blank_line_block() -> None:
-    from parsers.receipt_text import split_lines
+    from parsers.receipt.ocrtext import split_lines
 
     lines = split_lines("HEAD ONE\nbody\n\n\nHEAD TWO\n|\nbody two")
     assert [(ln.text, ln.block, ln.row) for ln in lines] == [

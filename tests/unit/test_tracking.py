@@ -1,7 +1,7 @@
 """Tracking numbers: carrier patterns from rules/matching.yaml, check digits per carrier spec.
 
 Every number here is synthesized; its check digit is computed in this file from
-the published algorithm, independently of parsers.tracking.
+the published algorithm, independently of parsers.returns.tracking.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from mailbot.core.errors import RulesError
 from mailbot.resources import rules_dir
-from mailbot.ruleset.matching import MatchingRules, load_matching_rules, parse_matching_rules
-from parsers.tracking import check_ok, find_tracking_number, find_tracking_numbers
+from mailbot.ruleset.matching_rules import MatchingRules, load_matching_rules, parse_matching_rules
+from parsers.returns.tracking import check_ok, find_tracking_number, find_tracking_numbers
 
 RULES = load_matching_rules()
 

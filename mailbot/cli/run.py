@@ -1,0 +1,130 @@
+"""`mailbot run`, `mailbot once`, `mailbot reprocess`: the intake with the pipeline.
+
+`run` serves until SIGTERM (the current message is finished, exit 0); `once`
+processes what is pending, delivers the outbox and runs the sweeps, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from mailbot.cli.app import App, print_json
+from mailbot.cli.run_reload import Reloader
+from mailbot.daemon import loop
+from mailbot.daemon.scheduler import Jobs
+from mailbot.intake.pipeline import Pipeline
+from mailbot.intake.sync import reprocess
+from mailbot.outbound.delivery import deliver_pending
+from mailbot.services.sweeps import run_sweeps
+
+
+def _pipeline(app: App) -> Pipeline:
+    return Pipeline(app.settings, rules=lambda: app.rules, clock=app.now, factory=app.factory)
+
+
+def cmd_run(args: argparse.Namespace, app: App) -> int:
+    app.ensure_schema()
+    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
+    jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
+    jobs.start()
+    pipeline = _pipeline(app)
+    try:
+        return loop.run(
+            app.settings,
+            pipeline,
+            threading.Event(),
+            on_idle_tick=jobs.deliver_soon,
+            on_batch=jobs.deliver_soon,  # replies go out while a burst is coming in
+            factory=app.factory,
+            on_reload=reloader,
+        )
+    finally:
+        pipeline.close()
+        jobs.stop()
+
+
+def cmd_once(args: argparse.Namespace, app: App) -> int:
+    app.ensure_schema()
+    pipeline = _pipeline(app)
+    try:
+        counts = loop.once(app.settings, pipeline, factory=app.factory)
+    finally:
+        pipeline.close()
+    sweeps = run_sweeps(app.factory, app.settings, app.rules, app.now())
+    # every due reply, in batches, until nothing is left that can go now
+    sent = failed = deferred = held = 0
+    while True:
+        stats = deliver_pending(app.factory, app.settings, app.now(), limit=200)
+        sent, failed = sent + stats.sent, failed + stats.failed
+        deferred, held = deferred + stats.deferred, held + stats.held
+        if stats.sent + stats.failed == 0 or stats.deferred:
+            break
+    result = {
+        "intake": counts.as_dict(),
+        "sweep": {"claims": sweeps.claims, "rmas": sweeps.rmas, "errors": sweeps.errors},
+        "delivery": {"sent": sent, "failed": failed, "deferred": deferred, "held": held},
+    }
+    if args.json:
+        print_json(result, app.out)
+    else:
+        intake = ", ".join(f"{k} {v}" for k, v in result["intake"].items() if v)
+        app.out.write(f"intake: {intake or 'nothing new'}\n")
+        app.out.write(f"sweep: {sweeps.claims} claims, {sweeps.rmas} RMAs changed\n")
+        app.out.write(f"replies: {sent} sent, {deferred} deferred, {held} held, {failed} failed\n")
+    return 0
+
+
+# What `reprocess ID` accepts (ingest.reprocess runs nothing else): a mail that was
+# processed, or is a duplicate of one, must never be decided twice.
+REPROCESSABLE = ("failed", "pending", "quarantined", "ignored")
+
+
+def _not_reprocessable(app: App, ids: list[int]) -> list[str]:
+    """Why each named ledger row cannot be reprocessed (empty when all can)."""
+    from sqlalchemy import select
+
+    from mailbot.store.db import transaction
+    from mailbot.store.models import Message
+
+    with transaction(app.factory) as s:
+        query = select(Message.id, Message.status).where(Message.id.in_(ids))
+        status = {mid: st for mid, st in s.execute(query)}
+    problems = []
+    for mid in dict.fromkeys(ids):
+        if mid not in status:
+            problems.append(f"ledger row {mid} does not exist")
+        elif status[mid] not in REPROCESSABLE:
+            problems.append(f"ledger row {mid} is {status[mid]}")
+    return problems
+
+
+def cmd_reprocess(args: argparse.Namespace, app: App) -> int:
+    if not args.failed and not args.ids:
+        app.out.write("nothing to do: give --failed or ledger ids\n")
+        return 2
+    problems = _not_reprocessable(app, args.ids) if args.ids else []
+    if problems:
+        sys.stderr.write(
+            f"mailbot: reprocess: {'; '.join(problems)}. Only rows that are "
+            f"{', '.join(REPROCESSABLE)} can be reprocessed (see `mailbot messages list`); "
+            "nothing was reprocessed.\n"
+        )
+        return 1
+    counts = reprocess(
+        app.factory,
+        _pipeline(app),
+        failed=args.failed or None,
+        message_ids=args.ids,
+        raw_store=None,
+    )
+    if args.json:
+        print_json(counts.as_dict(), app.out)
+    else:
+        app.out.write(
+            ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v) or "nothing reprocessed"
+        )
+        app.out.write("\n")
+    # a row another process took in the meantime was not reprocessed by us
+    return 1 if counts.skipped else 0

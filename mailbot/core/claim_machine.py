@@ -1,0 +1,383 @@
+"""The claim state machine: pure functions from (snapshot, event, now) to a `Transition`.
+
+    registered -> (documents_received) -> validated -> approved -> paid
+                                       -> incomplete -> (answer) -> ... | void (deadline)
+                                       -> rejected | review
+    registered/awaiting_documents: every attachment was refused -> awaiting_documents
+
+`documents_received` is passed through inside `receive_documents` (recorded in
+`Transition.via`): documents arrive already read, so the decision is made at once.
+Terminal states: paid, rejected, void. Every function returns at most one reply;
+calling one on a state it does not apply to raises `TransitionError` (a caller bug).
+Human, payment and clock transitions live in `claim_actions` (re-exported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from mailbot.core.campaign import Campaign
+from mailbot.core.claim_actions import (
+    expire_if_overdue,
+    mark_paid,
+    reject,
+    remind,
+    reminder_due,
+    to_review,
+)
+from mailbot.core.claim_rules import REJECTION_REASONS, REVIEW_REASONS, Decision, decide
+from mailbot.core.claim_state import (
+    DECIDABLE,
+    TERMINAL,
+    Claim,
+    ClaimState,
+    DocumentEvidence,
+)
+from mailbot.core.claim_state import base_context as _base_context
+from mailbot.core.payout import compute_payout
+from mailbot.core.receipt_fields import DocumentKind
+from mailbot.core.transition import ReplyIntent, Transition, TransitionError
+from mailbot.core.transition import make_transition as _t
+
+__all__ = [
+    "DECIDABLE",
+    "REJECTION_REASONS",
+    "REVIEW_REASONS",
+    "TERMINAL",
+    "Claim",
+    "ClaimState",
+    "DocumentEvidence",
+    "TransitionError",
+    "approve",
+    "expire_if_overdue",
+    "mark_paid",
+    "receive_documents",
+    "register",
+    "reject",
+    "remind",
+    "reminder_due",
+    "to_review",
+    "validate_claim",
+]
+
+
+def _file_rules(campaign: Campaign) -> dict[str, Any]:
+    return {"file_types": list(campaign.file_types), "max_bytes": campaign.max_file_bytes}
+
+
+def register(
+    *,
+    code: str,
+    campaign: Campaign,
+    email: str,
+    name: str,
+    model: str,
+    now: datetime,
+    language: str | None = None,
+    serial: str | None = None,
+    purchase_date: date | None = None,
+    retailer: str | None = None,
+    country: str | None = None,
+    price: Decimal | None = None,
+    currency: str | None = None,
+    company: bool = False,
+    first_campaign_mail_on: date | None = None,
+) -> Transition[Claim]:
+    """A new claim in `registered`, with the confirmation mail (code in its subject).
+    Registered facts are the customer's statements; documents are checked later."""
+    claim = Claim(
+        code=code,
+        campaign_id=campaign.id,
+        email=email,
+        name=name,
+        model=model,
+        state=ClaimState.REGISTERED,
+        registered_at=now,
+        updated_at=now,
+        language=language or campaign.language,
+        serial=serial,
+        purchase_date=purchase_date,
+        retailer=retailer,
+        country=country.upper() if country else None,
+        price=price,
+        currency=currency.upper() if currency else None,
+        company=company,
+        first_campaign_mail_on=first_campaign_mail_on,
+    )
+    context = _base_context(claim) | {
+        "campaign": campaign.name,
+        "required_documents": list(campaign.required_documents),
+        "required_fields": list(campaign.required_fields),
+        **_file_rules(campaign),
+    }
+    return _t(
+        None,
+        claim,
+        "claim.registered",
+        now,
+        ("registered",),
+        {},
+        ReplyIntent("confirmation", context),
+    )
+
+
+def receive_documents(
+    claim: Claim,
+    campaign: Campaign,
+    documents: Sequence[DocumentEvidence],
+    now: datetime,
+    *,
+    review_reasons: Sequence[str] = (),
+    auto_approve: bool = False,
+) -> Transition[Claim]:
+    """The customer sent documents (possibly none, possibly all refused). Decides at once.
+
+    `review_reasons`: fraud signals found by the caller (`fraud.py`) before deciding.
+    `auto_approve`: a validated claim whose payout can be computed is approved in the
+    same step, so the customer gets one mail (approved) instead of two."""
+    if claim.state in TERMINAL or claim.state in (ClaimState.VALIDATED, ClaimState.APPROVED):
+        # Decided already: record the mail, change nothing, say nothing automatic.
+        return _t(
+            claim,
+            claim,
+            "claim.documents_ignored",
+            now,
+            ("claim_closed",),
+            {"state": claim.state.value, "files": [d.filename for d in documents]},
+            changed=False,
+        )
+    known = {d.sha256 for d in claim.documents}
+    fresh: dict[str, DocumentEvidence] = {}  # the same file twice in one mail counts once
+    for d in documents:
+        if d.refused is None and d.sha256 not in known and d.kind != DocumentKind.OTHER:
+            fresh.setdefault(d.sha256, replace(d, received_at=now))
+    accepted = tuple(fresh.values())
+    refused = [{"filename": d.filename, "reason": d.refused} for d in documents if d.refused]
+    updated = replace(claim, documents=claim.documents + accepted, updated_at=now)
+    evidence: dict[str, Any] = {
+        "accepted": [{"sha256": d.sha256, "kind": d.kind.value} for d in accepted],
+        "refused": refused,
+    }
+    if refused and not accepted:
+        state = (
+            ClaimState.AWAITING_DOCUMENTS if claim.state is ClaimState.REGISTERED else claim.state
+        )
+        ctx = _base_context(claim) | {"refused": refused, **_file_rules(campaign)}
+        return _t(
+            claim,
+            replace(updated, state=state),
+            "claim.attachments_refused",
+            now,
+            ("attachments_refused",),
+            evidence,
+            ReplyIntent("attachment_refused", ctx),
+        )
+    if claim.state is ClaimState.REVIEW:
+        ctx = _base_context(claim) | {"refused": refused}
+        return _t(
+            claim,
+            updated,
+            "claim.documents",
+            now,
+            ("documents_while_in_review",),
+            evidence,
+            ReplyIntent("documents_received", ctx) if accepted else None,
+            changed=bool(accepted),
+        )
+    decision = decide(updated, campaign, now, review_reasons)
+    evidence |= {
+        "decision": decision.evidence,
+        "rules": campaign.source,
+        "rules_version": campaign.version,
+    }
+    keep_deadline = claim.state is ClaimState.INCOMPLETE and not accepted
+    return _apply(
+        claim,
+        updated,
+        campaign,
+        decision,
+        now,
+        evidence,
+        refused,
+        keep_deadline=keep_deadline,
+        auto_approve=auto_approve,
+    )
+
+
+def validate_claim(claim: Claim, campaign: Campaign, now: datetime) -> Transition[Claim]:
+    """Decide again on what the claim holds (after a rules change, or a human releasing
+    a review). No new documents; a new incomplete decision gets a new deadline."""
+    if claim.state in TERMINAL or claim.state is ClaimState.APPROVED:
+        raise TransitionError(f"cannot validate a claim in {claim.state}")
+    decision = decide(claim, campaign, now)
+    return _apply(
+        claim,
+        replace(claim, updated_at=now),
+        campaign,
+        decision,
+        now,
+        {
+            "decision": decision.evidence,
+            "rules": campaign.source,
+            "rules_version": campaign.version,
+        },
+        [],
+    )
+
+
+def _apply(
+    before: Claim,
+    claim: Claim,
+    campaign: Campaign,
+    d: Decision,
+    now: datetime,
+    evidence: dict[str, Any],
+    refused: list[dict[str, Any]],
+    *,
+    keep_deadline: bool = False,
+    auto_approve: bool = False,
+) -> Transition[Claim]:
+    via = ["documents_received"]
+    ctx = _base_context(claim) | {"refused": refused}
+    if d.outcome == "incomplete":
+        if keep_deadline and claim.deadline_on is not None:
+            deadline_on = claim.deadline_on
+            set_at = claim.deadline_set_at
+        else:
+            deadline_on = campaign.local_date(now) + timedelta(days=campaign.reply_days)
+            set_at = now
+        new = replace(
+            _decided(claim, d, ClaimState.INCOMPLETE),
+            deadline_on=deadline_on,
+            deadline_at=campaign.end_of_day(deadline_on),
+            deadline_set_at=set_at,
+        )
+        ctx |= {
+            "missing_documents": list(d.missing_documents),
+            "missing_fields": list(d.missing_fields),
+            "deadline": deadline_on,
+            "required_fields": list(campaign.required_fields),
+            **_file_rules(campaign),
+        }
+        return _t(
+            before,
+            new,
+            "claim.incomplete",
+            now,
+            d.reasons,
+            evidence,
+            ReplyIntent("missing_info", ctx),
+            via,
+        )
+    if d.outcome == "rejected":
+        new = _decided(claim, d, ClaimState.REJECTED)
+        return _t(
+            before,
+            new,
+            "claim.rejected",
+            now,
+            d.reasons,
+            evidence,
+            ReplyIntent("rejected", ctx | {"reasons": list(d.reasons)}),
+            via,
+        )
+    if d.outcome == "review":
+        new = _decided(claim, d, ClaimState.REVIEW)
+        # The customer learns we have the documents, not that a human suspects anything.
+        return _t(
+            before,
+            new,
+            "claim.review",
+            now,
+            d.reasons,
+            evidence,
+            ReplyIntent("documents_received", ctx),
+            via,
+        )
+    new = replace(_decided(claim, d, ClaimState.VALIDATED), validated_at=now)
+    if auto_approve:
+        approved = approve(new, campaign, now)
+        return replace(
+            approved,
+            from_state=before.state.value,
+            via=(*via, "validated"),
+            reasons=d.reasons + approved.reasons,
+            evidence=evidence | dict(approved.evidence),
+        )
+    return _t(
+        before,
+        new,
+        "claim.validated",
+        now,
+        d.reasons,
+        evidence,
+        ReplyIntent("documents_received", ctx),
+        via,
+    )
+
+
+def _decided(claim: Claim, d: Decision, state: ClaimState) -> Claim:
+    return replace(
+        claim,
+        state=state,
+        state_reasons=d.reasons,
+        facts=tuple(sorted(d.facts.items())),
+        missing_documents=d.missing_documents,
+        missing_fields=d.missing_fields,
+        deadline_on=None,
+        deadline_at=None,
+        deadline_set_at=None,
+    )
+
+
+def approve(
+    claim: Claim, campaign: Campaign, now: datetime, price: Decimal | None = None
+) -> Transition[Claim]:
+    """validated (or review, by a human) -> approved with the payout; when the payout cannot
+    be computed (no price, unknown currency) -> review instead, without a reply."""
+    if claim.state not in (ClaimState.VALIDATED, ClaimState.REVIEW):
+        raise TransitionError(f"cannot approve a claim in {claim.state}")
+    facts = dict(claim.facts)
+    model = facts.get("model") or claim.model
+    price = price if price is not None else claim.price
+    result = compute_payout(campaign, model, claim.currency, price)
+    evidence: dict[str, Any] = {
+        "price": price,
+        "currency": result.currency,
+        "payout_kind": campaign.payout.kind.value,
+        "capped": result.capped,
+        "uncapped": result.uncapped,
+        "rules": campaign.source,
+        "rules_version": campaign.version,
+    }
+    if result.amount is None:
+        new = replace(
+            claim,
+            state=ClaimState.REVIEW,
+            state_reasons=result.reasons,
+            updated_at=now,
+            price=price,
+        )
+        return _t(claim, new, "claim.review", now, result.reasons, evidence)
+    new = replace(
+        claim,
+        state=ClaimState.APPROVED,
+        approved_at=now,
+        updated_at=now,
+        price=price,
+        payout_amount=result.amount,
+        payout_currency=result.currency,
+        state_reasons=("approved",),
+    )
+    ctx = _base_context(claim) | {
+        "amount": result.amount,
+        "currency": result.currency,
+        "payment_days": campaign.payment_days,
+    }
+    return _t(
+        claim, new, "claim.approved", now, ("approved",), evidence, ReplyIntent("approved", ctx)
+    )

@@ -1,0 +1,1 @@
+"""The long-running process: the intake loop, signals and the APScheduler jobs."""

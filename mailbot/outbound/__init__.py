@@ -1,0 +1,1 @@
+"""Sending replies: the outbox sender and the SMTP adapter."""

@@ -1,0 +1,197 @@
+"""One file -> the four fields of a proof of purchase, as `mailbot extract` prints them.
+
+Glue between `parsers.document.text` (document -> text) and `parsers.receipt.fields` (text ->
+fields): the field rules also decide whether OCR should try harder (`needs_more`),
+so a second pass or engine only runs when a required field is still missing.
+
+`extract_file` returns the JSON object scripts depend on (issue 5, item 4):
+
+    {"file": "...", "document_kind": "receipt",
+     "fields": {"retailer": {"value": ..., "confidence": 0.9, "evidence": "..."} | null,
+                "purchase_date": {...}, "product": {...},
+                "vat_number": {"value": ..., "country": "NO", ...} | null},
+     "source": "pdf-text" | "ocr", "seconds": 0.8, "rules_version": "..."}
+
+`format_rules_test` shows the same for a person (`mailbot rules test FILE`): the
+text read, each field, the rule that fired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailbot.core.errors import ExtractionError
+from mailbot.core.receipt_fields import RECEIPT_FIELDS, DocumentKind, FieldValue, ReceiptFields
+from parsers.document.ocr import Doubts
+from parsers.document.text import FALLBACK_ENGINES, DocumentText, read_document
+from parsers.mail.attachments import sniff_type
+
+__all__ = ["Extraction", "extract", "extract_file", "format_rules_test", "to_json"]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Everything one run produced, before it is shaped for JSON or for a person."""
+
+    name: str
+    document: DocumentText
+    fields: ReceiptFields
+    seconds: float
+    rules_version: str | None
+
+
+def _load(path_or_bytes: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
+    if isinstance(path_or_bytes, bytes):
+        return path_or_bytes, name or "-"
+    path = Path(path_or_bytes)
+    try:
+        return path.read_bytes(), name or str(path_or_bytes)
+    except OSError as exc:
+        raise ExtractionError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def extract(
+    path_or_bytes: str | Path | bytes,
+    *,
+    rules: Any,
+    campaign_models: Sequence[str] = (),
+    retailers: Sequence[Any] = (),
+    languages: str = "eng",
+    serial: str | None = None,
+    timeout_s: float = 15,
+    name: str | None = None,
+    required: Sequence[str] = RECEIPT_FIELDS,
+    fallback_engines: Sequence[str] = FALLBACK_ENGINES,
+    now: dt.date | None = None,
+) -> Extraction:
+    """Read one document and extract its fields. Raises ExtractionError when the
+    file cannot be read at all (not a PDF/JPEG/PNG, broken) or reading its text
+    layer would exceed the budget (`parsers.document.budget.DocumentOverBudget`: the time
+    `timeout_s`, or the size of what it inflates to). `required` is the
+    campaign's `required_fields`: OCR tries harder only while one of them is missing.
+    A purchase date after `now` (default: tomorrow, for time zones) is an OCR slip
+    (`2018` read as `2098`) and is never reported."""
+    # Imported here: parsers.receipt.fields is the field rules' module and the heavier
+    # import; `mailbot check` and `read_document` users need not pay for it.
+    from parsers.receipt.fields import extract_fields
+
+    started = time.monotonic()
+    latest = now or dt.date.today() + dt.timedelta(days=1)
+    content, label = _load(path_or_bytes, name)
+    mime = sniff_type(content) or ""
+
+    def fields_of(text: str, doubts: Doubts) -> ReceiptFields:
+        return extract_fields(
+            text,
+            rules,
+            models=campaign_models,
+            retailers=retailers,
+            serial=serial,
+            now=latest,
+            doubts=doubts,
+        )
+
+    def needs_more(text: str, doubts: Doubts) -> tuple[str, ...]:
+        if time.monotonic() - started > timeout_s:
+            return ()  # the budget is spent: no further pass, so no need to ask
+        found = fields_of(text, doubts)
+        missing = found.missing(tuple(required))
+        # A serial-number label is not a receipt: more OCR will not make it one.
+        # But a dated page with a VAT number is a receipt whatever else it shows
+        # (receipts print serials and "S/N" of cash registers too).
+        looks_like_serial = found.document_kind == DocumentKind.SERIAL_PHOTO and not (
+            found.vat_number or found.purchase_date
+        )
+        return () if looks_like_serial else tuple(missing)
+
+    document = read_document(
+        content,
+        mime,
+        languages=languages,
+        timeout_s=timeout_s,
+        needs_more=needs_more,
+        fallback_engines=fallback_engines,
+    )
+    fields = fields_of(document.text, document.doubts)
+    return Extraction(
+        name=label,
+        document=document,
+        fields=fields,
+        seconds=round(time.monotonic() - started, 3),
+        rules_version=getattr(rules, "version", None),
+    )
+
+
+def _field_json(value: FieldValue | None, *, with_country: bool) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    out: dict[str, Any] = {"value": value.value}
+    if with_country:
+        out["country"] = value.country
+    out["confidence"] = round(float(value.confidence), 3)
+    out["evidence"] = value.evidence
+    return out
+
+
+def to_json(result: Extraction) -> dict[str, Any]:
+    """The stable JSON shape of `mailbot extract --json` (one object per file)."""
+    return {
+        "file": result.name,
+        "document_kind": str(result.fields.document_kind),
+        "fields": {
+            name: _field_json(result.fields.get(name), with_country=name == "vat_number")
+            for name in RECEIPT_FIELDS
+        },
+        "source": result.document.source,
+        "seconds": result.seconds,
+        "rules_version": result.rules_version,
+    }
+
+
+def extract_file(path_or_bytes: str | Path | bytes, **options: Any) -> dict[str, Any]:
+    """`extract` (same keyword options) shaped as the JSON object `mailbot extract --json`
+    prints."""
+    return to_json(extract(path_or_bytes, **options))
+
+
+def format_rules_test(path_or_bytes: str | Path | bytes, **options: Any) -> str:
+    """A person's view of one extraction (`mailbot rules test FILE`); options as `extract`."""
+    return render(extract(path_or_bytes, **options))
+
+
+def render(result: Extraction) -> str:
+    doc, fields = result.document, result.fields
+    out = [
+        f"file:      {result.name}",
+        f"read as:   {doc.source}, {doc.pages} page(s), {doc.seconds:.2f} s"
+        + (" (time budget ran out: partial text)" if doc.timed_out else ""),
+        f"passes:    {'; '.join(doc.notes) or '-'}",
+        f"rules:     {result.rules_version or '-'}",
+        "",
+        "--- text read " + "-" * 50,
+        doc.text.rstrip() or "(no text)",
+        "-" * 64,
+        "",
+        f"document kind: {fields.document_kind}",
+    ]
+    names = (*RECEIPT_FIELDS, "serial_number", "receipt_number")
+    width = max(len(n) for n in names)
+    for name in names:
+        value = fields.get(name)
+        if value is None:
+            if name in RECEIPT_FIELDS:
+                out.append(f"{name:<{width}}  MISSING (no rule matched with enough confidence)")
+            continue
+        shown = f"{value.country} {value.value}" if value.country else value.value
+        out.append(f"{name:<{width}}  {shown}  (confidence {value.confidence:.2f})")
+        out.append(f"{'':<{width}}    rule:     {value.rule}")
+        out.append(f"{'':<{width}}    evidence: {value.evidence!r}")
+    missing = fields.missing()
+    out.append("")
+    out.append("missing: " + (", ".join(missing) if missing else "none"))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,301 @@
+"""OCR engines behind one small interface.
+
+`parsers.document.text` decides *when* to OCR (which pass, which engine, how much time is
+left) and `parsers.document.imageprep` turns an upload into the grayscale image the engines
+read best; this module runs one engine over it. Engines sit in one explicit
+registry (`ENGINES`), each with `is_available()` and `to_text()` (the
+invoice2data pattern), so an optional engine is a row here and an extra in
+pyproject, never an import error:
+
+- `tesseract` (pytesseract): the primary engine, always used.
+- `rapidocr` (`rapidocr-onnxruntime`, extra `ocr-extra`): PP-OCRv4 ONNX models
+  shipped inside the wheel (works offline). Reads phone photos much better but
+  costs more, so `parsers.document.text` runs it only when tesseract left a required
+  field missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Protocol
+
+import pytesseract
+from PIL import Image
+
+from mailbot.core.errors import ExtractionError
+from mailbot.core.errors import OcrTimeout as OcrTimeout
+from parsers.receipt.ocrtext import word_key
+
+# Tesseract's OpenMP threads fight each other when several documents are read
+# in parallel (one process per core is faster than threads inside one process,
+# and the CPU is shared). pytesseract passes our environment to its child, so
+# setting it here covers every call; an operator's explicit value wins.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word and its box: PDF points for text PDFs, pixels of the prepared image for OCR."""
+
+    text: str
+    page: int
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+    confidence: float | None = None
+    """0..1 as the engine reports it; None for a PDF text layer (exact)."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of text with its box (the evidence the field extractor quotes)."""
+
+    text: str
+    page: int
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+    doubtful: frozenset[str] = frozenset()
+    """`word_key`s of the words on this line the engine read with low confidence."""
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    text: str
+    lines: tuple[Line, ...]
+    words: tuple[Word, ...]
+
+
+class Engine(Protocol):
+    name: str
+
+    def is_available(self) -> str | None:
+        """The engine's version when it can run here, else None."""
+
+    def to_text(
+        self, image: Image.Image, *, languages: str, psm: int, timeout_s: float, page: int = 0
+    ) -> OcrResult:
+        """Read the prepared grayscale image; raise OcrTimeout past `timeout_s`."""
+
+
+def _for_tesseract(image: Image.Image) -> Image.Image:
+    """pytesseract hands the image over as a temporary file in `image.format`,
+    PNG by default: compressing a 2000 px page costs ~0.5 s of CPU per pass,
+    about as much as the OCR itself. BMP is written in a millisecond (and a
+    JPEG-decoded image is not re-encoded lossily either)."""
+    uncompressed = image.copy()
+    uncompressed.format = "BMP"
+    return uncompressed
+
+
+def alnum_count(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)
+
+
+def good_words(result: OcrResult) -> int:
+    """Words read with some confidence and at least three letters or digits. Raw
+    character counts do not tell a sideways page from an upright one: tesseract
+    reads a rotated page as plenty of confident-looking garbage of 1-2 letters."""
+    return sum(
+        1
+        for w in result.words
+        if (w.confidence is None or w.confidence >= 0.6) and alnum_count(w.text) >= 3
+    )
+
+
+DOUBTFUL_BELOW = 0.2
+"""Word confidence under which a name read by OCR is not believed. Tesseract is
+unsure of rare proper names even when it reads them right ("Kanc lers" 0.34,
+"UNIHAKKA" 0.27, measured on receipt heads), so only the words it all but
+guessed count: "(HM)" for "(M)" at 0.12, "NMIGLA" for "MIGLA" at 0.10."""
+
+
+Doubts = Mapping[str, frozenset[str]]
+"""`word_key` of a line's text -> the keys of the words on it OCR was unsure of."""
+
+
+def line_doubts(lines: Sequence[Line]) -> dict[str, frozenset[str]]:
+    """Doubtful words per line of text. A line read identically by several passes
+    keeps only the words every reading doubted (they agree on the rest)."""
+    out: dict[str, frozenset[str]] = {}
+    for line in lines:
+        key = word_key(line.text)
+        out[key] = out[key] & line.doubtful if key in out else line.doubtful
+    return {k: v for k, v in out.items() if v}
+
+
+def found_little(result: OcrResult) -> bool:
+    # Measured: upright receipts, even poor phone photos, give >= 20 good words at
+    # psm 6; pages turned 90/180/270 degrees give 0-5. A ratio to all words also
+    # caught noisy upright photos and cost them a needless 1.5 s OSD run.
+    return good_words(result) < 10
+
+
+class TesseractEngine:
+    name = "tesseract"
+
+    def is_available(self) -> str | None:
+        try:
+            return str(pytesseract.get_tesseract_version())
+        except (pytesseract.TesseractNotFoundError, OSError):
+            return None
+
+    def languages(self) -> list[str]:
+        try:
+            return sorted(str(x) for x in pytesseract.get_languages(config="") if x != "osd")
+        except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError, OSError):
+            return []
+
+    def to_text(
+        self, image: Image.Image, *, languages: str, psm: int, timeout_s: float, page: int = 0
+    ) -> OcrResult:
+        # tesseract's inverted-text pass stays on (the default): `-c tessedit_do_invert=0`
+        # measured 16% less CPU per image with the same fields on the corpus, but loses a
+        # shop name printed white on black (tests/unit/test_text.py).
+        try:
+            data: dict[str, list[Any]] = pytesseract.image_to_data(
+                _for_tesseract(image),
+                lang=languages,
+                config=f"--psm {psm}",
+                output_type=pytesseract.Output.DICT,
+                timeout=max(timeout_s, 0.1),
+            )
+        # TesseractError subclasses RuntimeError, so it must be caught first.
+        except pytesseract.TesseractError as exc:
+            raise ExtractionError(f"tesseract failed: {exc.message}") from exc
+        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+            raise OcrTimeout(f"tesseract psm {psm} over {timeout_s:.1f} s") from exc
+        return _from_tesseract_data(data, page)
+
+    def rotation(self, image: Image.Image, *, timeout_s: float) -> int:
+        """Degrees to rotate the image counter-clockwise (PIL's sense) to make it
+        upright, by tesseract's orientation detection; 0 when unsure."""
+        try:
+            osd = pytesseract.image_to_osd(_for_tesseract(image), timeout=max(timeout_s, 0.1))
+        except pytesseract.TesseractError:  # before RuntimeError, its base class
+            return 0  # "Too few characters": nothing to orient by
+        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+            raise OcrTimeout(f"tesseract osd over {timeout_s:.1f} s") from exc
+        rotate = re.search(r"Rotate:\s*(\d+)", osd)
+        confidence = re.search(r"Orientation confidence:\s*([\d.]+)", osd)
+        if not rotate or (confidence and float(confidence.group(1)) < 1.0):
+            return 0
+        # OSD's "Rotate" is clockwise; PIL's rotate() turns counter-clockwise.
+        return (360 - int(rotate.group(1))) % 360
+
+
+def _from_tesseract_data(data: dict[str, list[Any]], page: int) -> OcrResult:
+    words: list[Word] = []
+    grouped: dict[tuple[int, int, int], list[Word]] = {}
+    for i, raw in enumerate(data["text"]):
+        text = str(raw).strip()
+        conf = float(data["conf"][i])
+        if not text or conf < 0:  # conf -1 marks block/paragraph/line rows
+            continue
+        left, top = float(data["left"][i]), float(data["top"][i])
+        word = Word(
+            text=text,
+            page=page,
+            x0=left,
+            top=top,
+            x1=left + float(data["width"][i]),
+            bottom=top + float(data["height"][i]),
+            confidence=round(conf / 100.0, 3),
+        )
+        words.append(word)
+        key = (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
+        grouped.setdefault(key, []).append(word)
+    lines = tuple(_line(ws, page) for ws in grouped.values())
+    return OcrResult(text="\n".join(line.text for line in lines), lines=lines, words=tuple(words))
+
+
+def _line(words: list[Word], page: int) -> Line:
+    return Line(
+        text=" ".join(w.text for w in words),
+        page=page,
+        x0=min(w.x0 for w in words),
+        top=min(w.top for w in words),
+        x1=max(w.x1 for w in words),
+        bottom=max(w.bottom for w in words),
+        doubtful=frozenset(
+            word_key(w.text)
+            for w in words
+            if w.confidence is not None and w.confidence < DOUBTFUL_BELOW and word_key(w.text)
+        ),
+    )
+
+
+class RapidOcrEngine:
+    """PP-OCRv4 through onnxruntime. Its models are Latin+Chinese, not per language,
+    so `languages` and `psm` are ignored. It cannot be interrupted in-process, so
+    the caller only starts it when the remaining budget covers its usual cost."""
+
+    name = "rapidocr"
+
+    def is_available(self) -> str | None:
+        try:
+            import rapidocr_onnxruntime  # noqa: F401
+        except ImportError:
+            return None
+        try:
+            return metadata.version("rapidocr-onnxruntime")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    def to_text(
+        self, image: Image.Image, *, languages: str, psm: int, timeout_s: float, page: int = 0
+    ) -> OcrResult:
+        import numpy as np
+
+        try:
+            result, _elapsed = _rapidocr()(np.asarray(image.convert("RGB")))
+        except Exception as exc:  # onnxruntime/opencv raise many types; all mean "failed"
+            raise ExtractionError(f"rapidocr failed: {exc}") from exc
+        words = []
+        for box, text, score in result or []:
+            xs = [float(p[0]) for p in box]
+            ys = [float(p[1]) for p in box]
+            words.append(
+                Word(str(text), page, min(xs), min(ys), max(xs), max(ys), round(float(score), 3))
+            )
+        lines = tuple(_line(row, page) for row in _rows(words))
+        return OcrResult(
+            text="\n".join(line.text for line in lines), lines=lines, words=tuple(words)
+        )
+
+
+@functools.cache
+def _rapidocr() -> Any:
+    from rapidocr_onnxruntime import RapidOCR
+
+    # One thread per model: throughput comes from one process per core, like tesseract.
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+
+
+def _rows(words: list[Word]) -> list[list[Word]]:
+    """Boxes on the same visual row joined left to right: RapidOCR returns the item
+    name and its price as separate boxes, and the field rules read whole lines."""
+    rows: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: (w.top + w.bottom) / 2):
+        centre = (word.top + word.bottom) / 2
+        if rows:
+            last = rows[-1]
+            top = sum(w.top for w in last) / len(last)
+            bottom = sum(w.bottom for w in last) / len(last)
+            if abs(centre - (top + bottom) / 2) < (bottom - top) / 2:
+                last.append(word)
+                continue
+        rows.append([word])
+    return [sorted(row, key=lambda w: w.x0) for row in rows]
+
+
+TESSERACT = TesseractEngine()
+ENGINES: dict[str, Engine] = {"tesseract": TESSERACT, "rapidocr": RapidOcrEngine()}
+"""Every engine mailbot knows; `is_available()` says which can run here."""

@@ -1,0 +1,1 @@
+"""Readers of a mail: bytes -> InboundEmail, its headers, attachments and classification."""

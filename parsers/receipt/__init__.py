@@ -1,0 +1,1 @@
+"""Receipt field readers over document text: retailer, purchase date, product, VAT number."""

@@ -1,0 +1,1 @@
+"""Readers of RMA shipment notices: the RMA number, tracking numbers, drop-off times."""
