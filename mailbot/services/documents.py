@@ -1,7 +1,7 @@
 """Attachments of a claim mail: store them, read the accepted ones, hand the core evidence.
 
 Each attachment becomes a `documents` row (accepted or refused with its reason);
-each accepted one is read (`mailbot.extraction`: pdfplumber or OCR) into an
+each accepted one is read (`parsers.document.extraction`: pdfplumber or OCR) into an
 `extractions` row carrying the rules version; the core gets one
 `DocumentEvidence` per attachment. Files are stored content-addressed under
 data_dir/documents, never under a name the sender chose.
@@ -23,13 +23,14 @@ from sqlalchemy.orm import Session
 from mailbot.core.campaign import Campaign
 from mailbot.core.claim_state import DocumentEvidence
 from mailbot.core.errors import ExtractionError
+from mailbot.core.fraud import receipt_identity
 from mailbot.core.mail import Attachment
-from mailbot.core.receipt import DocumentKind, ReceiptFields
+from mailbot.core.receipt_fields import DocumentKind, ReceiptFields
 from mailbot.core.snapshots import to_plain as to_json
-from mailbot.rawstore import RawStore
 from mailbot.ruleset.loader import RuleSet
 from mailbot.store import models as m
 from mailbot.store.limits import fit
+from mailbot.store.rawstore import RawStore
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def read_receipt(
     timeout_s: float,
 ) -> ReadResult:
     """Read one document for `campaign` (module level: prefetch runs it in workers)."""
-    from mailbot.extraction import extract
+    from parsers.document.extraction import extract
 
     try:
         result = extract(
@@ -99,7 +100,7 @@ def read_receipt(
 
 
 def make_reader(rules: Callable[[], RuleSet], languages: str, timeout_s: float) -> Reader:
-    """The production reader: pdfplumber / tesseract through `mailbot.extraction`."""
+    """The production reader: pdfplumber / tesseract through `parsers.document.extraction`."""
 
     def read(content: bytes, filename: str, campaign: Campaign, serial: str | None) -> ReadResult:
         return read_receipt(
@@ -189,6 +190,9 @@ def handle_attachments(
         result = results[att.sha256]
         fields = result.fields
         doc.document_kind = fields.document_kind.value if fields else None
+        identity = receipt_identity(fields, campaign.min_confidence)
+        if identity is not None and len(identity.key) <= 80:  # the column; a longer one
+            doc.receipt_key = identity.key  # is still compared among recent claims
         session.flush()
         session.add(
             m.Extraction(

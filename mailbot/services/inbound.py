@@ -16,16 +16,16 @@ from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
-from mailbot.core import claims as claim_sm
+from mailbot.core import claim_machine as claim_sm
 from mailbot.core import fraud
-from mailbot.core import rma as rma_sm
+from mailbot.core import rma_machine as rma_sm
+from mailbot.core.claim_match import MatchResult, dmarc_failed, hold_reasons, is_sender
 from mailbot.core.mail import Classification, InboundEmail
-from mailbot.core.matching import MatchResult, dmarc_failed, hold_reasons, is_sender
 from mailbot.core.transition import ReplyIntent, Transition
-from mailbot.outbox import mark_undeliverable, queue_reply
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.context import reply_context
 from mailbot.services.documents import DocumentStore, Reader, handle_attachments
+from mailbot.services.outbox import mark_undeliverable, queue_reply
 from mailbot.services.records import (
     ReplyTarget,
     add_event,
@@ -36,7 +36,7 @@ from mailbot.services.records import (
 )
 from mailbot.store import models as m
 from mailbot.store.limits import fit
-from parsers.rma import ShipmentNotice
+from parsers.returns.notice import ShipmentNotice
 
 
 @dataclass(frozen=True)
@@ -75,33 +75,40 @@ def _record(session: Session, inb: Inbound, t: Transition[Any], **kw: Any) -> No
 # --- claims -----------------------------------------------------------------------------
 
 
-def _others_for_fraud(session: Session, claim_row: m.Claim, shas: list[str]) -> list[m.Claim]:
+def _others_for_fraud(
+    session: Session, claim_row: m.Claim, shas: list[str], keys: list[str]
+) -> list[m.Claim]:
     """Claims that could share a receipt or a sender with this one: the same document
-    bytes, or the same address. (Perceptual-hash and receipt-number twins are found
-    among these and among claims already holding documents of the same campaign.)"""
+    bytes, the same receipt identity key (any age, any campaign), or the same address;
+    and the claims already holding documents of the same campaign."""
     # DISTINCT over ids only: PostgreSQL has no equality operator for the JSON
     # snapshot columns, so `SELECT DISTINCT claims.*` fails there.
-    ids = (
+    base = (
         select(m.Claim.id)
         .outerjoin(m.Document, m.Document.claim_id == m.Claim.id)
         .where(m.Claim.id != claim_row.id)
-        .where(
-            or_(
-                m.Document.sha256.in_(shas) if shas else false(),
-                m.Claim.email == claim_row.email,
-                and_(
-                    m.Claim.campaign_id == claim_row.campaign_id,
-                    m.Document.accepted.is_(True),
-                ),
-            )
-        )
         .distinct()
-        # bounded: the most recent claims with documents; exact-byte twins and the
-        # sender's own claims are always in it
+    )
+    # Exact-byte and same-identity twins and the sender's own claims, whatever their
+    # age (indexed, few); then the most recent claims holding documents, bounded.
+    twins = base.where(
+        or_(
+            m.Document.sha256.in_(shas) if shas else false(),
+            m.Document.receipt_key.in_(keys) if keys else false(),
+            m.Claim.email == claim_row.email,
+        )
+    )
+    recent = (
+        base.where(
+            and_(m.Claim.campaign_id == claim_row.campaign_id, m.Document.accepted.is_(True))
+        )
         .order_by(m.Claim.id.desc())
         .limit(500)
     )
-    q = select(m.Claim).where(m.Claim.id.in_(ids.scalar_subquery())).order_by(m.Claim.id.desc())
+    ids = set(session.scalars(twins).all()) | set(session.scalars(recent).all())
+    if not ids:
+        return []
+    q = select(m.Claim).where(m.Claim.id.in_(ids)).order_by(m.Claim.id.desc())
     return list(session.scalars(q).all())
 
 
@@ -145,7 +152,12 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
         now=inb.now,
     )
     t = claim_sm.receive_documents(snap, campaign, evidence, inb.now, auto_approve=True)
-    others_rows = _others_for_fraud(session, claim_row, [e.sha256 for e in evidence])
+    keys = [
+        i.key
+        for i in (fraud.receipt_identity(e.fields, campaign.min_confidence) for e in evidence)
+        if i is not None
+    ]
+    others_rows = _others_for_fraud(session, claim_row, [e.sha256 for e in evidence], keys)
     others = [claim_snapshot(r) for r in others_rows]
     signals = fraud.fraud_signals(t.snapshot, others, campaign)
     if signals:

@@ -193,6 +193,9 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     phash: Mapped[int | None] = mapped_column(BigInteger)
+    receipt_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    """Receipt number and date as read (`fraud.ReceiptIdentity.key`): finds a receipt's
+    earlier claims however old; the seller is compared on the snapshots."""
     path: Mapped[str | None] = mapped_column(String(500))
     accepted: Mapped[bool] = mapped_column(Boolean, default=False)
     refusal_code: Mapped[str | None] = mapped_column(String(40))
@@ -252,7 +255,7 @@ class Outbox(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    """queued, held, claimed, sending, sent, failed, unconfirmed (mailbot.delivery)."""
+    """queued, held, claimed, sending, sent, failed, unconfirmed (mailbot.outbound.delivery)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     """When a queued or held row is due; the lease while it is claimed or sending."""
