@@ -35,7 +35,7 @@ Latency = sink `received_at` - wall-clock time just before the APPEND was sent.
 The clock is fixed with `--now 2023-01-20T10:00:00` because the shipped campaign
 cashback-2022 ran 2022-11..2023-03. Only loopback traffic.
 
-Targets (issue 7): >= 50 text-only mails/s; median latency <= 2 s with IDLE for
+Targets: >= 50 text-only mails/s; median latency <= 2 s with IDLE for
 text-only mails; peak RSS < 300 MB over 1 000 mails with receipts.
 
 Run (exit 0 when every mail was answered, 1 otherwise; every wait is bounded):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from mailbot.cli.app import App, print_json
 from mailbot.core.errors import MailbotError, MailboxError
+from mailbot.core.languages import LANGUAGES
 
 Check = Callable[[App], str | None]
 """Returns None (OK, no detail), "ok: detail", or the problem."""
@@ -37,7 +38,7 @@ def _templates(app: App) -> str | None:
     problems = check_templates(app.settings.paths.templates_dir or None)
     if problems:
         return f"{len(problems)} problem(s): " + "; ".join(problems[:5])
-    return "ok: every template renders in nb, sv, da, fi, en"
+    return f"ok: every template renders in {', '.join(LANGUAGES)}"
 
 
 def _database(app: App) -> str | None:

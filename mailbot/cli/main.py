@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from mailbot import __version__
 from mailbot.core.errors import MailbotError
+from mailbot.core.languages import LANGUAGES
 
 HANDLERS = "mailbot.cli."
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--purchase-date", help="YYYY-MM-DD (or DD.MM.YYYY, DD/MM/YYYY)")
     q.add_argument("--retailer")
     q.add_argument("--country", help="ISO country code, e.g. NO")
-    q.add_argument("--language", help="nb, sv, da, fi or en (default: the campaign's)")
+    q.add_argument("--language", help=f"{', '.join(LANGUAGES)} (default: the campaign's)")
     q.add_argument("--price", help="purchase price, for percentage payouts")
     q.add_argument("--currency", help="ISO currency of the price")
     q.add_argument(

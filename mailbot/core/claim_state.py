@@ -1,7 +1,7 @@
 """The claim snapshot and its states: what the database stores for a claim.
 
-Split from `claims.py` (the transitions) so that `claim_rules` can read a claim
-without importing the state machine. `Claim` is frozen; transitions make new
+Apart from the transitions (`claim_machine`) so that `claim_rules` can read a
+claim without importing the state machine. `Claim` is frozen; transitions make new
 snapshots with `dataclasses.replace`.
 """
 

@@ -9,7 +9,7 @@ be a reconnect storm. SIGTERM/SIGINT set the stop event: the message being proce
 is finished, the loop exits, 0 is returned. SIGHUP asks for the `on_reload` hook
 (rules, templates, log level), run in the main loop between passes, never inside
 one; the daemon keeps running. `once()` drains everything pending and returns the
-counts (`mailbot once`). The integrator's periodic work (outbox delivery, deadline
+counts (`mailbot once`). The periodic work the command adds (outbox delivery, deadline
 sweeps) runs through the `on_idle_tick` hook after every pass; its failures are
 logged, never fatal.
 """

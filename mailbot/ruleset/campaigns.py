@@ -29,6 +29,7 @@ from mailbot.core.campaign import (
     normalize_name,
 )
 from mailbot.core.errors import RulesError
+from mailbot.core.languages import Language
 from mailbot.core.receipt_fields import RECEIPT_FIELDS
 from mailbot.resources import rules_dir
 from mailbot.ruleset.yamlfile import YamlDoc, check, parse_yaml, validate
@@ -96,7 +97,7 @@ Currency = str
 class _CampaignSchema(_Strict):
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str = Field(min_length=1)
-    language: Literal["nb", "sv", "da", "fi", "en"]
+    language: Language
     currencies: list[Currency] = Field(min_length=1)
     timezone: str
     purchase: _Purchase
@@ -122,7 +123,7 @@ class _Rma(_Strict):
 
 class _ReturnsSchema(_Strict):
     id: Literal["returns"]
-    language: Literal["nb", "sv", "da", "fi", "en"] = "en"
+    language: Language = "en"
     timezone: str
     rma: _Rma
     advance_replacement: bool

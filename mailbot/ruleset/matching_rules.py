@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +22,7 @@ from mailbot.resources import rules_dir
 from mailbot.ruleset.yamlfile import YamlDoc, check, load_yaml, parse_yaml, validate
 
 CheckName = Literal["ups", "s10", "gs1", "mod7", "fedex", "damm", "none"]
-CHECK_NAMES: tuple[str, ...] = ("ups", "s10", "gs1", "mod7", "fedex", "damm", "none")
+CHECK_NAMES: tuple[str, ...] = get_args(CheckName)
 
 
 class _CarrierSchema(BaseModel):

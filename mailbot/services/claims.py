@@ -23,7 +23,8 @@ from mailbot.core.campaign import Campaign
 from mailbot.core.codes import generate_code
 from mailbot.core.errors import InputError as InputError
 from mailbot.core.errors import MailbotError
-from mailbot.core.snapshots import to_plain as to_json
+from mailbot.core.languages import LANGUAGES
+from mailbot.core.snapshots import to_plain
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.records import claim_by_code, claim_snapshot, record
 from mailbot.store import models as m
@@ -179,8 +180,8 @@ def check_registration(
     # the campaign's own spelling ("wh1000xm5" is stored as WH-1000XM5): lists and
     # re-imports see one model however it was typed
     model = item.name
-    if reg.language and reg.language not in ("nb", "sv", "da", "fi", "en"):
-        raise InputError(f"language: one of nb, sv, da, fi, en, not {reg.language!r}")
+    if reg.language and reg.language not in LANGUAGES:
+        raise InputError(f"language: one of {', '.join(LANGUAGES)}, not {reg.language!r}")
     if reg.external_id is not None and len(reg.external_id) > EXTERNAL_ID_MAX:
         raise InputError(f"external_id: at most {EXTERNAL_ID_MAX} characters")
     first_mail_on = parse_date(reg.first_campaign_mail_on, "first campaign mail date")
@@ -369,7 +370,7 @@ def claim_details(session: Session, row: m.Claim) -> dict[str, Any]:
         }
         for o in replies
     ]
-    return to_json(out)  # type: ignore[no-any-return]
+    return to_plain(out)  # type: ignore[no-any-return]
 
 
 def list_claims(

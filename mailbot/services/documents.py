@@ -26,7 +26,7 @@ from mailbot.core.errors import ExtractionError
 from mailbot.core.fraud import receipt_identity
 from mailbot.core.mail import Attachment
 from mailbot.core.receipt_fields import DocumentKind, ReceiptFields
-from mailbot.core.snapshots import to_plain as to_json
+from mailbot.core.snapshots import to_plain
 from mailbot.ruleset.loader import RuleSet
 from mailbot.store import models as m
 from mailbot.store.limits import fit
@@ -200,7 +200,7 @@ def handle_attachments(
                 rules_version=rules_version,
                 source=result.source,
                 seconds=result.seconds,
-                fields=to_json(fields) if fields else {"error": result.error},
+                fields=to_plain(fields) if fields else {"error": result.error},
                 created_at=now,
             )
         )

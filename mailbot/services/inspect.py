@@ -3,8 +3,8 @@
 This is how an admin answers "why did mailbot do that?": the parsed headers,
 the new text it matched on, the classification and the signal that decided it,
 and the verdict on every attachment. Output goes to `out` (the mail's content
-is shown to the admin on purpose; nothing is logged). The integrator wires the
-argument parsing and adds claim matching under `extra`.
+is shown to the admin on purpose; nothing is logged). The command adds the
+claim and RMA matching under `extra`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def report(
         "attachments": [_attachment_dict(a) for a in msg.attachments],
         "headers": [[k, v] for k, v in msg.headers],
         "parse_defects": list(msg.parse_defects),
-        # Filled by the integrator: claim/RMA matching and its signals.
+        # claim/RMA matching and its signals, added by the command
         "extra": dict(extra or {}),
     }
 

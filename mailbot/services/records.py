@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
 from mailbot.core.rma_machine import Rma
-from mailbot.core.snapshots import claim_from_plain, rma_from_plain
-from mailbot.core.snapshots import to_plain as to_json
+from mailbot.core.snapshots import claim_from_plain, rma_from_plain, to_plain
 from mailbot.core.transition import Transition
 from mailbot.services.context import reply_context
 from mailbot.services.outbox import queue_reply
@@ -69,7 +68,7 @@ def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.C
     row.updated_at = snap.updated_at
     # a new dict: SQLAlchemy's JSON column does not see in-place changes; other keys
     # (what the registration form said, `services.claims.REGISTRATION_KEY`) are kept
-    row.facts = {**(row.facts or {}), "snapshot": to_json(snap)}
+    row.facts = {**(row.facts or {}), "snapshot": to_plain(snap)}
     if new:
         session.flush()
     return row
@@ -95,7 +94,7 @@ def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
     row.dropoff_at = snap.dropoff_at
     row.reminded_at = snap.reminded_at
     row.updated_at = snap.updated_at
-    row.facts = {"snapshot": to_json(snap)}
+    row.facts = {"snapshot": to_plain(snap)}
     if new:
         session.flush()
     return row
@@ -135,7 +134,7 @@ def add_event(
         from_state=from_state,
         to_state=to_state,
         reasons=list(reasons),
-        evidence=to_json(evidence or {}),
+        evidence=to_plain(evidence or {}),
         rules_version=rules_version,
         created_at=now,
     )

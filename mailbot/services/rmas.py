@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Settings
 from mailbot.core import rma_machine as rma_sm
 from mailbot.core.codes import generate_rma_number
-from mailbot.core.snapshots import to_plain as to_json
+from mailbot.core.snapshots import to_plain
 from mailbot.core.transition import TransitionError
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.claims import InputError
@@ -101,7 +101,7 @@ def rma_summary(row: m.Rma) -> dict[str, Any]:
 def rma_details(session: Session, row: m.Rma) -> dict[str, Any]:
     out = rma_summary(row)
     snap = rma_snapshot(row)
-    out["notices"] = to_json(list(snap.notices))
+    out["notices"] = to_plain(list(snap.notices))
     events = session.scalars(
         select(m.Event).where(m.Event.rma_id == row.id).order_by(m.Event.id)
     ).all()

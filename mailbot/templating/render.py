@@ -40,6 +40,7 @@ from jinja2.runtime import Context
 
 from mailbot import resources
 from mailbot.core.errors import TemplateError
+from mailbot.core.languages import LANGUAGES
 from mailbot.core.transition import TEMPLATES
 from mailbot.ruleset.loader import ReloadStatus
 from mailbot.templating.langformat import (
@@ -68,7 +69,6 @@ __all__ = [
     "templates_for",
 ]
 
-LANGUAGES = ("nb", "sv", "da", "fi", "en")
 FALLBACK_LANGUAGE = "en"
 TEMPLATE_NAMES = TEMPLATES
 PARTS = ("subject", "txt", "html")

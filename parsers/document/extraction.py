@@ -4,7 +4,7 @@ Glue between `parsers.document.text` (document -> text) and `parsers.receipt.fie
 fields): the field rules also decide whether OCR should try harder (`needs_more`),
 so a second pass or engine only runs when a required field is still missing.
 
-`extract_file` returns the JSON object scripts depend on (issue 5, item 4):
+`extract_file` returns the JSON object scripts depend on:
 
     {"file": "...", "document_kind": "receipt",
      "fields": {"retailer": {"value": ..., "confidence": 0.9, "evidence": "..."} | null,

@@ -40,7 +40,7 @@ def _rma(number: str = "1234567", advance: bool = False) -> Rma:
 def _apply(
     claims: Sequence[Claim], rmas: Sequence[Rma], ts: Sequence[Transition[Any]]
 ) -> tuple[list[Claim], list[Rma]]:
-    """What the integrator does: store each snapshot."""
+    """What the sweep service does: store each snapshot."""
     by_claim = {c.code: c for c in claims}
     by_rma = {r.number: r for r in rmas}
     for t in ts:
