@@ -25,7 +25,9 @@ import base64
 import importlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,10 +47,10 @@ from sqlalchemy import select
 
 from mailbot.cli.app import App
 from mailbot.config import load_settings
-from mailbot.delivery import deliver_pending
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail, good_receipt_pdf, text_pdf
 from mailbot.devtools.smtpsink import SmtpSink
+from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.claims import Registration, register_claim
 from mailbot.store import models as m
 from mailbot.store.db import transaction
@@ -248,17 +250,22 @@ def run_case(name: str, build: Callable[[str, str], bytes], timeout: float) -> d
         client.logout()
         command = [sys.executable, "-m", "mailbot", "--config", str(cfg), "--now", NOW, "once"]
         started = time.monotonic()
+        # Its own process group, so a run over the timeout is killed whole (the
+        # wrapper, `once` and any tesseract child), not left running.
+        wrapper = subprocess.Popen(
+            [sys.executable, "-c", _WRAPPER, *command],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=base,
+            start_new_session=True,
+        )
         try:
-            wrapped = subprocess.run(
-                [sys.executable, "-c", _WRAPPER, *command],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=base,
-            )
-            seconds_s, code_s, rss_s = wrapped.stdout.split()[-3:]
+            out, _ = wrapper.communicate(timeout=timeout)
+            seconds_s, code_s, rss_s = out.split()[-3:]
             seconds, code, rss = float(seconds_s), int(code_s), int(rss_s)
         except subprocess.TimeoutExpired:
+            os.killpg(wrapper.pid, signal.SIGKILL)
+            wrapper.wait()
             seconds, code, rss = round(time.monotonic() - started, 1), -1, -1
         time.sleep(0.5)  # the sink's last DATA
         received = Counter(addr.lower() for captured in sink.messages for addr in captured.rcpt_tos)
