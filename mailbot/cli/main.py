@@ -24,6 +24,14 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
+def _operator(p: argparse.ArgumentParser, *, why_required: bool = True) -> None:
+    """Who acts and why: recorded in the action's event (`mailbot.services.operator`)."""
+    p.add_argument("--why", required=why_required, help="the reason, kept in the event")
+    p.add_argument("--by", help="who acts (default: $MAILBOT_ACTOR, else the login name)")
+    p.add_argument("--role", choices=("operator", "admin"), default="operator")
+    _json(p)
+
+
 def _cmd(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
@@ -133,9 +141,57 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--campaign")
     q.add_argument("--limit", type=int, default=100)
     _json(q)
+    q = _cmd(
+        csub,
+        "decide",
+        "claims:cmd_decide",
+        "approve (approval mail with the payout) or reject with a reason code (rejection mail)",
+    )
+    q.add_argument("code")
+    q.add_argument("decision", choices=("approve", "reject"))
+    q.add_argument("--reason", help="reject: purchase_outside_window, not_verified, ...")
+    q.add_argument("--price", help="approve: the price the payout is computed from")
+    _operator(q)
+    q = _cmd(
+        csub,
+        "ask",
+        "claims:cmd_ask",
+        "ask for named missing items: missing-information mail with the campaign's deadline",
+    )
+    q.add_argument("code")
+    q.add_argument("--document", action="append", help="e.g. receipt, serial_photo (repeat)")
+    q.add_argument("--field", action="append", help="e.g. purchase_date, retailer (repeat)")
+    _operator(q)
+    q = _cmd(csub, "reopen", "claims:cmd_reopen", "a rejected or void claim back to review")
+    q.add_argument("code")
+    _operator(q)
+    q = _cmd(
+        csub,
+        "attach",
+        "claims:cmd_attach",
+        "put a ledger message (and its documents) on a claim, decided as if it had matched",
+    )
+    q.add_argument("code")
+    q.add_argument("message", type=int, help="ledger row id (`mailbot messages list`)")
+    _operator(q)
+    q = _cmd(csub, "email", "claims:cmd_email", "change the claimant's address")
+    q.add_argument("code")
+    q.add_argument("email")
+    _operator(q)
+    q = _cmd(
+        csub,
+        "correct",
+        "claims:cmd_correct",
+        "set a receipt field by hand, kept beside the value read (decides nothing)",
+    )
+    q.add_argument("code")
+    q.add_argument("field", help="retailer, purchase_date, product, price, ... (as missing_fields)")
+    q.add_argument("value")
+    _operator(q)
     q = _cmd(csub, "pay", "claims:cmd_pay", "mark an approved claim as paid")
     q.add_argument("code")
-    _json(q)
+    q.add_argument("--reference", help="the payment's reference (bank or payout batch)")
+    _operator(q, why_required=False)
 
     p = sub.add_parser("rma", help="warranty returns (RMA)", description="warranty returns")
     rsub = p.add_subparsers(dest="rma_command", metavar="SUBCOMMAND", required=True)
@@ -160,7 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     _json(q)
     q = _cmd(rsub, "receive", "rma:cmd_receive", "record that the returned item arrived")
     q.add_argument("number")
-    _json(q)
+    _operator(q, why_required=False)
+    q = _cmd(rsub, "close", "rma:cmd_close", "close a received RMA: replaced or refunded")
+    q.add_argument("number")
+    q.add_argument("--outcome", choices=("replaced", "refunded"), required=True)
+    _operator(q)
+    q = _cmd(
+        rsub,
+        "attach",
+        "rma:cmd_attach",
+        "put a ledger message on an RMA (a shipment notice in it is applied)",
+    )
+    q.add_argument("number")
+    q.add_argument("message", type=int, help="ledger row id (`mailbot messages list`)")
+    _operator(q)
 
     p = sub.add_parser(
         "messages",
@@ -168,12 +237,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="the ledger: every fetched mail and its final status",
     )
     msub = p.add_subparsers(dest="messages_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(msub, "list", "messages:cmd_list", "list ledger rows (newest first)")
+    q = _cmd(
+        msub,
+        "list",
+        "messages:cmd_list",
+        "list ledger rows (newest first) with subject, claim code and cause",
+    )
     q.add_argument("--status", help="processed, ignored, quarantined, failed, duplicate, pending")
     q.add_argument("--limit", type=int, default=50)
     _json(q)
-    q = _cmd(msub, "stats", "messages:cmd_stats", "counts per status and reason")
+    q = _cmd(
+        msub,
+        "show",
+        "messages:cmd_show",
+        "one ledger row: headers, cause, status history, replies, documents",
+    )
+    q.add_argument("id", type=int, metavar="ID", help="ledger row id")
+    q.add_argument(
+        "--raw", action="store_true", help="print the stored mail bytes as fetched (unmasked)"
+    )
     _json(q)
+    q = _cmd(
+        msub,
+        "stats",
+        "messages:cmd_stats",
+        "counts per status and reason; mails waiting for a person; replies not delivered",
+    )
+    _json(q)
+
+    p = sub.add_parser(
+        "outbox",
+        help="queued and sent replies",
+        description="the outbox: every reply, its delivery state, retry or cancel one",
+    )
+    osub = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
+    q = _cmd(osub, "list", "outbox:cmd_list", "list replies (newest first)")
+    q.add_argument(
+        "--status",
+        help="queued, held, claimed, sending, sent, failed, unconfirmed, cancelled",
+    )
+    q.add_argument("--limit", type=int, default=50)
+    _json(q)
+    q = _cmd(osub, "show", "outbox:cmd_show", "one reply: state, error, cause, operator actions")
+    q.add_argument("id", type=int, metavar="ID", help="outbox row id")
+    _json(q)
+    for name, verb in (
+        ("retry", "send a failed, unconfirmed or cancelled reply again (same Message-ID)"),
+        ("cancel", "make sure a reply that is not sending or sent is never sent"),
+    ):
+        q = _cmd(osub, name, f"outbox:cmd_{name}", verb)
+        q.add_argument("id", type=int, metavar="ID", help="outbox row id")
+        q.add_argument("--by", help="who does this (default: the OS user)")
+        q.add_argument("--reason", help="why, kept with the event")
+        _json(q)
 
     p = _cmd(
         sub,

@@ -459,7 +459,8 @@ def test_messages_list_and_stats_mask_addresses(tmp_path: Path) -> None:
     assert st["by_reason"]["failed"] == {"exception: RuntimeError": 1}
     text = io.StringIO()
     run_messages_stats(factory, out=text)
-    assert "needs attention: 1 failed" in text.getvalue()
+    assert "needs attention: 1 quarantined, 1 failed" in text.getvalue()
+    assert st["needs_person"] == 2 and st["needs_attention"]["quarantined"] == 1
     for as_json in (True, False):
         out = io.StringIO()
         assert run_messages_list(factory, limit=10, as_json=as_json, out=out) == 0
@@ -468,7 +469,13 @@ def test_messages_list_and_stats_mask_addresses(tmp_path: Path) -> None:
         assert "k***@example.no" in body
     out = io.StringIO()
     run_messages_list(factory, status="failed", as_json=True, out=out)
-    assert [r["uid"] for r in json.loads(out.getvalue())] == [2]
+    (failed,) = json.loads(out.getvalue())
+    assert failed["uid"] == 2 and failed["subject"] == "test t 2"
+    assert failed["cause"].startswith("failed: RuntimeError")
+    out = io.StringIO()
+    run_messages_list(factory, status="quarantined", as_json=True, out=out)
+    too_large = json.loads(out.getvalue())[0]["cause"]
+    assert too_large.startswith("too large: ") and too_large.endswith(" > 2000 bytes")
     assert run_messages_list(factory, status="nope", out=io.StringIO()) == 2
 
 
