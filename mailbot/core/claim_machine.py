@@ -4,6 +4,8 @@
                                        -> incomplete -> (answer) -> ... | void (deadline)
                                        -> rejected | review
     registered/awaiting_documents: every attachment was refused -> awaiting_documents
+    a person: approve, reject, ask (-> incomplete), reopen (rejected/void -> review),
+              change_email and correct_field (the state does not move)
 
 `documents_received` is passed through inside `receive_documents` (recorded in
 `Transition.via`): documents arrive already read, so the decision is made at once.
@@ -35,7 +37,10 @@ from mailbot.core.transition import ReplyIntent, Transition, TransitionError
 from mailbot.core.transition import make_transition as _t
 
 __all__ = [
+    "ASKABLE",
+    "CORRECTABLE_FIELDS",
     "DECIDABLE",
+    "OPERATOR_REJECTION_REASONS",
     "REJECTION_REASONS",
     "REVIEW_REASONS",
     "TERMINAL",
@@ -44,6 +49,9 @@ __all__ = [
     "DocumentEvidence",
     "TransitionError",
     "approve",
+    "ask",
+    "change_email",
+    "correct_field",
     "expire_if_overdue",
     "mark_paid",
     "receive_documents",
@@ -51,6 +59,7 @@ __all__ = [
     "reject",
     "remind",
     "reminder_due",
+    "reopen",
     "to_review",
     "validate_claim",
 ]
@@ -489,3 +498,151 @@ def to_review(claim: Claim, reason: str | Sequence[str], now: datetime) -> Trans
         approved_at=None,
     )
     return _t(claim, new, "claim.review", now, given, {"previous": claim.state.value})
+
+
+# Operator actions besides approve, reject and mark_paid: ask for named items, reopen
+# a closed claim, change the claimant's address, correct a field read from a document.
+
+OPERATOR_REJECTION_REASONS = (*REJECTION_REASONS, "duplicate_claim", "not_verified")
+"""Codes a person may reject with: the rules' own, and two only people decide on
+(each has words in every language's `_words.j2`)."""
+
+CORRECTABLE_FIELDS = (
+    "retailer",
+    "purchase_date",
+    "product",
+    "vat_number",
+    "serial_number",
+    "price",
+    "receipt_number",
+)
+"""Receipt fields an operator may correct (the codes `missing_fields` uses)."""
+
+ASKABLE = frozenset(
+    {
+        ClaimState.REGISTERED,
+        ClaimState.AWAITING_DOCUMENTS,
+        ClaimState.DOCUMENTS_RECEIVED,
+        ClaimState.INCOMPLETE,
+        ClaimState.VALIDATED,
+        ClaimState.REVIEW,
+    }
+)
+
+
+def ask(
+    claim: Claim,
+    campaign: Campaign,
+    documents: Sequence[str],
+    fields: Sequence[str],
+    now: datetime,
+) -> Transition[Claim]:
+    """A person asks for named items -> incomplete, with the campaign's reply deadline
+    counted from `now` and the missing-information mail. Items must be ones the
+    campaign requires: the customer's answer is decided by the same rules."""
+    if claim.state not in ASKABLE:
+        raise TransitionError(f"cannot ask for information on a claim in {claim.state}")
+    if not documents and not fields:
+        raise TransitionError("name at least one missing document or field")
+    wrong = [d for d in documents if d not in campaign.required_documents]
+    wrong += [f for f in fields if f not in campaign.required_fields]
+    if wrong:
+        raise TransitionError(
+            f"not required by campaign {campaign.id}: {', '.join(wrong)} (documents: "
+            f"{', '.join(campaign.required_documents) or 'none'}; fields: "
+            f"{', '.join(campaign.required_fields) or 'none'})"
+        )
+    docs, flds = tuple(dict.fromkeys(documents)), tuple(dict.fromkeys(fields))
+    deadline_on = campaign.local_date(now) + timedelta(days=campaign.reply_days)
+    new = replace(
+        claim,
+        state=ClaimState.INCOMPLETE,
+        state_reasons=("information_requested",),
+        missing_documents=docs,
+        missing_fields=flds,
+        updated_at=now,
+        deadline_on=deadline_on,
+        deadline_at=campaign.end_of_day(deadline_on),
+        deadline_set_at=now,
+        validated_at=None,
+    )
+    ctx = _base_context(claim) | {
+        "refused": [],
+        "missing_documents": list(docs),
+        "missing_fields": list(flds),
+        "deadline": deadline_on,
+        "required_fields": list(campaign.required_fields),
+        **_file_rules(campaign),
+    }
+    evidence = {"documents": list(docs), "fields": list(flds), "deadline_on": deadline_on}
+    return _t(
+        claim,
+        new,
+        "claim.information_requested",
+        now,
+        ("information_requested",),
+        evidence,
+        ReplyIntent("missing_info", ctx),
+    )
+
+
+def reopen(claim: Claim, now: datetime) -> Transition[Claim]:
+    """A rejected or void claim back to review for a person to decide again (approve,
+    reject, ask). No reply: the next decision tells the customer. A paid claim stays
+    paid."""
+    if claim.state not in (ClaimState.REJECTED, ClaimState.VOID):
+        raise TransitionError(f"cannot reopen a claim in {claim.state}")
+    new = replace(
+        claim,
+        state=ClaimState.REVIEW,
+        state_reasons=("reopened",),
+        updated_at=now,
+        deadline_on=None,
+        deadline_at=None,
+        deadline_set_at=None,
+    )
+    return _t(claim, new, "claim.reopened", now, ("reopened",), {"previous": claim.state.value})
+
+
+def change_email(claim: Claim, email: str, now: datetime) -> Transition[Claim]:
+    """The claimant's address changes (a typo at registration, a new mailbox). Later
+    replies go to the new one; the state does not move. Not on a closed claim."""
+    if claim.state in TERMINAL:
+        raise TransitionError(f"cannot change the address of a claim in {claim.state}")
+    if email == claim.email:
+        raise TransitionError("the claim already has this address")
+    new = replace(claim, email=email, updated_at=now)
+    return _t(
+        claim,
+        new,
+        "claim.email_changed",
+        now,
+        ("email_changed",),
+        {"previous_email": claim.email, "email": email},
+    )
+
+
+def correct_field(claim: Claim, field_name: str, value: str, now: datetime) -> Transition[Claim]:
+    """A person's value for a receipt field, kept beside what was read (`facts` keeps the
+    evidence, `corrections` the person's value). Decides nothing: approve or reject
+    is the next, separate step."""
+    if claim.state in TERMINAL or claim.state is ClaimState.APPROVED:
+        raise TransitionError(f"cannot correct a claim in {claim.state}")
+    if field_name not in CORRECTABLE_FIELDS:
+        raise TransitionError(
+            f"unknown field {field_name!r} (one of {', '.join(CORRECTABLE_FIELDS)})"
+        )
+    value = value.strip()
+    if not value:
+        raise TransitionError(f"{field_name}: empty value")
+    corrections = dict(claim.corrections)
+    previous = corrections.get(field_name)
+    corrections[field_name] = value
+    new = replace(claim, corrections=tuple(sorted(corrections.items())), updated_at=now)
+    evidence = {
+        "field": field_name,
+        "value": value,
+        "read": dict(claim.facts).get(field_name),
+        "previous_correction": previous,
+    }
+    return _t(claim, new, "claim.field_corrected", now, ("field_corrected",), evidence)

@@ -100,6 +100,8 @@ class Claim:
     payout_amount: Decimal | None = None
     payout_currency: str | None = None
     payment_reference: str | None = None
+    corrections: tuple[tuple[str, str], ...] = ()
+    """Field values an operator set by hand, kept beside `facts` (what was read)."""
 
 
 def base_context(claim: Claim) -> dict[str, Any]:

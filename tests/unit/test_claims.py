@@ -15,6 +15,9 @@ from mailbot.core.claim_machine import (
     ClaimState,
     TransitionError,
     approve,
+    ask,
+    change_email,
+    correct_field,
     expire_if_overdue,
     mark_paid,
     receive_documents,
@@ -22,6 +25,7 @@ from mailbot.core.claim_machine import (
     reject,
     remind,
     reminder_due,
+    reopen,
     to_review,
     validate_claim,
 )
@@ -449,3 +453,74 @@ def test_refused_attachments_during_review_are_answered() -> None:
     assert t.reply.template == "attachment_refused"
     nothing = receive_documents(claim, cashback(), [], NOW)
     assert not nothing.changed and nothing.reply is None
+
+
+# --- operator actions -------------------------------------------------------------------
+
+
+def test_ask_names_the_items_and_sets_the_campaigns_deadline() -> None:
+    review = replace(_validated(), state=ClaimState.REVIEW, state_reasons=(CONFLICT,))
+    t = ask(review, cashback(), ["serial_photo"], ["purchase_date"], NOW)
+    snap = t.snapshot
+    assert t.from_state == "review" and t.to_state == "incomplete"
+    assert snap.missing_documents == ("serial_photo",) and snap.missing_fields == ("purchase_date",)
+    # 14 reply days counted in Oslo from 10 January: void from the start of 25 January
+    assert snap.deadline_on == date(2023, 1, 24) and snap.deadline_set_at == NOW
+    assert snap.deadline_at == utc("2023-01-24 23:00")
+    assert t.reply is not None and t.reply.template == "missing_info"
+    assert t.reply.context["missing_documents"] == ["serial_photo"]
+    assert t.reply.context["deadline"] == date(2023, 1, 24)
+    # the customer's answer is decided by the rules, and the claim can be voided
+    assert expire_if_overdue(snap, utc("2023-01-24 23:00")) is not None
+
+
+def test_ask_refuses_items_the_campaign_does_not_require_and_closed_claims() -> None:
+    with pytest.raises(TransitionError, match="not required by campaign"):
+        ask(new_claim(), promo(), ["serial_photo"], [], NOW)  # promo requires only a receipt
+    with pytest.raises(TransitionError, match="at least one"):
+        ask(new_claim(), cashback(), [], [], NOW)
+    approved = approve(_validated(), cashback(), NOW).snapshot
+    for closed in (approved, reject(new_claim(), ["not_verified"], NOW).snapshot):
+        with pytest.raises(TransitionError, match="cannot ask"):
+            ask(closed, cashback(), ["receipt"], [], NOW)
+
+
+def test_reopen_only_a_rejected_or_void_claim_to_review_without_a_reply() -> None:
+    rejected = reject(new_claim(), ["not_verified"], NOW).snapshot
+    t = reopen(rejected, NOW + timedelta(days=1))
+    assert t.from_state == "rejected" and t.to_state == "review" and t.reply is None
+    assert t.snapshot.state_reasons == ("reopened",)
+    # from review a person can then approve
+    assert approve(replace(t.snapshot, facts=(("model", "WH-1000XM5"),)), cashback(), NOW).reply
+    paid = mark_paid(approve(_validated(), cashback(), NOW).snapshot, NOW).snapshot
+    for state in (paid, new_claim(), _validated()):
+        with pytest.raises(TransitionError, match="cannot reopen"):
+            reopen(state, NOW)
+
+
+def test_change_email_keeps_the_state_and_records_the_old_address() -> None:
+    claim = new_claim()
+    t = change_email(claim, "kari.new@example.no", NOW)
+    assert t.snapshot.email == "kari.new@example.no" and t.snapshot.state is claim.state
+    assert t.evidence["previous_email"] == claim.email and t.reply is None
+    with pytest.raises(TransitionError, match="already"):
+        change_email(t.snapshot, "kari.new@example.no", NOW)
+    with pytest.raises(TransitionError):
+        change_email(reject(claim, ["not_verified"], NOW).snapshot, "x@example.no", NOW)
+
+
+def test_correct_field_keeps_the_value_read_and_decides_nothing() -> None:
+    claim = replace(_validated(), state=ClaimState.REVIEW, facts=(("retailer", "Elkjop"),))
+    t = correct_field(claim, "retailer", " Elkjøp Norge ", NOW)
+    assert t.snapshot.state is ClaimState.REVIEW and t.reply is None
+    assert t.snapshot.facts == (("retailer", "Elkjop"),)  # the evidence is untouched
+    assert dict(t.snapshot.corrections) == {"retailer": "Elkjøp Norge"}
+    assert t.evidence["read"] == "Elkjop" and t.evidence["previous_correction"] is None
+    again = correct_field(t.snapshot, "retailer", "Elkjøp", NOW)
+    assert again.evidence["previous_correction"] == "Elkjøp Norge"
+    with pytest.raises(TransitionError, match="unknown field"):
+        correct_field(claim, "iban", "NO93", NOW)
+    with pytest.raises(TransitionError, match="empty"):
+        correct_field(claim, "retailer", "  ", NOW)
+    with pytest.raises(TransitionError, match="cannot correct"):
+        correct_field(approve(_validated(), cashback(), NOW).snapshot, "price", "10", NOW)
