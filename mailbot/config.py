@@ -113,6 +113,13 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    listen: str = ""
+    """host:port of the /healthz and /metrics HTTP endpoint of `mailbot run`
+    (e.g. "127.0.0.1:9187"); empty: no endpoint."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"
@@ -128,6 +135,7 @@ class Settings:
     ocr: OcrSettings = field(default_factory=OcrSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     source: str = "defaults"
     """Where the settings came from (for `mailbot check`)."""
 
@@ -165,6 +173,7 @@ _SECTIONS: dict[str, type] = {
     "ocr": OcrSettings,
     "schedule": ScheduleSettings,
     "log": LogSettings,
+    "health": HealthSettings,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {

@@ -1,6 +1,8 @@
 """`mailbot run`, `mailbot once`, `mailbot reprocess`: the intake with the pipeline.
 
-`run` serves until SIGTERM (the current message is finished, exit 0); `once`
+`run` serves until SIGTERM (the current message is finished, exit 0), tells systemd
+(Type=notify) when it is ready, beats its watchdog from the intake loop, and serves
+/healthz and /metrics when `health.listen` is set; `once`
 processes what is pending, delivers the outbox and runs the sweeps, then exits.
 """
 
@@ -10,10 +12,13 @@ import argparse
 import sys
 import threading
 
+from mailbot import metrics
 from mailbot.cli.app import App, print_json
 from mailbot.cli.run_reload import Reloader
 from mailbot.daemon import loop
+from mailbot.daemon.health import HealthServer
 from mailbot.daemon.scheduler import Jobs
+from mailbot.daemon.sdnotify import Notifier, Watchdog
 from mailbot.intake.pipeline import Pipeline
 from mailbot.intake.sync import reprocess
 from mailbot.outbound.delivery import deliver_pending
@@ -27,6 +32,15 @@ def _pipeline(app: App) -> Pipeline:
 def cmd_run(args: argparse.Namespace, app: App) -> int:
     app.ensure_schema()
     reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
+    metrics.reset()
+    health = None
+    if app.settings.health.listen:
+        health = HealthServer(
+            app.settings.health.listen, app.factory, app.settings, reload=reloader.status
+        ).start()
+    notifier = Notifier()
+    watchdog = Watchdog(notifier)
+    metrics.add_beat_listener(watchdog)
     jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
     jobs.start()
     pipeline = _pipeline(app)
@@ -39,10 +53,15 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
             on_batch=jobs.deliver_soon,  # replies go out while a burst is coming in
             factory=app.factory,
             on_reload=reloader,
+            on_connected=notifier.ready,
         )
     finally:
+        notifier.stopping()
+        metrics.remove_beat_listener(watchdog)
         pipeline.close()
         jobs.stop()
+        if health is not None:
+            health.stop()
 
 
 def cmd_once(args: argparse.Namespace, app: App) -> int:

@@ -11,7 +11,11 @@ is finished, the loop exits, 0 is returned. SIGHUP asks for the `on_reload` hook
 one; the daemon keeps running. `once()` drains everything pending and returns the
 counts (`mailbot once`). The periodic work the command adds (outbox delivery, deadline
 sweeps) runs through the `on_idle_tick` hook after every pass; its failures are
-logged, never fatal.
+logged, never fatal. Liveness goes to `mailbot.metrics`: every successful pass is a
+poll, and the loop beats (the systemd watchdog) after each pass, IDLE wake-up and
+second of a deliberate wait (poll interval, reconnect backoff): a loop stuck inside a
+pass stops beating, a server outage does not (a restart would not cure it; /healthz
+reports it). `on_connected` runs after each successful connect (READY=1).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from mailbot import metrics
 from mailbot.config import Settings
 from mailbot.core.errors import TransientError
 from mailbot.intake.ledger import Factory, Processor
@@ -130,6 +135,7 @@ class _Signals:
             if self.stop_event.wait(step):
                 return
             left -= step
+            metrics.beat()
             self.apply_reload()
 
     def __exit__(self, *exc: object) -> None:
@@ -161,6 +167,7 @@ def _serve(
         # the pass reached IMAP and the database and did its work: the connection is
         # good again, so the next failure starts the backoff from the beginning
         on_pass_done()
+        metrics.poll_done()
         if counts.fetched:
             log.info("sync pass", extra=counts.as_dict())
         _call_hook(on_idle_tick)
@@ -177,6 +184,7 @@ def _serve(
                 continue
             # Other folders and the hook are served at least every wait_seconds.
             mailbox.idle_wait(wait_seconds, signals.interrupted)
+            metrics.beat()
         else:
             signals.pause(wait_seconds)
 
@@ -193,6 +201,7 @@ def run(
     tick_seconds: float | None = None,
     mailbox_factory: Callable[[], Mailbox] | None = None,
     on_reload: Hook | None = None,
+    on_connected: Hook | None = None,
 ) -> int:
     """Serve until `stop_event` is set (or SIGTERM/SIGINT); returns the exit code 0.
 
@@ -200,6 +209,7 @@ def run(
     `on_idle_tick` runs when no mail arrives (default: poll_seconds). `on_batch`
     runs after each fetched batch is committed, within a pass. `on_reload` runs
     after a SIGHUP, between passes (within about a second when waiting).
+    `on_connected` runs after each login and folder check that succeeded.
     """
     factory = factory or default_factory(settings)
     backoff = backoff or Backoff()
@@ -220,6 +230,7 @@ def run(
             try:
                 mailbox.connect()
                 _prepare_folders(mailbox, settings)
+                _call_hook(on_connected)
                 _serve(
                     mailbox, ingestor, settings, signals, on_idle_tick, wait_seconds, backoff.reset
                 )

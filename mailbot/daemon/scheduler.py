@@ -17,6 +17,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import metrics
 from mailbot.config import Settings
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.ruleset.loader import RuleSet
@@ -68,6 +69,7 @@ class Jobs:
                 )
                 if stats.deferred or stats.unconfirmed:
                     break  # the relay is struggling: wait for the next run
+                metrics.delivery_done()
                 if stats.sent + stats.failed < DELIVER_BATCH and not self._again.is_set():
                     break
         except Exception:

@@ -22,6 +22,7 @@ from typing import Literal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import metrics
 from mailbot.core.errors import StoreUnavailable
 from mailbot.log import mask_email, scrub
 from mailbot.store.db import transaction, unavailable_is_transient
@@ -232,6 +233,9 @@ def record_batch(
                 in_batch.setdefault(sha, row)
         state.last_uid = max([state.last_uid, *(i.uid for i in items)])
         state.updated_at = now()
+    for row in rows:
+        if row.status != PENDING:  # duplicates and oversized mail are final on arrival
+            metrics.message_finished(row.status)
     return rows
 
 
@@ -291,13 +295,17 @@ def process_one(
     """
     try:
         with transaction(factory) as s:
-            return _apply(s, store, message_id, processor, allowed, raw)
+            status = _apply(s, store, message_id, processor, allowed, raw)
+        if status != SKIPPED:
+            metrics.message_finished(status)
+        return status
     except StoreUnavailable:
         # The database failing is not the message's fault: the row stays pending and
         # the daemon backs off, instead of a good mail being quarantined.
         raise
     except Exception as exc:
         _mark_failed(factory, message_id, exc)
+        metrics.message_finished("failed")
         return "failed"
 
 
@@ -361,6 +369,9 @@ def process_many(
                     ):
                         break
                 session.commit()
+            for _, status in group:
+                if status != SKIPPED:
+                    metrics.message_finished(status)
             out.extend(group)
             del held
         except StoreUnavailable:  # as in process_one: not the messages' fault

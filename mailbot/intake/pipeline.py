@@ -10,12 +10,14 @@ bounce (bounces flag the address instead).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import metrics
 from mailbot.config import Settings
 from mailbot.core.claim_match import match_claim
 from mailbot.core.mail import Classification, MailKind
@@ -69,6 +71,13 @@ class Pipeline:
             self.prefetcher.close()
 
     def __call__(self, session: Session, row: Message, raw: bytes) -> ProcessOutcome:
+        started = time.monotonic()
+        try:
+            return self._process(session, row, raw)
+        finally:
+            metrics.processing_seconds(time.monotonic() - started)
+
+    def _process(self, session: Session, row: Message, raw: bytes) -> ProcessOutcome:
         rules = self.rules()
         now = self.clock()
         email = parse_email(raw)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailbot import metrics
 from mailbot.core.errors import ExtractionError
 from mailbot.core.receipt_fields import RECEIPT_FIELDS, DocumentKind, FieldValue, ReceiptFields
 from parsers.document.ocr import Doubts
@@ -117,6 +118,7 @@ def extract(
         needs_more=needs_more,
         fallback_engines=fallback_engines,
     )
+    metrics.document_read(document.source, document.seconds)
     fields = fields_of(document.text, document.doubts)
     return Extraction(
         name=label,

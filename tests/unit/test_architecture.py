@@ -17,7 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailbot.core",),
-    ("mailbot", "mailbot.config", "mailbot.log", "mailbot.resources", "mailbot.ruleset"),
+    (
+        "mailbot",
+        "mailbot.config",
+        "mailbot.log",
+        "mailbot.metrics",
+        "mailbot.resources",
+        "mailbot.ruleset",
+    ),
     ("parsers",),
     ("mailbot.store", "mailbot.templating"),
     ("mailbot.services",),

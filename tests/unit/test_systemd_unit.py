@@ -30,6 +30,10 @@ def test_unit_is_hardened_and_runs_unprivileged() -> None:
     assert d["User"] == ["mailbot"]
     assert d["ExecStart"][0].endswith("mailbot run")
     assert d["Restart"] == ["on-failure"]
+    # READY=1 and WATCHDOG=1 come from `mailbot run` (mailbot.daemon.sdnotify)
+    assert d["Type"] == ["notify"]
+    assert d["NotifyAccess"] == ["main"]
+    assert d["WatchdogSec"] and d["WatchdogSec"][0] not in ("0", "infinity")
     assert "EnvironmentFile" in d or "LoadCredential" in d
     for key, value in {
         "NoNewPrivileges": "yes",
