@@ -163,6 +163,12 @@ class ReturnsPolicy:
     source: str = ""
     version: str = ""
     """Short sha256 of the file's text: the rules version events record."""
+    notice_requires: tuple[str, ...] = ("tracking_number", "dropoff_time")
+    """What a shipment notice must carry besides the RMA number ("tracking-nummeret og
+    tidspunkt for avlevering"): of 'tracking_number', 'dropoff_time'."""
+    tracking_proves_handover: bool = False
+    """A carrier's tracking number alone proves the hand-over: the drop-off time is not
+    asked for when the tracking number is given."""
 
     def expires_at(self, issued_at: datetime) -> datetime:
         issued_day = issued_at.astimezone(self.tz).date()

@@ -6,8 +6,10 @@
 A shipment notice after expiry is answered with the policy (`rma_policy`), never
 accepted silently; a second notice with a new tracking number updates the RMA and
 is acknowledged again; the same tracking number again changes nothing and gets no
-second acknowledgement. A notice without a tracking number gets a request naming
-what is missing and the last day (`rma_missing_info`). An unknown RMA number is the
+second acknowledgement. A notice lacking what the policy requires (a tracking
+number, the drop-off time: `ReturnsPolicy.notice_requires`) gets a request naming
+what is missing and the last day (`rma_missing_info`) and the RMA stays where it is;
+with `tracking_proves_handover` a tracking number alone is enough. An unknown RMA number is the
 caller's to answer with `rma_policy` (there is no snapshot to move). Advance
 replacements whose original is not back in time are flagged for billing once
 (`bill_due`, `flag_billing`).
@@ -199,10 +201,43 @@ RMA_NOTICE_FIELDS = ("tracking_number", "dropoff_time")
 """What a shipment notice must carry besides the RMA number (the returns policy)."""
 
 
+def still_missing(
+    policy: ReturnsPolicy, tracking: str | None, missing: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Of the notice's `missing` items (RMA_NOTICE_FIELDS), those the policy requires.
+    A tracking number proves the hand-over by itself when the policy says so."""
+    required = set(policy.notice_requires)
+    if tracking is None:
+        # a notice without a tracking number is never an acknowledged shipment
+        required.add("tracking_number")
+    elif policy.tracking_proves_handover:
+        required.discard("dropoff_time")
+    return tuple(f for f in RMA_NOTICE_FIELDS if f in required and f in missing)
+
+
+def receive_notice(
+    rma: Rma,
+    policy: ReturnsPolicy,
+    tracking: str | None,
+    carrier: str | None,
+    dropoff: datetime | None,
+    missing: tuple[str, ...],
+    now: datetime,
+) -> Transition[Rma]:
+    """A parsed shipment notice for this RMA: acknowledged when it carries what the
+    policy requires, else the customer is asked for the rest (`incomplete_notice`)."""
+    if tracking is None and "tracking_number" not in missing:
+        missing = (*missing, "tracking_number")
+    lacking = still_missing(policy, tracking, missing)
+    if lacking or tracking is None:
+        return incomplete_notice(rma, lacking, now)
+    return notify_shipment(rma, tracking, carrier, dropoff, now)
+
+
 def incomplete_notice(rma: Rma, missing: tuple[str, ...], now: datetime) -> Transition[Rma]:
-    """A shipment notice for this RMA without a tracking number: the customer is told
-    what is missing (`missing`: of RMA_NOTICE_FIELDS) and by when the original must be
-    sent. The RMA does not move: nothing has been shipped that we know of. A notice
+    """A shipment notice for this RMA lacking what the policy requires: the customer is
+    told what is missing (`missing`: of RMA_NOTICE_FIELDS) and by when the original must
+    be sent. The RMA does not move: no hand-over the policy accepts is known. A notice
     once the RMA has a tracking number (a thank-you, a question) or is back with us
     changes nothing and gets no reply; one after expiry gets the policy, like any."""
     asked = tuple(f for f in RMA_NOTICE_FIELDS if f in missing) or ("tracking_number",)
@@ -218,7 +253,7 @@ def incomplete_notice(rma: Rma, missing: tuple[str, ...], now: datetime) -> Tran
         rma,
         "rma.notice_incomplete",
         now,
-        ("tracking_number_missing",),
+        tuple(f"{f}_missing" for f in asked),
         evidence,
         ReplyIntent("rma_missing_info", ctx),
         changed=False,

@@ -115,7 +115,7 @@ class Pipeline:
             return "ignored", f"auto_reply:{cls.reason}"[:200]
         local_now = inb.now.astimezone(inb.rules.returns.tz)
         notice = parse_shipment_notification(inb.email, inb.rules.matching, local_now)
-        if notice is not None:
+        if notice is not None and inbound.is_rma_notice(session, notice):
             return inbound.handle_shipment(session, inb, notice)
         match = match_claim(
             inb.email,

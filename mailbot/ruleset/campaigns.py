@@ -121,11 +121,24 @@ class _Rma(_Strict):
     expires_on_day: int = Field(ge=1, le=366)
 
 
+_NoticeItem = Literal["tracking_number", "dropoff_time"]
+
+
+def _both() -> list[_NoticeItem]:
+    return ["tracking_number", "dropoff_time"]
+
+
+class _Notice(_Strict):
+    requires: list[_NoticeItem] = Field(default_factory=_both, min_length=1)
+    tracking_proves_handover: bool = False
+
+
 class _ReturnsSchema(_Strict):
     id: Literal["returns"]
     language: Language = "en"
     timezone: str
     rma: _Rma
+    notice: _Notice = Field(default_factory=_Notice)
     advance_replacement: bool
     bill_if_not_returned: bool
     warranty_years: int = Field(default=2, ge=0)
@@ -300,6 +313,18 @@ def returns_policy_from_doc(doc: YamlDoc) -> ReturnsPolicy:
         "rma.expires_on_day: must be valid_days + 1 (the day after the last valid day)",
         ("rma", "expires_on_day"),
     )
+    check(
+        doc,
+        len(set(s.notice.requires)) == len(s.notice.requires),
+        "notice.requires: an item is listed twice",
+        ("notice", "requires"),
+    )
+    check(
+        doc,
+        "tracking_number" in s.notice.requires or not s.notice.tracking_proves_handover,
+        "notice.tracking_proves_handover: needs tracking_number in notice.requires",
+        ("notice", "tracking_proves_handover"),
+    )
     return ReturnsPolicy(
         id=s.id,
         tz=_zone(doc, s.timezone),
@@ -311,6 +336,8 @@ def returns_policy_from_doc(doc: YamlDoc) -> ReturnsPolicy:
         return_right_days=s.return_right_days,
         language=s.language,
         source=doc.path,
+        notice_requires=tuple(s.notice.requires),
+        tracking_proves_handover=s.notice.tracking_proves_handover,
     )
 
 

@@ -42,6 +42,7 @@ class _RmaSchema(BaseModel):
     check: Literal["damm", "none"]
     label: str = Field(min_length=1)
     subject_phrases: list[str] = Field(min_length=1)
+    body_words: list[str] = Field(default_factory=lambda: ["rma"])
 
 
 class _MatchingSchema(BaseModel):
@@ -96,6 +97,8 @@ class MatchingRules:
     code_ignore_words: tuple[tuple[str, tuple[str, ...]], ...]
     """Words that, before an 8-digit number, say it is an order/receipt/phone number."""
     phone_words: tuple[str, ...] = ()
+    rma_body_words: tuple[str, ...] = ("rma",)
+    """Lower case words that, just before a number in a body, label it an RMA number."""
 
     @staticmethod
     def _flat(pairs: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
@@ -134,6 +137,13 @@ def rules_from_doc(doc: YamlDoc) -> MatchingRules:
     schema: _MatchingSchema = validate(doc, _MatchingSchema)
     _regex_ok(doc, schema.rma.number_pattern, ("rma", "number_pattern"))
     _regex_ok(doc, schema.rma.label, ("rma", "label"))
+    for i, w in enumerate(schema.rma.body_words):
+        check(
+            doc,
+            bool(re.search(r"\w", w)),
+            f"rma.body_words.{i}: a word needs a letter or digit",
+            ("rma", "body_words", i),
+        )
     seen: set[str] = set()
     for i, c in enumerate(schema.carriers):
         _regex_ok(doc, c.pattern, ("carriers", i, "pattern"))
@@ -168,6 +178,7 @@ def rules_from_doc(doc: YamlDoc) -> MatchingRules:
         dropoff_keywords=_words(schema.dropoff_keywords),
         code_ignore_words=_words(schema.code_ignore_words),
         phone_words=tuple(w.lower() for w in schema.phone_words),
+        rma_body_words=tuple(dict.fromkeys(w.strip().lower() for w in schema.rma.body_words)),
     )
 
 

@@ -268,6 +268,16 @@ def _claim_review(session: Session, inb: Inbound, match: MatchResult) -> Result:
 # --- RMAs -------------------------------------------------------------------------------
 
 
+def is_rma_notice(session: Session, notice: ShipmentNotice) -> bool:
+    """Whether to handle the mail as a shipment notice. One recognised by an RMA number
+    in the body alone is one only for an RMA we issued: a number after "RMA" in a mail
+    about something else (a claim) is not answered with the returns policy. Its sender
+    is checked against the RMA's address in `handle_shipment` (another sender: held)."""
+    if not notice.body_only:
+        return True
+    return notice.rma_number is not None and rma_by_number(session, notice.rma_number) is not None
+
+
 def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> Result:
     row = rma_by_number(session, notice.rma_number) if notice.rma_number else None
     if row is None:
@@ -291,13 +301,16 @@ def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> R
             rules_version=inb.rules.version,
         )
         return "processed", f"review:{held[0]}"
-    if notice.tracking is None:
-        # Asked for, not guessed: the customer is told what the notice lacks.
-        t = rma_sm.incomplete_notice(snap, notice.missing, inb.now)
-    else:
-        t = rma_sm.notify_shipment(
-            snap, notice.tracking.number, notice.tracking.carrier, notice.dropoff, inb.now
-        )
+    # What the policy requires and the notice lacks is asked for, not guessed.
+    t = rma_sm.receive_notice(
+        snap,
+        inb.rules.returns,
+        notice.tracking.number if notice.tracking else None,
+        notice.tracking.carrier if notice.tracking else None,
+        notice.dropoff,
+        notice.missing,
+        inb.now,
+    )
     _record(session, inb, t, rma_row=row)
     return "processed", f"rma:{t.kind}"
 

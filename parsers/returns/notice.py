@@ -6,6 +6,12 @@ tracking number and the drop-off time in the body. People type it every way:
 "FW: ShipmentNotification RMA nr. 1234567", or leave the number out of the
 subject. We read what is there and say what is missing; deciding what to do
 about it is the RMA state machine's job.
+
+A mail whose subject is neither ("Returnering af Sonos Roam") is still a notice
+when its new body text names the RMA number after an RMA word ("RMA nr. 3836043",
+"returnummer 3836043": `rma.body_words` in rules/matching.yaml) with a valid
+check digit and carries a tracking number. Such a notice is `body_only`: the
+routing takes it as one only for an RMA that exists, from its registered address.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class ShipmentNotice:
     missing: tuple[str, ...]
     """Subset of ('rma_number', 'tracking_number', 'dropoff_time') to ask the customer for.
     An RMA number that fails its check digit counts as missing."""
+    body_only: bool = False
+    """Recognised by the RMA number in the body alone (no shipment phrase, no
+    labelled number in the subject)."""
 
 
 @lru_cache(maxsize=16)
@@ -83,6 +92,30 @@ def find_rma_number(text: str, rules: MatchingRules | None = None) -> str | None
 
 
 @lru_cache(maxsize=16)
+def _body_word_re(words: tuple[str, ...]) -> re.Pattern[str]:
+    # each space or hyphen in a word matches any run of them or nothing ("RMA-nummer");
+    # up to three separators (". : # -", spaces) between the word and the number
+    parts = sorted(
+        (r"[\s\-_]*".join(re.escape(p) for p in re.split(r"[\s\-_]+", w) if p) for w in words),
+        key=len,
+        reverse=True,
+    )
+    return re.compile(
+        r"(?<![\w])(?:" + "|".join(parts) + r")[\s.:#\-]{0,3}(?P<n>\d+)(?![\d])",
+        re.IGNORECASE,
+    )
+
+
+def find_body_rma_number(text: str, rules: MatchingRules) -> str | None:
+    """The first number after an RMA word in `text` that is a valid RMA number."""
+    for m in _body_word_re(rules.rma_body_words).finditer(text):
+        n = m.group("n")
+        if _rma_valid(n, rules.rma_number_pattern, rules.rma_check):
+            return n
+    return None
+
+
+@lru_cache(maxsize=16)
 def _prefix_re(prefixes: tuple[str, ...]) -> re.Pattern[str]:
     alt = "|".join(sorted((re.escape(p) for p in prefixes), key=len, reverse=True))
     # "Re:", "RE[2]:", "Re^3:", "Fwd :", "[EXTERNAL]" tags, repeated
@@ -114,7 +147,9 @@ def parse_shipment_notification(
 
     It is one when the subject (reply/forward prefixes removed) carries the
     shipment phrase, or carries a labelled RMA number while the body has a
-    tracking number. The RMA number is taken from the subject, else the body.
+    tracking number, or (`body_only`) the new body text carries a valid RMA
+    number after an RMA word and a tracking number. The RMA number is taken
+    from the subject, else the body.
     """
     subject = strip_subject_prefixes(email.subject or "", rules)
     body = email.new_text or email.text or ""
@@ -128,6 +163,11 @@ def parse_shipment_notification(
         )
         if ok_body or (rma_number is None and rma_body is not None):
             rma_number, rma_ok, rma_from = rma_body, ok_body, "body"
+    if not rma_ok:
+        # "returnummer 3836043", "RMA nr.3836043": the looser body words, check digit required
+        worded = find_body_rma_number(body, rules)
+        if worded is not None:
+            rma_number, rma_ok, rma_from = worded, True, "body"
 
     exclude = tuple(n for n in (rma_number, rma_sub) if n)
     tracking = find_tracking_number(body, rules, exclude=exclude)
@@ -136,7 +176,10 @@ def parse_shipment_notification(
         # a number pasted below a signature separator, or in a forwarded part, still counts
         tracking = find_tracking_number(full, rules, exclude=exclude)
 
-    if not phrase and not (rma_sub and tracking is not None):
+    body_only = not phrase and not rma_sub
+    if not phrase and tracking is None:
+        return None
+    if body_only and not (rma_ok and rma_from == "body"):
         return None
 
     keywords = rules.all_dropoff_keywords()
@@ -159,4 +202,5 @@ def parse_shipment_notification(
         dropoff_time_known=drop.time_known if drop else False,
         dropoff_evidence=drop.evidence if drop else None,
         missing=tuple(missing),
+        body_only=body_only,
     )

@@ -20,6 +20,7 @@ from mailbot.core.rma_machine import (
     mark_received,
     mark_replacement_shipped,
     notify_shipment,
+    receive_notice,
     remind,
     reminder_due,
 )
@@ -104,7 +105,7 @@ def test_notice_without_tracking_asks_for_what_is_missing_and_moves_nothing() ->
     rma = _rma()
     t = incomplete_notice(rma, ("tracking_number", "dropoff_time"), ISSUED + timedelta(days=2))
     assert t.snapshot == rma and not t.changed and t.kind == "rma.notice_incomplete"
-    assert t.reasons == ("tracking_number_missing",)
+    assert t.reasons == ("tracking_number_missing", "dropoff_time_missing")
     assert t.reply is not None and t.reply.template == "rma_missing_info"
     assert t.reply.context["missing"] == ["tracking_number", "dropoff_time"]
     assert t.reply.context["last_day"] == date(2024, 3, 15)  # the 14th day after issue
@@ -224,3 +225,70 @@ def test_reply_context_contract_is_enforced() -> None:
                 "updated": False,
             },
         )
+
+
+# --- what a notice must carry (returns policy `notice`) ----------------------------------
+
+
+def test_notice_without_dropoff_time_asks_for_it_and_moves_nothing() -> None:
+    rma = _rma()
+    t = receive_notice(
+        rma, returns(), "JJD0001", "DHL", None, ("dropoff_time",), ISSUED + timedelta(days=2)
+    )
+    assert t.kind == "rma.notice_incomplete" and not t.changed and t.snapshot == rma
+    assert t.to_state == "issued" and t.reasons == ("dropoff_time_missing",)
+    assert t.reply is not None and t.reply.template == "rma_missing_info"
+    assert t.reply.context["missing"] == ["dropoff_time"]
+
+
+def test_notice_with_both_is_acknowledged() -> None:
+    dropoff = utc("2024-03-02 13:00")
+    t = receive_notice(_rma(), returns(), "JJD0001", "DHL", dropoff, (), ISSUED + timedelta(days=2))
+    assert t.to_state == "shipment_notified" and t.snapshot.dropoff_at == dropoff
+    assert t.reply is not None and t.reply.template == "tracking_ack"
+
+
+def test_notice_without_anything_asks_for_both() -> None:
+    t = receive_notice(
+        _rma(), returns(), None, None, None, ("tracking_number", "dropoff_time"), ISSUED
+    )
+    assert t.reply is not None and t.reply.context["missing"] == ["tracking_number", "dropoff_time"]
+    assert t.reasons == ("tracking_number_missing", "dropoff_time_missing")
+
+
+def test_tracking_proves_handover_when_the_admin_says_so() -> None:
+    lenient = replace(returns(), tracking_proves_handover=True)
+    t = receive_notice(_rma(), lenient, "JJD0001", "DHL", None, ("dropoff_time",), ISSUED)
+    assert t.to_state == "shipment_notified"
+    assert t.reply is not None and t.reply.template == "tracking_ack"
+    # a drop-off time alone is still no proof: the tracking number is asked for
+    t2 = receive_notice(_rma(), lenient, None, None, utc("2024-03-01 12:00"), (), ISSUED)
+    assert t2.reply is not None and t2.reply.context["missing"] == ["tracking_number"]
+    # a policy requiring only the tracking number accepts it without a drop-off time
+    only_tracking = replace(returns(), notice_requires=("tracking_number",))
+    t3 = receive_notice(_rma(), only_tracking, "JJD0001", None, None, ("dropoff_time",), ISSUED)
+    assert t3.to_state == "shipment_notified"
+
+
+def test_returns_policy_notice_keys_are_validated() -> None:
+    from mailbot.core.errors import RulesError
+    from mailbot.resources import rules_dir
+    from mailbot.ruleset.campaigns import parse_returns_policy
+
+    text = (rules_dir() / "campaigns" / "returns.yaml").read_text(encoding="utf-8")
+    policy = parse_returns_policy(text)
+    assert policy.notice_requires == ("tracking_number", "dropoff_time")
+    assert policy.tracking_proves_handover is False
+    for bad, msg in (
+        ("requires: [tracking_number, dropoff_time]", "requires: [tracking_number, parcel]"),
+        ("requires: [tracking_number, dropoff_time]", "requires: [dropoff_time, dropoff_time]"),
+        ("tracking_proves_handover: false", "tracking_proves_handover: maybe"),
+    ):
+        assert bad in text
+        with pytest.raises(RulesError, match="notice"):
+            parse_returns_policy(text.replace(bad, msg), "returns.yaml")
+    no_tracking = text.replace(
+        "requires: [tracking_number, dropoff_time]", "requires: [dropoff_time]"
+    ).replace("tracking_proves_handover: false", "tracking_proves_handover: true")
+    with pytest.raises(RulesError, match="tracking_proves_handover"):
+        parse_returns_policy(no_tracking, "returns.yaml")

@@ -220,3 +220,54 @@ def test_huge_body_is_fast() -> None:
     notice = parse(mail(f"Shipment Notification: RMA# {RMA}", noise + "\n" + BODY))
     assert time.perf_counter() - start < 3.0
     assert notice is not None and notice.rma_number == RMA
+
+
+# --- the RMA number in the body alone ---------------------------------------------------
+
+S10_DK = "CP123456785DK"  # UPU S10, check digit 5
+
+
+@pytest.mark.parametrize(
+    "label", ["RMA nr.", "RMA-nummer:", "RMA#", "RMA", "returnummer", "Retur nr.", "rma nr.:"]
+)
+def test_body_only_rma_number_after_an_rma_word_is_a_notice(label: str) -> None:
+    body = (
+        f"Hej,\n{label} {RMA}\nPakken er sendt med Posten, trackingnummer {S10_DK}.\n"
+        "Indleveret 14.03.2023 kl. 15:30.\n\nVenlig hilsen Kari"
+    )
+    notice = parse(mail("Returnering af Sonos Roam", body))
+    assert notice is not None and notice.body_only
+    assert notice.rma_number == RMA and notice.rma_number_valid and notice.rma_from == "body"
+    assert notice.tracking is not None and notice.tracking.number == S10_DK
+    assert notice.dropoff is not None and notice.missing == ()
+
+
+def test_body_only_needs_a_valid_number_an_rma_word_and_a_tracking_number() -> None:
+    tracked = f"\nSporingsnummer: {UPS}"
+    # a wrong check digit, a bare number, no tracking number: not a notice
+    assert parse(mail("Retur av Sonos Roam", f"RMA nr. {BAD_RMA}{tracked}")) is None
+    assert parse(mail("Retur av Sonos Roam", f"Ordre {RMA}{tracked}")) is None
+    assert parse(mail("Retur av Sonos Roam", f"RMA nr. {RMA}\nHvor er pengene?")) is None
+    # the number in a quoted earlier mail only is not this mail's
+    quoted = mail("Re: Retur", f"Sendt!{tracked}", text=f"Sendt!{tracked}\n> RMA nr. {RMA}")
+    assert parse(quoted) is None
+
+
+def test_subject_notices_are_not_body_only() -> None:
+    notice = parse(mail(f"Shipment Notification: RMA# {RMA}"))
+    assert notice is not None and not notice.body_only
+    phrase_only = parse(mail("Shipment Notification", f"RMA nr. {RMA}\n{BODY}"))
+    assert phrase_only is not None and not phrase_only.body_only
+    assert phrase_only.rma_number == RMA
+
+
+def test_body_words_are_validated() -> None:
+    from mailbot.core.errors import RulesError
+    from mailbot.resources import rules_dir
+    from mailbot.ruleset.matching_rules import parse_matching_rules
+
+    text = (rules_dir() / "matching.yaml").read_text(encoding="utf-8")
+    broken = text.replace("    - returnummer\n", "    - '--'\n", 1)
+    assert broken != text
+    with pytest.raises(RulesError, match="body_words"):
+        parse_matching_rules(broken, "matching.yaml")
