@@ -1,17 +1,25 @@
-"""`mailbot claims register|import|show|list|pay`."""
+"""`mailbot claims register|import|show|list`, and the operator actions
+`decide|ask|reopen|attach|email|correct|pay` (`mailbot.services.operator`)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import getpass
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.orm import Session
+
 from mailbot.cli.app import App, print_json, print_table
 from mailbot.services import claims as svc
+from mailbot.services import operator as op
 from mailbot.services.claims import InputError, Registration
 from mailbot.services.records import claim_by_code
+from mailbot.services.rmas import rma_summary
 from mailbot.store.db import transaction
 
 LIST_COLUMNS = ("code", "campaign", "state", "reasons", "model", "payout", "deadline_at")
@@ -269,14 +277,88 @@ def cmd_list(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-def cmd_pay(args: argparse.Namespace, app: App) -> int:
-    with transaction(app.factory) as session:
-        row = svc.mark_paid(
-            session, args.code, rules=app.rules, settings=app.settings, now=app.now()
+def default_actor() -> str:
+    """Who runs the command: $MAILBOT_ACTOR (a desk or a script sets it), else the login."""
+    return os.environ.get("MAILBOT_ACTOR") or getpass.getuser()
+
+
+def run_action(
+    args: argparse.Namespace,
+    app: App,
+    action: Callable[[Session, op.Context], op.Done],
+) -> int:
+    """Run one operator action in one transaction and report it; a refusal (wrong
+    state, wrong value) is exit 2 with the reason, and nothing is written."""
+    try:
+        ctx = op.context(
+            rules=app.rules,
+            settings=app.settings,
+            now=app.now(),
+            actor=op.Actor(args.by or default_actor(), args.role),
+            why=args.why,
         )
-        summary = svc.claim_summary(row)
+        with transaction(app.factory) as session:
+            done = action(session, ctx)
+            out: dict[str, object] = {
+                "event": done.kind,
+                "from": done.from_state,
+                "to": done.to_state,
+                "reply": done.reply,
+            }
+            if done.claim is not None:
+                out = svc.claim_summary(done.claim) | out
+            if done.rma is not None:
+                out = rma_summary(done.rma) | out
+    except InputError as exc:
+        return _refused(exc)
     if args.json:
-        print_json(summary, app.out)
+        print_json(out, app.out)
     else:
-        app.out.write(f"{summary['code']} {summary['state']}\n")
+        ref = out.get("code") or out.get("number")
+        reply = f"; reply queued: {done.reply}" if done.reply else ""
+        app.out.write(f"{ref} {done.from_state} -> {done.to_state} ({done.kind}){reply}\n")
     return 0
+
+
+def cmd_decide(args: argparse.Namespace, app: App) -> int:
+    return run_action(
+        args,
+        app,
+        lambda s, ctx: op.decide(
+            s, ctx, args.code, args.decision, reason=args.reason, price=args.price
+        ),
+    )
+
+
+def cmd_ask(args: argparse.Namespace, app: App) -> int:
+    return run_action(
+        args,
+        app,
+        lambda s, ctx: op.ask(
+            s, ctx, args.code, documents=args.document or (), fields=args.field or ()
+        ),
+    )
+
+
+def cmd_reopen(args: argparse.Namespace, app: App) -> int:
+    return run_action(args, app, lambda s, ctx: op.reopen(s, ctx, args.code))
+
+
+def cmd_attach(args: argparse.Namespace, app: App) -> int:
+    return run_action(
+        args, app, lambda s, ctx: op.attach(s, ctx, args.message, claim_code=args.code)
+    )
+
+
+def cmd_email(args: argparse.Namespace, app: App) -> int:
+    return run_action(args, app, lambda s, ctx: op.change_email(s, ctx, args.code, args.email))
+
+
+def cmd_correct(args: argparse.Namespace, app: App) -> int:
+    return run_action(
+        args, app, lambda s, ctx: op.correct_field(s, ctx, args.code, args.field, args.value)
+    )
+
+
+def cmd_pay(args: argparse.Namespace, app: App) -> int:
+    return run_action(args, app, lambda s, ctx: op.pay(s, ctx, args.code, reference=args.reference))

@@ -1,10 +1,12 @@
-"""`mailbot rma issue|show|list|receive`."""
+"""`mailbot rma issue|show|list`, and the operator actions `receive|close|attach`."""
 
 from __future__ import annotations
 
 import argparse
 
 from mailbot.cli.app import App, print_json, print_table
+from mailbot.cli.claims import run_action
+from mailbot.services import operator as op
 from mailbot.services import rmas as svc
 from mailbot.services.claims import InputError
 from mailbot.services.records import rma_by_number
@@ -77,13 +79,14 @@ def cmd_list(args: argparse.Namespace, app: App) -> int:
 
 
 def cmd_receive(args: argparse.Namespace, app: App) -> int:
-    with transaction(app.factory) as session:
-        row = svc.mark_received(
-            session, args.number, rules=app.rules, settings=app.settings, now=app.now()
-        )
-        summary = svc.rma_summary(row)
-    if args.json:
-        print_json(summary, app.out)
-    else:
-        app.out.write(f"{summary['number']} {summary['state']}\n")
-    return 0
+    return run_action(args, app, lambda s, ctx: op.rma_receive(s, ctx, args.number))
+
+
+def cmd_close(args: argparse.Namespace, app: App) -> int:
+    return run_action(args, app, lambda s, ctx: op.rma_close(s, ctx, args.number, args.outcome))
+
+
+def cmd_attach(args: argparse.Namespace, app: App) -> int:
+    return run_action(
+        args, app, lambda s, ctx: op.attach(s, ctx, args.message, rma_number=args.number)
+    )
