@@ -141,10 +141,10 @@ def shop_lines(rng: random.Random) -> list[str]:
     items = [(text, rng.choice(PRICES)) for text in rng.sample(ITEMS, 3)]
     total = sum(p for _, p in items)
     return [
-        "Fjordlyd AS",
+        "Elkjøp Norge AS",
         "Storgata 12, 0155 Oslo",
         "Tlf 22 33 44 55",
-        "Org.nr 987 654 321 MVA",
+        "Org.nr 988 077 917 MVA",
         "",
         f"Kvittering nr {rng.randrange(100000, 999999)}",
         f"Dato: {day:%d.%m.%Y}  {rng.randrange(9, 21):02d}:{rng.randrange(60):02d}",
@@ -302,8 +302,8 @@ def measure(docs: list[Doc], cand: Candidate, count: int) -> None:
 def identity_bench(docs: list[Doc], n: int, count: int) -> None:
     """Content identity as the pipeline reads it, on the first n receipts and their copies."""
     from mailbot.core.fraud import receipt_identity, same_receipt
-    from mailbot.extraction import extract
     from mailbot.ruleset.loader import load_ruleset
+    from parsers.document.extraction import extract
 
     rules = load_ruleset(Path(__file__).resolve().parents[1] / "rules")
     campaign = rules.campaign("cashback-2022")
