@@ -316,6 +316,7 @@ def claim_details(session: Session, row: m.Claim) -> dict[str, Any]:
     out["missing_documents"] = list(snap.missing_documents)
     out["missing_fields"] = list(snap.missing_fields)
     out["facts"] = dict(snap.facts)
+    out["corrections"] = dict(snap.corrections)  # an operator's values, beside the facts read
     out["registered"] = {
         "name": snap.name,
         "serial": snap.serial,

@@ -358,7 +358,7 @@ def _attach_to_claim(
     )
     if already is not None:
         raise InputError(f"ledger row {msg.id}: its documents are already on claim {row.code}")
-    add_event(
+    attached = add_event(
         session,
         kind="claim.message_attached",
         now=ctx.now,
@@ -386,9 +386,16 @@ def _attach_to_claim(
         signal="operator",
         strength=1.0,
     )
+    session.flush()  # its id bounds the events the intake's code writes below
     with session.no_autoflush:
         inbound.handle_claim_mail(session, inb, match)
     session.flush()
+    # Those events (the decision, fraud notes on other claims) are the operator's doing
+    # too: each names who and why, as every operator event does.
+    for event in session.scalars(
+        select(m.Event).where(m.Event.message_id == msg.id, m.Event.id > attached.id)
+    ):
+        event.evidence = {**(event.evidence or {}), **_who(ctx)}
     last = session.scalars(
         select(m.Event).where(m.Event.claim_id == row.id).order_by(m.Event.id.desc()).limit(1)
     ).one()

@@ -240,6 +240,8 @@ def test_correct_field_is_kept_beside_the_value_read(cli: Cli) -> None:
     assert snap["facts"] == [] and snap["state"] == "registered"  # decides nothing
     event = cli.last_event(code)
     assert event.kind == "claim.field_corrected" and event.evidence["read"] is None
+    shown = cli.ok("claims", "show", code)
+    assert shown["corrections"] == {"purchase_date": "2022-12-05", "retailer": "Elkjøp"}
     assert "unknown field 'iban'" in cli.refused(
         "claims", "correct", code, "iban", "NO93", "--why", "x"
     )
@@ -290,6 +292,7 @@ def test_attach_a_parked_mail_applies_its_documents_once(cli: Cli) -> None:
         assert events[0].evidence["actor"] == "anne"
         assert events[0].evidence["why"] == "same customer"
         assert events[-1].claim_id == claim.id and events[-1].kind == out["event"]
+        assert all(e.evidence["actor"] == "anne" for e in events)
         ledger = s.get(m.Message, msg)
         assert ledger is not None and ledger.claim_id == claim.id
     assert cli.replies(code)[-1][0] == out["reply"]
