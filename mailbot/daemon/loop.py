@@ -12,8 +12,8 @@ one; the daemon keeps running. `once()` drains everything pending and returns th
 counts (`mailbot once`). The periodic work the command adds (outbox delivery, deadline
 sweeps) runs through the `on_idle_tick` hook after every pass; its failures are
 logged, never fatal. Liveness goes to `mailbot.metrics`: every successful pass is a
-poll, and the loop beats (the systemd watchdog) after each pass, IDLE wake-up and
-second of a deliberate wait (poll interval, reconnect backoff): a loop stuck inside a
+poll, and the loop beats (the systemd watchdog) after each pass and each second of
+a deliberate wait (IDLE, poll interval, reconnect backoff): a loop stuck inside a
 pass stops beating, a server outage does not (a restart would not cure it; /healthz
 reports it). `on_connected` runs after each successful connect (READY=1).
 """
@@ -143,6 +143,13 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+def _beat_and_check(signals: _Signals) -> bool:
+    # asked about once a second during IDLE, between socket reads that returned: the
+    # loop is alive (a wait as long as poll_seconds must not look like a hang)
+    metrics.beat()
+    return signals.interrupted()
+
+
 def _behind(factory: Factory, account: str, folder: str, uidvalidity: int, uidnext: int) -> bool:
     """Did mail arrive between our pass and the SELECT that starts IDLE?"""
     with transaction(factory) as s:
@@ -183,7 +190,7 @@ def _serve(
             if _behind(ingestor.factory, ingestor.account, folder, sel.uidvalidity, sel.uidnext):
                 continue
             # Other folders and the hook are served at least every wait_seconds.
-            mailbox.idle_wait(wait_seconds, signals.interrupted)
+            mailbox.idle_wait(wait_seconds, lambda: _beat_and_check(signals))
             metrics.beat()
         else:
             signals.pause(wait_seconds)
