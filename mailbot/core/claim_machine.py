@@ -48,7 +48,10 @@ __all__ = [
     "ClaimState",
     "DocumentEvidence",
     "TransitionError",
+    "answer_attachment_missing",
+    "answer_status_question",
     "approve",
+    "approve_by_hand",
     "ask",
     "change_email",
     "correct_field",
@@ -500,6 +503,106 @@ def to_review(claim: Claim, reason: str | Sequence[str], now: datetime) -> Trans
     return _t(claim, new, "claim.review", now, given, {"previous": claim.state.value})
 
 
+# Answers to a claim mail that carried no usable documents, decided by the text
+# (parsers.mail.intent): "here it is" with nothing attached, or "where is my claim?".
+# The state does not move; the event records the mail so a person still sees it.
+
+NEEDS_DOCUMENTS = frozenset(
+    {ClaimState.REGISTERED, ClaimState.AWAITING_DOCUMENTS, ClaimState.INCOMPLETE}
+)
+"""States in which the customer still owes documents (a forgotten attachment matters)."""
+
+
+def _still_needed(claim: Claim, campaign: Campaign) -> tuple[list[str], list[str], date | None]:
+    """(missing documents, missing fields, the day they are due or None when no day
+    applies). An incomplete claim has its decision's lists and deadline; before a
+    decision, every required document not yet held, due when the campaign's window
+    for claims counted from the first campaign mail closes, if it has one."""
+    if claim.state is ClaimState.INCOMPLETE:
+        return list(claim.missing_documents), list(claim.missing_fields), claim.deadline_on
+    if claim.state not in NEEDS_DOCUMENTS:
+        return [], [], None
+    held = {d.kind.value for d in claim.documents}
+    docs = [d for d in campaign.required_documents if d not in held]
+    weeks, first = campaign.claim_window.weeks_after_first_mail, claim.first_campaign_mail_on
+    due = first + timedelta(weeks=weeks) if weeks is not None and first is not None else None
+    return docs, [], due
+
+
+def answer_attachment_missing(
+    claim: Claim, campaign: Campaign, now: datetime, *, phrase: str | None = None
+) -> Transition[Claim]:
+    """The text says something is attached and nothing usable came: tell the customer
+    nothing arrived and what is still needed by when. Only while documents are owed
+    (`NEEDS_DOCUMENTS`) and something is still needed; otherwise the mail is only
+    recorded (no reply), since "nothing arrived" would answer a question not asked."""
+    docs, fields, due = _still_needed(claim, campaign)
+    evidence: dict[str, Any] = {"intent": "attachment_missing", "phrase": phrase}
+    if claim.state not in NEEDS_DOCUMENTS or not (docs or fields):
+        return _t(
+            claim,
+            claim,
+            "claim.message",
+            now,
+            ("attachment_mentioned_nothing_needed",),
+            evidence | {"state": claim.state.value},
+            changed=False,
+        )
+    ctx = _base_context(claim) | {
+        "missing_documents": docs,
+        "missing_fields": fields,
+        "deadline": due,
+        **_file_rules(campaign),
+    }
+    return _t(
+        claim,
+        claim,
+        "claim.question_answered",
+        now,
+        ("attachment_missing",),
+        evidence,
+        ReplyIntent("attachment_missing", ctx),
+        changed=False,
+    )
+
+
+def answer_status_question(
+    claim: Claim, campaign: Campaign, now: datetime, *, phrase: str | None = None
+) -> Transition[Claim]:
+    """A question about progress or payment: the state in words, what is missing and
+    by when, and when payment comes under the campaign's terms (`payment_days` after
+    validation; the expected last day once validated). A claim in review is described
+    as being checked, like the documents_received mail does: nobody is told of a
+    suspicion."""
+    docs, fields, due = _still_needed(claim, campaign)
+    pay_by = None
+    validated = claim.validated_at or claim.approved_at
+    if campaign.payment_days is not None and validated is not None:
+        pay_by = campaign.local_date(validated) + timedelta(days=campaign.payment_days)
+    ctx = _base_context(claim) | {
+        "state": claim.state.value,
+        "missing_documents": docs,
+        "missing_fields": fields,
+        "deadline": due,
+        "payment_days": campaign.payment_days,
+        "pay_by": pay_by if claim.state is ClaimState.APPROVED else None,
+        "paid_on": campaign.local_date(claim.paid_at) if claim.paid_at else None,
+        "amount": claim.payout_amount,
+        "currency": claim.payout_currency,
+        **_file_rules(campaign),
+    }
+    return _t(
+        claim,
+        claim,
+        "claim.question_answered",
+        now,
+        ("status_question",),
+        {"intent": "status_question", "phrase": phrase, "state": claim.state.value},
+        ReplyIntent("claim_status", ctx),
+        changed=False,
+    )
+
+
 # Operator actions besides approve, reject and mark_paid: ask for named items, reopen
 # a closed claim, change the claimant's address, correct a field read from a document.
 
@@ -584,6 +687,24 @@ def ask(
         evidence,
         ReplyIntent("missing_info", ctx),
     )
+
+
+def approve_by_hand(
+    claim: Claim, campaign: Campaign, now: datetime, price: Decimal | None = None
+) -> Transition[Claim]:
+    """A person approves a claim the rules parked or have not decided yet (review,
+    incomplete, validated, awaiting documents): as `approve`, from any of `ASKABLE`.
+    A pending deadline is dropped: an approved claim is never voided."""
+    if claim.state not in ASKABLE:
+        raise TransitionError(f"cannot approve a claim in {claim.state}")
+    held = replace(
+        claim,
+        state=ClaimState.REVIEW,
+        deadline_on=None,
+        deadline_at=None,
+        deadline_set_at=None,
+    )
+    return replace(approve(held, campaign, now, price), from_state=claim.state.value)
 
 
 def reopen(claim: Claim, now: datetime) -> Transition[Claim]:

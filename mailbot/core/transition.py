@@ -31,6 +31,8 @@ TEMPLATES = (
     "rma_policy",
     "rma_missing_info",
     "reminder",
+    "attachment_missing",
+    "claim_status",
 )
 """Every template a transition may ask for (templates/<lang>/<name>.*)."""
 
@@ -51,6 +53,10 @@ TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
     "rma_policy": ("rma_number", "reason"),
     "rma_missing_info": (*_RMA, "missing"),
     "reminder": ("language", "kind", "deadline"),
+    "attachment_missing": (*_CLAIM, "missing_documents", "missing_fields", "deadline",
+                           "file_types", "max_bytes"),
+    "claim_status": (*_CLAIM, "state", "missing_documents", "missing_fields", "deadline",
+                     "payment_days", "pay_by", "paid_on", "amount", "currency"),
 }  # fmt: skip
 """Keys every reply's context has, per template (the contract with the templates).
 `refused` is a list of {filename, reason}; `reasons` are codes from
@@ -58,7 +64,9 @@ TEMPLATE_CONTEXT: dict[str, tuple[str, ...]] = {
 `expires_at`/`dropoff` aware datetimes (dropoff may be None), `amount` a Decimal.
 `reminder` has `kind` 'claim' (plus the claim keys, missing_documents, missing_fields)
 or 'rma' (plus the RMA keys). `rma_policy` has `reason` 'rma_expired' or 'rma_unknown'.
-`rma_missing_info` has `missing`: codes of `rma.RMA_NOTICE_FIELDS`."""
+`rma_missing_info` has `missing`: codes of `rma.RMA_NOTICE_FIELDS`. `claim_status` has
+`state` (a `ClaimState` value); `deadline`, `payment_days`, `pay_by`, `paid_on`,
+`amount` and `currency` may be None."""
 
 
 @dataclass(frozen=True)

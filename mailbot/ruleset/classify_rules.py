@@ -1,7 +1,9 @@
-"""Load `rules/classify.yaml` (bounce and auto-reply signals) into frozen `ClassifyRules`.
+"""Load `rules/classify.yaml` (bounce and auto-reply signals, text-only intents) into
+frozen `ClassifyRules`.
 
 The word lists live in YAML so an admin can add a language's out-of-office
-phrase without a release; mistakes are reported with file and line.
+phrase, or a way of saying "attached", without a release; mistakes are reported
+with file and line.
 """
 
 from __future__ import annotations
@@ -37,10 +39,20 @@ class _AutoReplySchema(BaseModel):
     subject_phrases: dict[str, list[str]]
 
 
+class _TextIntentSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_words: int = Field(ge=1, le=1000)
+    status_needs_question_mark: bool = True
+    attachment_phrases: dict[str, list[str]]
+    status_phrases: dict[str, list[str]]
+    person_phrases: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class _ClassifySchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bounce: _BounceSchema
     auto_reply: _AutoReplySchema
+    text_intent: _TextIntentSchema | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,23 @@ class HeaderRule:
 
 
 @dataclass(frozen=True)
+class TextIntentRules:
+    """Phrases that say what a claim mail without usable attachments is about.
+
+    Each phrase is lower-case with single spaces, (language, phrase) pairs, longest
+    first; a phrase ending in `*` matches any word continuing it ("vedhæft*")."""
+
+    max_words: int = 80
+    """Longer new text is left to a person: it likely says more than one thing."""
+    status_needs_question_mark: bool = True
+    """A status phrase counts only in a sentence that ends with a question mark."""
+    attachment_phrases: tuple[tuple[str, str], ...] = ()
+    status_phrases: tuple[tuple[str, str], ...] = ()
+    person_phrases: tuple[tuple[str, str], ...] = ()
+    """Any of these (bank account, complaint, cancel ...) leaves the mail to a person."""
+
+
+@dataclass(frozen=True)
 class ClassifyRules:
     source: str
     bounce_sender_localparts: frozenset[str]
@@ -72,6 +101,8 @@ class ClassifyRules:
     auto_reply_headers: tuple[HeaderRule, ...]
     ooo_subject_phrases: tuple[tuple[str, str], ...]
     """(language, phrase) pairs, phrase lower-case."""
+    text_intent: TextIntentRules = TextIntentRules()
+    """Empty lists (no `text_intent` section): no text-only mail is answered."""
 
     def bounce_subject(self, subject: str) -> str | None:
         s = subject.lower()
@@ -119,12 +150,43 @@ def _build(doc: YamlDoc) -> ClassifyRules:
     phrases.sort(key=lambda lp: -len(lp[1]))
     return ClassifyRules(
         source=doc.path,
+        text_intent=_text_intent(doc, schema.text_intent),
         bounce_sender_localparts=frozenset(
             x.strip().lower() for x in schema.bounce.sender_localparts
         ),
         bounce_subject_phrases=tuple(x.strip().lower() for x in schema.bounce.subject_phrases),
         auto_reply_headers=tuple(rules),
         ooo_subject_phrases=tuple(phrases),
+    )
+
+
+def _phrases(
+    doc: YamlDoc, section: str, table: dict[str, list[str]]
+) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for lang, words in table.items():
+        for j, w in enumerate(words):
+            phrase = " ".join(w.lower().split())
+            check(
+                doc,
+                bool(phrase.rstrip("*")) and "*" not in phrase[:-1],
+                "empty phrase, or `*` not at its end",
+                ("text_intent", section, lang, j),
+            )
+            out.append((lang, phrase))
+    out.sort(key=lambda lp: -len(lp[1]))
+    return tuple(out)
+
+
+def _text_intent(doc: YamlDoc, s: _TextIntentSchema | None) -> TextIntentRules:
+    if s is None:
+        return TextIntentRules()
+    return TextIntentRules(
+        max_words=s.max_words,
+        status_needs_question_mark=s.status_needs_question_mark,
+        attachment_phrases=_phrases(doc, "attachment_phrases", s.attachment_phrases),
+        status_phrases=_phrases(doc, "status_phrases", s.status_phrases),
+        person_phrases=_phrases(doc, "person_phrases", s.person_phrases),
     )
 
 

@@ -102,5 +102,7 @@ def reply_context(
     ctx.setdefault("valid_days", 14)
     ctx.setdefault("expired_on", None)
     ctx.setdefault("payment_days", None)
-    ctx["payment_days"] = ctx["payment_days"] or 28
+    if intent.template != "claim_status":
+        ctx["payment_days"] = ctx["payment_days"] or 28
+    # else: a status answer states no payment time the campaign does not promise
     return ctx

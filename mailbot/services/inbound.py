@@ -8,7 +8,7 @@ never attached to a claim by guessing and never dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from mailbot.services.records import (
 )
 from mailbot.store import models as m
 from mailbot.store.limits import fit
+from parsers.mail.intent import text_intent
 from parsers.returns.notice import ShipmentNotice
 
 
@@ -125,7 +126,19 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
     campaign = inb.rules.campaign(snap.campaign_id)
     files = [a for a in inb.email.attachments if not a.ignored]
     if not files:
-        # A question or a note without documents: kept on the claim for a person.
+        # A question or a note without documents: kept on the claim for a person
+        # (the ledger reason lists it among the mails a person reads); answered
+        # only when the text clearly says "attached" or asks about the status.
+        said = text_intent(inb.email.new_text, inb.rules.classify.text_intent)
+        answer = None
+        if said.kind == "attachment_missing":
+            answer = claim_sm.answer_attachment_missing(snap, campaign, inb.now, phrase=said.phrase)
+        elif said.kind == "status_question":
+            answer = claim_sm.answer_status_question(snap, campaign, inb.now, phrase=said.phrase)
+        if answer is not None:
+            answer = replace(answer, evidence={**answer.evidence, "signal": match.signal})
+            _record(session, inb, answer, claim_row=claim_row, campaign_id=campaign.id)
+            return "processed", "claim_message_without_documents"
         add_event(
             session,
             kind="claim.message",
@@ -134,8 +147,8 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
             message_row_id=inb.row.id,
             from_state=snap.state.value,
             to_state=snap.state.value,
-            reasons=["no_attachments"],
-            evidence={"signal": match.signal},
+            reasons=["no_attachments", said.reason],
+            evidence={"signal": match.signal, "phrase": said.phrase},
             rules_version=inb.rules.version,
         )
         return "processed", "claim_message_without_documents"
