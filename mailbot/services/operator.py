@@ -184,7 +184,8 @@ def _price(text: str | None) -> Decimal | None:
 
 
 def approve(session: Session, ctx: Context, code: str, *, price: str | None = None) -> Done:
-    """Approve with the payout (approval mail). The price is the given one, else the one
+    """Approve with the payout (approval mail), also a claim the rules parked as
+    incomplete or have not decided yet. The price is the given one, else the one
     an operator corrected, else the registered one. When the payout still cannot be
     computed the approval is refused with the reason; the claim does not move."""
     given = _price(price)
@@ -192,7 +193,8 @@ def approve(session: Session, ctx: Context, code: str, *, price: str | None = No
     def step(snap: Claim) -> Transition[Claim]:
         campaign = ctx.rules.campaign(snap.campaign_id)
         corrected = _price(dict(snap.corrections).get("price"))
-        t = claim_sm.approve(snap, campaign, ctx.now, given if given is not None else corrected)
+        price = given if given is not None else corrected
+        t = claim_sm.approve_by_hand(snap, campaign, ctx.now, price)
         if t.kind != "claim.approved":
             raise TransitionError(
                 f"the payout cannot be computed ({', '.join(t.reasons)}); give --price"

@@ -211,6 +211,9 @@ def test_ask_names_items_with_the_campaign_deadline(cli: Cli) -> None:
     assert "not required by campaign cashback-2022: iban" in err
     assert "at least one" in cli.refused("claims", "ask", code, "--why", "x")
     # --why is required for a judgement
+    # the customer answered by phone: approved by hand, no longer voided at the deadline
+    out = cli.ok("claims", "decide", code, "approve", "--why", "confirmed by phone")
+    assert (out["from"], out["to"], out["deadline_at"]) == ("incomplete", "approved", None)
     with pytest.raises(SystemExit) as exit_:
         cli("claims", "ask", code, "--document", "receipt")
     assert exit_.value.code == 2

@@ -15,6 +15,7 @@ from mailbot.core.claim_machine import (
     ClaimState,
     TransitionError,
     approve,
+    approve_by_hand,
     ask,
     change_email,
     correct_field,
@@ -524,3 +525,15 @@ def test_correct_field_keeps_the_value_read_and_decides_nothing() -> None:
         correct_field(claim, "retailer", "  ", NOW)
     with pytest.raises(TransitionError, match="cannot correct"):
         correct_field(approve(_validated(), cashback(), NOW).snapshot, "price", "10", NOW)
+
+
+def test_approve_by_hand_takes_a_parked_claim_and_drops_its_deadline() -> None:
+    incomplete = ask(new_claim(), cashback(), ["receipt"], [], NOW).snapshot
+    t = approve_by_hand(incomplete, cashback(), NOW + timedelta(days=1))
+    assert t.from_state == "incomplete" and t.to_state == "approved"
+    assert t.snapshot.deadline_at is None and t.snapshot.deadline_on is None
+    assert t.reply is not None and t.reply.template == "approved"
+    assert expire_if_overdue(t.snapshot, NOW + timedelta(days=60)) is None
+    for closed in (t.snapshot, reject(new_claim(), ["not_verified"], NOW).snapshot):
+        with pytest.raises(TransitionError, match="cannot approve"):
+            approve_by_hand(closed, cashback(), NOW)
