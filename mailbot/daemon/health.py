@@ -329,9 +329,13 @@ class HealthServer:
 
     def start(self) -> HealthServer:
         cls = _Server6 if ":" in self.host else _Server
-        self._server = make_server(
-            self.host, self.port, self.app, server_class=cls, handler_class=_QuietHandler
-        )
+        try:
+            self._server = make_server(
+                self.host, self.port, self.app, server_class=cls, handler_class=_QuietHandler
+            )
+        except OSError as exc:  # taken port, unknown address: a clear error, not a traceback
+            where = f"{self.host}:{self.port}"
+            raise ConfigError(f"health.listen: cannot listen on {where}: {exc.strerror}") from exc
         self.port = self._server.server_address[1]
         metrics.REGISTRY.register(self.collector)
         self._thread = threading.Thread(

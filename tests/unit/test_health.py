@@ -318,3 +318,14 @@ def test_endpoint_answers_503_then_200_and_serves_metrics(tmp_path: Path) -> Non
         server.stop()
     # stopped: the database gauges are no longer registered
     assert metrics.REGISTRY.get_sample_value("mailbot_database_up") is None
+
+
+def test_a_taken_port_is_a_clear_config_error(tmp_path: Path) -> None:
+    factory = make_factory(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    settings = make_settings(1, tmp_path, "sqlite://")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=r"health\.listen: cannot listen on 127\.0\.0\.1:"):
+            HealthServer(listen, factory, settings).start()
