@@ -271,8 +271,15 @@ def retailer_matches(case: Case) -> Iterator[str]:
 
 
 def retailer_authorized(case: Case) -> Iterator[str]:
+    """A rejection rests on a confident retailer only: one read below the campaign's
+    confidence is never refused here (`fields_confident` hands it to a person), nor is
+    the registered retailer while the receipt's own, unsure read may be another one."""
     # Only checked against a list when the campaign has one.
-    if case.campaign.retailers and _retailer_text(case) and _authorized_retailer(case) is None:
+    if not case.campaign.retailers or not _retailer_text(case):
+        return
+    if "retailer" not in case.confident and "retailer" in case.low:
+        return
+    if _authorized_retailer(case) is None:
         yield "retailer_not_authorized"
 
 

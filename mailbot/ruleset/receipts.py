@@ -96,6 +96,8 @@ class ReceiptRules:
     min_confidence: tuple[tuple[str, float], ...]
     fuzzy_retailer: float
     fuzzy_product: float
+    retailer_domains: tuple[tuple[str, str], ...] = ()
+    """(web domain, retailer name) from the default list: "power.dk" names Power."""
 
     def threshold(self, field: str) -> float:
         return dict(self.min_confidence).get(field, 0.6)
@@ -129,8 +131,17 @@ class _Named(_Strict):
     aliases: list[str] = Field(default_factory=list)
 
 
+class _RetailerEntry(_Named):
+    domains: list[str] = Field(default_factory=list)
+
+
+# A bare host name as printed in an address bar or a footer: labels of letters,
+# digits and hyphens, a letter TLD; no scheme, no path, lower case.
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
 class _RetailersFile(_Strict):
-    retailers: list[_Named] = Field(default_factory=list)
+    retailers: list[_RetailerEntry] = Field(default_factory=list)
     legal_forms: list[str] = Field(default_factory=list)
     legal_forms_first: list[str] = Field(default_factory=list)
     head_lines: int = Field(default=8, ge=1, le=50)
@@ -294,7 +305,37 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         min_confidence=tuple(sorted(thresholds.min_confidence.items())),
         fuzzy_retailer=thresholds.fuzzy.retailer,
         fuzzy_product=thresholds.fuzzy.product,
+        retailer_domains=_retailer_domains(rdoc, retailers),
     )
+
+
+def _retailer_domains(doc: YamlDoc, file: _RetailersFile) -> tuple[tuple[str, str], ...]:
+    """Each listed domain, checked: a bare lower-case host name naming one retailer."""
+    owner: dict[str, str] = {}
+    for i, r in enumerate(file.retailers):
+        for j, domain in enumerate(r.domains):
+            loc = ("retailers", i, "domains", j)
+            check(
+                doc,
+                _DOMAIN.fullmatch(domain) is not None,
+                f"retailers.{i}.domains.{j}: {domain!r} is not a bare lower-case domain"
+                " (like power.dk: no scheme, no www., no path)",
+                loc,
+            )
+            check(
+                doc,
+                not domain.startswith("www."),
+                f"retailers.{i}.domains.{j}: leave out www. (it is matched anyway)",
+                loc,
+            )
+            check(
+                doc,
+                owner.get(domain, r.name) == r.name,
+                f"retailers.{i}.domains.{j}: {domain} is already {owner.get(domain)}'s",
+                loc,
+            )
+            owner[domain] = r.name
+    return tuple(owner.items())
 
 
 class RulesCache:

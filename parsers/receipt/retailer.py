@@ -7,6 +7,11 @@ for longer names. A name at the head of the receipt is believed more than one
 further down; a short name (Power, Inet) further down needs a legal form next
 to it, since it is also an ordinary word.
 
+A web domain printed anywhere on the document ("https://www.power.dk/ordre/1",
+"power.dk" in a footer) that a default-list retailer owns (`domains:`) names
+that retailer: a shop's own address is as good as its name at the head, and
+a cropped web-shop screenshot often shows nothing else.
+
 Without a list match, the business name is the head line (or the line by the
 VAT number) carrying a legal form (AS, AB, A/S, Oy, GmbH, SIA, SDN BHD...), at
 lower confidence; any other head line is below the threshold (abstain).
@@ -205,6 +210,47 @@ def _list_hits(
     return hits
 
 
+DOMAIN_HEAD = 0.9
+"""A listed domain in the head lines (an address bar): as a listed name there."""
+DOMAIN_BODY = 0.85
+"""Elsewhere (a footer, an order-confirmation link): still the shop's own address."""
+
+# A host name as printed: after a scheme, "www." or a word boundary (never after
+# "@": an e-mail address may be anyone's), before a path, a port or the end.
+_HOST = re.compile(
+    r"(?<![\w@.\-])(?:https?://)?(?:www\.)?"
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})(?![\w\-@])",
+    re.IGNORECASE,
+)
+
+
+def _domain_hits(lines: Sequence[TextLine], rules: ReceiptRules) -> list[_Hit]:
+    owners = dict(rules.retailer_domains)
+    if not owners:
+        return []
+    hits: list[_Hit] = []
+    for line in lines:
+        for m in _HOST.finditer(line.text):
+            host = m.group("host").lower()
+            # shop.power.dk is Power's too; the longest listed suffix wins
+            labels = host.split(".")
+            name = next(
+                (
+                    owners[d]
+                    for d in (".".join(labels[i:]) for i in range(len(labels) - 1))
+                    if d in owners
+                ),
+                None,
+            )
+            if name is None:
+                continue
+            head = line.index < rules.head_lines
+            score = DOMAIN_HEAD if head else DOMAIN_BODY
+            where = "head" if head else "body"
+            hits.append(_Hit(name, line, score, f"retailer:domain:{where}"))
+    return hits
+
+
 def _clean_name(text: str) -> str:
     """OCR edge noise off, typographic quotes as plain ones; a quote that pairs
     with one inside the name stays (SIA "Name")."""
@@ -397,8 +443,10 @@ def find_retailer(
 ) -> FieldValue | None:
     """The retailer: best list match (campaign list first), else the business
     name, unless OCR was unsure of one of its words (`doubts`, per line)."""
-    hits = _list_hits(lines, retailers, rules, 0.02) + _list_hits(
-        lines, rules.retailers, rules, 0.0
+    hits = (
+        _list_hits(lines, retailers, rules, 0.02)
+        + _list_hits(lines, rules.retailers, rules, 0.0)
+        + _domain_hits(lines, rules)
     )
     if hits:
         # Best score; on a tie the one higher up the page.

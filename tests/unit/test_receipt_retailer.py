@@ -151,3 +151,105 @@ def test_abbreviated_legal_forms_are_not_lone_letters() -> None:
     assert retailer("55 BUDGET MART S/B (123456-A)\nLOT 9, JALAN MAJU") == "55 BUDGET MART S/B"
     # A lone letter in the name itself is still a word OCR broke.
     assert retailer("BUDGET MA T S/B (123456-A)\nLOT 9, JALAN MAJU") is None
+
+
+# --- a shop's web domain names it ------------------------------------------------------
+
+
+def _found(text: str, retailers: tuple[NamedItem, ...] = ()) -> tuple[str, float, str] | None:
+    f = find_retailer(split_lines(text), rules(), retailers)
+    return None if f is None else (f.value, f.confidence, f.rule)
+
+
+def test_domain_in_the_address_bar_names_the_retailer() -> None:
+    # a cropped web-shop screenshot: the domain is the only name on it
+    shot = "https://www.power.dk/ordre/100234\nOrdre 100234\nOrdredato: 10.04.2018\n1 x Sonos One"
+    assert _found(shot)[:2] == ("Power", 0.9)  # type: ignore[index]
+    assert _found("elkjop.no/kvittering\nKabel 99,00")[:2] == ("Elkjøp", 0.9)  # type: ignore[index]
+    gigantti = _found("https://shop.gigantti.fi/tilaus/7\nSumma 10,00")
+    assert gigantti is not None and gigantti[:2] == ("Gigantti", 0.9)
+
+
+def test_domain_further_down_is_confident_too() -> None:
+    # a short name ("Inet") in the body is not believed; its domain is
+    text = (
+        "Ordrebekreftelse\nOrdre 5531\nLevering\nPakke\n1 x Sonos One\nTotalt 2 499,00\n"
+        "Kontakt\nKabel\nSe www.inet.se/kundservice"
+    )
+    assert _found(text) == ("Inet", 0.85, "retailer:domain:body")
+
+
+def test_domain_lookalikes_do_not_name_a_retailer() -> None:
+    head = "Hansen Elektro AS\nGata 1\nKvittering\nKabel 99,00\n"
+    for tail in (
+        "ordre@power.dk.example.org",  # not power.dk
+        "kontakt: ola@power.dk",  # an e-mail address
+        "www.superpower.dk",  # another domain
+        "www.power.dk-tilbud.com",
+    ):
+        text = head + tail
+        assert _found(text) == ("Hansen Elektro AS", 0.7, "retailer:legal-form"), text
+
+
+def test_domain_names_the_campaigns_retailer() -> None:
+    # the campaign lists Power without its Danish domain: the default list's domain
+    # names Power, and the campaign's check finds "Power" among its retailers
+    campaign = (NamedItem("Power", ("POWER Norge", "Power.no")),)
+    found = _found("Kvittering\nOrdre 100234\nI alt 1 999,00 kr\nwww.power.dk", campaign)
+    assert found is not None and found[0] == "Power" and found[1] >= 0.85
+
+
+def test_retailer_domains_are_validated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import pytest
+
+    from mailbot.core.errors import RulesError
+    from mailbot.resources import rules_dir
+    from mailbot.ruleset.receipts import load_receipt_rules
+
+    assert ("power.dk", "Power") in rules().retailer_domains
+    for bad, msg in (
+        ("domains: [power.no,", "domains: [https://power.no,"),
+        ("domains: [power.no,", "domains: [www.power.no,"),
+        ("domains: [power.no,", "domains: [Power.NO,"),
+        ("domains: [inet.se]", "domains: [power.dk]"),  # a domain names one retailer
+    ):
+        d = tmp_path / str(len(list(tmp_path.iterdir())))
+        shutil.copytree(rules_dir() / "receipts", d)
+        f = d / "retailers.yaml"
+        text = f.read_text(encoding="utf-8")
+        assert bad in text
+        f.write_text(text.replace(bad, msg, 1), encoding="utf-8")
+        with pytest.raises(RulesError, match="domains"):
+            load_receipt_rules(d)
+
+
+# --- the claim check on the retailer read ------------------------------------------------
+
+
+def test_a_low_confidence_retailer_is_never_rejected() -> None:
+    from mailbot.core.claim_machine import receive_documents
+    from tests.unit.claim_factories import new_claim, promo, promo_receipt, utc
+
+    at = utc("2018-04-25 08:00")
+    sure = receive_documents(
+        new_claim(promo(), now=at), promo(), [promo_receipt(retailer="Teknikmagasinet")], at
+    )
+    assert sure.to_state == "rejected" and sure.reasons == ("retailer_not_authorized",)
+    unsure = receive_documents(
+        new_claim(promo(), now=at),
+        promo(),
+        [promo_receipt(retailer="Teknikmagasinet", low=("retailer",))],
+        at,
+    )
+    assert unsure.to_state != "rejected"
+    assert "retailer_not_authorized" not in unsure.reasons
+    # a registered retailer off the list, the receipt's unsure read on it: not refused
+    registered = receive_documents(
+        new_claim(promo(), now=at, retailer="Teknikmagasinet"),
+        promo(),
+        [promo_receipt(retailer="Elgiganten", low=("retailer",))],
+        at,
+    )
+    assert registered.to_state != "rejected", registered.reasons
