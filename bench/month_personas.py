@@ -1001,7 +1001,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
                 d1,
                 expect(
                     "say nothing arrived, ask for the receipt",
-                    "missing_info attachment_refused",
+                    "attachment_missing missing_info attachment_refused",
                     "incomplete awaiting_documents registered",
                 ),
                 reply(w["attached"], []),
@@ -1020,7 +1020,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
                 d1 + rng.randint(4, 9),
                 expect(
                     "answer the status question (approved, paid within the promised days)",
-                    "status approved",
+                    "claim_status approved",
                     "approved",
                 ),
                 lambda c: MailSpec(f"{re_}{c.last_subject}", greet + w["status"] + sign),
