@@ -72,17 +72,15 @@ from sqlalchemy import func, select
 
 from mailbot.cli.app import App
 from mailbot.config import load_settings
+from mailbot.devtools import scenario
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.devtools.samples import customer_mail, receipt_image
+from mailbot.devtools.samples import receipt_image
 from mailbot.devtools.smtpsink import Captured, SmtpSink
 from mailbot.outbound.delivery import deliver_pending
-from mailbot.services.claims import Registration, register_claim
-from mailbot.services.rmas import issue_rma
 from mailbot.store import models as m
 from mailbot.store.db import transaction
 
-BOT = "claims@brand.example"
-NOW = "2023-01-20T10:00:00+00:00"
+NOW = scenario.NOW
 TEXT_BODY = "Sporingsnummer 1Z999AA10123456784\nLevert 20.01.2023 kl. 09:00"
 HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.default)
 
@@ -209,8 +207,7 @@ class InboxWatcher(threading.Thread):
 
     def run(self) -> None:
         try:
-            client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
-            client.login("claims", "secret")
+            client = scenario.imap_client(self.port, timeout=30)
             try:
                 while not self.halt.wait(self.interval):
                     left = client.folder_status("INBOX", [b"MESSAGES"])[b"MESSAGES"]
@@ -282,35 +279,14 @@ def write_config(
     args: argparse.Namespace,
     workers: int,
 ) -> None:
-    path.write_text(
-        f"""
-[imap]
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
-username = "claims"
-password = "secret"
-idle = true
-poll_seconds = {args.poll_seconds}
-timeout_seconds = 60.0
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-tls = "none"
-from_address = "{BOT}"
-# every customer is a distinct address; the limit must not hold anything back here
-rate_limit_per_hour = 100000
-[schedule]
-deliver_seconds = {args.deliver_seconds}
-[ocr]
-workers = {workers}
-[paths]
-data_dir = "{data}"
-[log]
-format = "text"
-level = "WARNING"
-"""
-    )
+    sections = {
+        "imap": {"idle": True, "poll_seconds": args.poll_seconds, "timeout_seconds": 60.0},
+        # every customer is a distinct address; the limit must not hold anything back here
+        "smtp": {"rate_limit_per_hour": 100000},
+        "schedule": {"deliver_seconds": args.deliver_seconds},
+        "ocr": {"workers": workers},
+    }
+    path.write_text(scenario.config_toml(dovecot.port, sink.port, data, sections=sections))
 
 
 def _fixed_now() -> datetime:
@@ -322,40 +298,16 @@ def prepare(cfg: Path, kind: str, count: int, tag: str) -> list[Mail]:
     deliver their confirmations, and return the customer mails, ready to APPEND."""
     app = App(load_settings(cfg), clock=_fixed_now)
     app.ensure_schema()
-    subjects: list[tuple[str, str]] = []  # (address, subject)
+    created: list[tuple[str, str]] = []  # (address, RMA number or claim code)
     with transaction(app.factory) as session:
         for i in range(count):
             address = f"{kind}{i}.{tag}@customer.example"
-            if kind == "text":
-                rma = issue_rma(
-                    session,
-                    email=address,
-                    product="Sonos One",
-                    kind="warranty",
-                    serial=None,
-                    language="nb",
-                    rules=app.rules,
-                    settings=app.settings,
-                    now=app.now(),
-                )
-                subjects.append((address, f"Shipment Notification: RMA# {rma.number}"))
-            else:
-                claim = register_claim(
-                    session,
-                    Registration(
-                        campaign="cashback-2022",
-                        email=address,
-                        name=f"Kari Nordmann {i}",
-                        model="WH-1000XM5",
-                        purchase_date="2022-12-12",
-                        country="NO",
-                        language="nb",
-                    ),
-                    rules=app.rules,
-                    settings=app.settings,
-                    now=app.now(),
-                )
-                subjects.append((address, f"Kvittering {claim.code}"))
+            form = (
+                scenario.RmaForm(address)
+                if kind == "text"
+                else scenario.ClaimForm(address, f"Kari Nordmann {i}", country="NO", language="nb")
+            )
+            created.append((address, form.create(session, app.rules, app.settings, app.now())))
     # The confirmations ("RMA issued", "registered") are not what we measure: send them
     # now, with the product's own delivery, so the daemon starts with an empty outbox.
     for _ in range(count // 50 + 10):
@@ -370,17 +322,11 @@ def prepare(cfg: Path, kind: str, count: int, tag: str) -> list[Mail]:
         raise RuntimeError(f"{left} confirmation mails could not be delivered before the run")
     app.engine.dispose()
     mails = []
-    for i, (address, subject) in enumerate(subjects):
+    for i, (address, key) in enumerate(created):
         if kind == "text":
-            raw = customer_mail(sender=address, to=BOT, subject=subject, body=TEXT_BODY)
+            raw = scenario.shipment_notice(address, key, TEXT_BODY)
         else:
-            raw = customer_mail(
-                sender=address,
-                to=BOT,
-                subject=subject,
-                body="Hei, her er kvitteringen.\n\nHilsen Kari",
-                attachments=[("kvittering.jpg", "image/jpeg", receipt_photo(i))],
-            )
+            raw = scenario.receipt_mail(address, key, receipt_photo(i))
         mails.append(Mail(address, raw, str(HEADER_PARSER.parsebytes(raw)["Message-ID"])))
     return mails
 
@@ -527,8 +473,7 @@ def run_scenario(
             )
         sampler = RssSampler(daemon.pid)
         sampler.start()
-        client = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False, timeout=60)
-        client.login("claims", "secret")
+        client = scenario.imap_client(dovecot.port, timeout=60)
         wait_for_idle(daemon, dovecot, timeout=60)
 
         # 1. one at a time: the daemon is idle in IDLE when each mail arrives
