@@ -88,7 +88,7 @@ LEDGER = [
     ("processed", "review:sender_not_claimant", f"Kvittering {CODE}", True, "claim.mail_held"),
     ("processed", "review:no_match", "Hei, fra ola.hansen@example.no", False, "mail.review"),
     ("processed", "claim_message_without_documents", "Spørsmål", True, "claim.message"),
-    ("processed", "claim:claim.documents_ignored", "Kvittering igjen", True, None),
+    ("processed", "claim:claim.documents_ignored", "Kvittering på nytt " * 5, True, None),
     ("processed", "claim:claim.approved", "Kvittering", True, None),
     ("quarantined", "too_large: 9000 > 4000 bytes", "Stor", False, None),
     ("failed", "exception: RuntimeError", "Feil", False, None),
@@ -182,7 +182,15 @@ def test_messages_list_show_and_stats(tmp_path: Path, db_url: str, smtp_sink: Sm
     assert rows[ids["review:no_match"]]["subject"] == "Hei, fra o***@example.no"
     assert rows[ids["review:no_match"]]["claim"] is None
     assert rows[ids["claim:claim.approved"]]["cause"] == "claim approved"
+    assert rows[ids["claim_message_without_documents"]]["subject"] == "Spørsmål"  # RFC 2047
+    assert rows[ids["claim_message_without_documents"]]["cause"] == (
+        "question or note without documents"
+    )
     assert rows[ids["claim:claim.documents_ignored"]]["needs_person"] == "closed_claim"
+    # a folded, encoded subject comes back as one line of text
+    assert rows[ids["claim:claim.documents_ignored"]]["subject"] == "Kvittering på nytt " * 4 + (
+        "Kvittering på nytt"
+    )
     assert rows[ids["claim:claim.approved"]]["needs_person"] is None
     code, text, _ = _cli(cfg, "messages", "list")
     assert code == 0
