@@ -107,20 +107,22 @@ def run_messages_show(
         _dump(d, out)
         return 0
     out.write(f"ledger #{d['id']}  {d['status']}  ({d['reason'] or '-'})\n")
-    out.write(f"  cause:     {d['cause']}\n")
+    out.write(f"  {'cause:':12} {d['cause']}\n")
     if d["needs_person"]:
-        out.write(f"  waits for: a person ({d['needs_person']})\n")
+        out.write(f"  {'waits for:':12} a person ({d['needs_person']})\n")
     if d["claim"] or d["rma"]:
         link = f"claim {d['claim']}" if d["claim"] else f"RMA {d['rma']}"
-        out.write(f"  about:     {link} (matched by {d['match_signal'] or '-'})\n")
-    out.write(f"  mailbox:   {d['folder']} uid {d['uid']}, {d['size']} bytes, kind {d['kind']}\n")
+        out.write(f"  {'about:':12} {link} (matched by {d['match_signal'] or '-'})\n")
+    out.write(
+        f"  {'mailbox:':12} {d['folder']} uid {d['uid']}, {d['size']} bytes, kind {d['kind']}\n"
+    )
     for name, value in d["headers"].items():
-        out.write(f"  {name + ':':11}{value}\n")
+        out.write(f"  {name + ':':12} {value}\n")
     if not d["raw_stored"]:
         out.write("  (the raw bytes are not stored)\n")
     out.write("history:\n")
     for h in d["history"]:
-        out.write(f"  {(h['at'] or '-'):19}  {h['what']:28}  {h['detail'] or ''}\n")
+        out.write(f"  {(h['at'] or '-'):25}  {h['what']:28}  {h['detail'] or ''}\n")
     for r in d["replies"]:
         out.write(f"reply: outbox #{r['outbox_id']} {r['template']} to {r['to']}: {r['status']}\n")
     for doc in d["documents"]:
@@ -132,12 +134,12 @@ def run_messages_show(
 
 
 _PERSON_WORDS = {
-    "review": "to review (no match, conflicting codes, claims in review)",
-    "held": "held (sender is not the claimant, DMARC failed)",
+    "review": "mails to review (no match, conflicting codes, claims in review)",
+    "held": "mails held (sender is not the claimant, DMARC failed)",
     "question": "questions or notes without documents",
-    "closed_claim": "documents or review for a decided or closed claim",
-    "quarantined": "quarantined",
-    "failed": "failed (see `mailbot reprocess --failed`)",
+    "closed_claim": "mails with documents for a decided or closed claim",
+    "quarantined": "mails quarantined",
+    "failed": "mails failed (see `mailbot reprocess --failed`)",
 }
 
 
@@ -168,7 +170,7 @@ def run_messages_stats(
     hint = ", ".join(f"{v} {k}" for k, v in [*mails, *((f"outbox {k}", v) for k, v in replies)])
     out.write(f"needs attention: {hint}\n")
     for k, v in mails:
-        out.write(f"  {v:>6}  mails {_PERSON_WORDS[k]}\n")
+        out.write(f"  {v:>6}  {_PERSON_WORDS[k]}\n")
     for k, v in replies:
         out.write(f"  {v:>6}  replies {k} (see `mailbot outbox list --status {k}`)\n")
     if attention["pending"]:
