@@ -1,0 +1,25 @@
+"""web desk accounts
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02
+
+Placeholder revision, filled in by the web desk (`mailbot users add|passwd|disable`).
+"""
+
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
