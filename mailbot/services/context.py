@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
 from mailbot.core.rma_machine import Rma
 from mailbot.core.transition import ReplyIntent
+
+STATUS_PATH = "/status"
+"""Where the claimant status page answers, under `[web] base_url`."""
 
 _DEFAULT_FILE_TYPES = ["JPG", "PNG", "PDF"]
 _DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -29,6 +33,16 @@ def _file_rules(ctx: dict[str, Any]) -> None:
     ctx["max_bytes"] = max_bytes
     mb = max_bytes / (1024 * 1024)
     ctx["max_mb"] = int(mb) if mb == int(mb) else round(mb, 1)
+
+
+def status_url(settings: Settings, language: str | None = None) -> str | None:
+    """The status page's address for mails, or None when no `[web] base_url` is set.
+    It carries the page's language at most: the page asks for the code and the
+    address, so nothing personal is ever in a link (or in a proxy's access log)."""
+    base = settings.web.base_url.strip().rstrip("/")
+    if not base:
+        return None
+    return f"{base}{STATUS_PATH}" + (f"?lang={quote(language)}" if language else "")
 
 
 def _claim_defaults(claim: Claim) -> dict[str, Any]:
@@ -102,6 +116,7 @@ def reply_context(
     ctx.setdefault("valid_days", 14)
     ctx.setdefault("expired_on", None)
     ctx.setdefault("payment_days", None)
+    ctx["status_url"] = status_url(settings, ctx.get("language"))
     if intent.template != "claim_status":
         ctx["payment_days"] = ctx["payment_days"] or 28
     # else: a status answer states no payment time the campaign does not promise

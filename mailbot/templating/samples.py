@@ -19,6 +19,7 @@ SAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
         "model": "WH-1000XM5",
         "file_types": ["JPG", "PNG", "PDF"],
         "max_mb": 5,
+        "status_url": "https://claims.example.com/status?lang=nb",
     },
     "documents_received": {
         "name": "Kari Nordmann",
