@@ -362,3 +362,32 @@ def cmd_correct(args: argparse.Namespace, app: App) -> int:
 
 def cmd_pay(args: argparse.Namespace, app: App) -> int:
     return run_action(args, app, lambda s, ctx: op.pay(s, ctx, args.code, reference=args.reference))
+
+
+def cmd_reevaluate(args: argparse.Namespace, app: App) -> int:
+    """`claims reevaluate CODE [--dry-run]`: the current rules applied to one claim."""
+    from mailbot.services.replay import reevaluate
+
+    app.ensure_schema()
+    try:
+        ctx = op.context(
+            rules=app.rules,
+            settings=app.settings,
+            now=app.now(),
+            actor=op.Actor(args.by or default_actor(), args.role),
+            why=args.why,
+        )
+        done = reevaluate(app.factory, ctx, args.code, dry_run=args.dry_run)
+    except InputError as exc:
+        return _refused(exc)
+    if args.json:
+        print_json(done.as_dict(), app.out)
+        return 0
+    verb = "would move" if done.dry_run else "moved"
+    reply = done.reply or "none"
+    queued = "would be queued" if done.dry_run else "queued"
+    app.out.write(
+        f"{done.code} {verb} {done.from_state} -> {done.to_state} ({done.kind}; "
+        f"{', '.join(done.reasons)}); reply {queued}: {reply}\n"
+    )
+    return 0

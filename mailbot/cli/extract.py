@@ -1,4 +1,4 @@
-"""`mailbot extract FILE... [--json] [--campaign ID]` and `mailbot rules check|test`.
+"""`mailbot extract FILE... [--json] [--campaign ID]` (`rules test` shares its options).
 
 `extract --json` prints one JSON object per file, one per line (the shape scripts
 depend on is documented in `parsers.document.extraction`); a file that cannot be read gets
@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mailbot.cli.app import App, print_json
-from mailbot.core.errors import ExtractionError, MailbotError
+from mailbot.cli.app import App
+from mailbot.core.errors import ExtractionError
 from mailbot.services.documents import ocr_languages
 
 
@@ -65,46 +65,3 @@ def _human(obj: dict[str, Any], app: App) -> None:
                 f"  {field:14} {value['value']}{country}  "
                 f"(confidence {value['confidence']}: {value['evidence']!r})\n"
             )
-
-
-def cmd_rules_check(args: argparse.Namespace, app: App) -> int:
-    from mailbot.ruleset.loader import load_ruleset
-
-    try:
-        rules = load_ruleset(app.rules_dir)
-    except MailbotError as exc:
-        if args.json:
-            print_json({"ok": False, "error": str(exc)}, app.out)
-        else:
-            app.out.write(f"FAIL {exc}\n")
-        return 1
-    summary: dict[str, Any] = {
-        "ok": True,
-        "directory": str(rules.directory),
-        "version": rules.version,
-        "campaigns": sorted(rules.campaigns),
-        "returns": rules.returns.id,
-    }
-    if args.json:
-        print_json(summary, app.out)
-    else:
-        app.out.write(
-            f"OK   rules in {rules.directory} (version {rules.version}): campaigns "
-            f"{', '.join(summary['campaigns'])}; returns policy {rules.returns.id}\n"
-        )
-    return 0
-
-
-def cmd_rules_test(args: argparse.Namespace, app: App) -> int:
-    from parsers.document.extraction import extract_file, format_rules_test
-
-    opts = _options(args, app)
-    try:
-        if args.json:
-            print_json(extract_file(Path(args.file), **opts), app.out)
-        else:
-            app.out.write(format_rules_test(Path(args.file), **opts) + "\n")
-    except ExtractionError as exc:
-        app.out.write(f"cannot read {args.file}: {exc}\n")
-        return 1
-    return 0

@@ -193,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--reference", help="the payment's reference (bank or payout batch)")
     _operator(q, why_required=False)
 
+    q = _cmd(
+        csub,
+        "reevaluate",
+        "claims:cmd_reevaluate",
+        "decide an open claim again on what it holds with the current rules (reply as decided)",
+    )
+    q.add_argument("code")
+    q.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change and the reply; write nothing",
+    )
+    _operator(q, why_required=False)
+
     p = sub.add_parser("rma", help="warranty returns (RMA)", description="warranty returns")
     rsub = p.add_subparsers(dest="rma_command", metavar="SUBCOMMAND", required=True)
     q = _cmd(
@@ -312,16 +326,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rules", help="admin rules in rules/", description="admin rules")
     usub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
-    q = _cmd(usub, "check", "extract:cmd_rules_check", "validate every rules file")
+    q = _cmd(usub, "check", "rules:cmd_check", "validate every rules file")
     _json(q)
     q = _cmd(
         usub,
         "test",
-        "extract:cmd_rules_test",
+        "rules:cmd_test",
         "show what extraction reads from a document: text, fields, the rule that fired",
     )
     q.add_argument("file")
     q.add_argument("--campaign")
+    _json(q)
+    q = _cmd(
+        usub,
+        "show",
+        "rules:cmd_show",
+        "print the rules files behind a version recorded on an event or extraction",
+    )
+    q.add_argument("version", help="the rules version (content hash), e.g. from claims show")
+    _json(q)
+    q = _cmd(
+        usub,
+        "replay",
+        "rules:cmd_replay",
+        "decide the claims holding documents with candidate rules and print each decision "
+        "that would change; writes nothing",
+    )
+    q.add_argument("--rules", required=True, metavar="DIR", help="the candidate rules directory")
+    q.add_argument("--since", metavar="DATE", help="only claims with documents received since")
+    q.add_argument("--campaign", help="only this campaign's claims")
     _json(q)
 
     p = _cmd(
@@ -357,39 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
         "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)",
     )
     p.add_argument("--keep", action="store_true", help="keep the demo's data directory")
-
-    p = _cmd(
-        sub,
-        "web",
-        "web:cmd_web",
-        "serve the operators' web desk (queue, claims, search, actions) on web.listen",
-    )
-    p.add_argument("--listen", metavar="HOST:PORT", help="override web.listen")
-    p = sub.add_parser(
-        "users", help="web desk accounts", description="the web desk's accounts and roles"
-    )
-    usub = p.add_subparsers(dest="users_command", metavar="SUBCOMMAND", required=True)
-    for name, verb in (
-        ("add", "add an account: viewer reads, agent acts on claims, admin also outbox"),
-        ("passwd", "set a new password (enables the account, ends its sessions)"),
-        ("role", "change an account's role (ends its sessions)"),
-        ("disable", "disable an account (ends its sessions)"),
-    ):
-        q = _cmd(usub, name, f"users:cmd_{name}", verb)
-        q.add_argument("name", help="login name: a-z, 0-9, '.', '_', '-'")
-        if name in ("add", "role"):
-            q.add_argument(
-                "--role", choices=("viewer", "agent", "admin"), required=name == "role",
-                default=None if name == "role" else "viewer",
-            )  # fmt: skip
-        if name in ("add", "passwd"):
-            q.add_argument(
-                "--password-stdin",
-                action="store_true",
-                help="read the password from one line of stdin instead of a prompt",
-            )
-    q = _cmd(usub, "list", "users:cmd_list", "list accounts with role and last login")
-    _json(q)
     return parser
 
 

@@ -54,22 +54,46 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.yaml") if p.is_file())
 
 
-def rules_version(directory: Path) -> str:
+def _read(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in _files(directory)}
+
+
+def _version_of(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for path in _files(directory):
-        digest.update(str(path.relative_to(directory)).encode())
+    for name, content in files.items():
+        digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        digest.update(content)
     return digest.hexdigest()[:12]
+
+
+def rules_version(directory: Path) -> str:
+    return _version_of(_read(directory))
+
+
+_CONTENT: dict[str, dict[str, str]] = {}
+"""The files behind each version loaded in this process, read with the same bytes the
+version hashes, so what is stored for a version is exactly what it names."""
+
+
+def rules_content(version: str) -> dict[str, str] | None:
+    """Every rules file (path relative to the rules directory -> text) of a version
+    loaded in this process; None for one this process has not loaded."""
+    return _CONTENT.get(version)
 
 
 def load_ruleset(directory: Path) -> RuleSet:
     """Load and validate every rules file; the first problem raises RulesError (file:line)."""
     if not directory.is_dir():
         raise RulesError("rules directory not found", path=str(directory))
+    files = _read(directory)
+    version = _version_of(files)
+    _CONTENT[version] = {k: v.decode("utf-8", "replace") for k, v in files.items()}
+    while len(_CONTENT) > 32:  # a long-running daemon reloads; keep the recent ones
+        del _CONTENT[next(iter(_CONTENT))]
     return RuleSet(
         directory=directory,
-        version=rules_version(directory),
+        version=version,
         campaigns=load_campaigns(directory / "campaigns"),
         returns=load_returns_policy(directory / "campaigns" / "returns.yaml"),
         receipts=load_receipt_rules(directory / "receipts"),

@@ -8,18 +8,22 @@ the same transaction, so a reply exists if and only if its decision was committe
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Table, bindparam, event, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, SessionTransaction
 
 from mailbot.config import Settings
 from mailbot.core.claim_state import Claim
 from mailbot.core.rma_machine import Rma
 from mailbot.core.snapshots import claim_from_plain, rma_from_plain, to_plain
 from mailbot.core.transition import Transition
+from mailbot.ruleset.loader import rules_content
 from mailbot.services.context import reply_context
 from mailbot.services.outbox import queue_reply
 from mailbot.store import models as m
@@ -112,6 +116,61 @@ def rma_by_number(session: Session, number: str) -> m.Rma | None:
     return session.scalars(_RMA_BY_NUMBER, {"number": number}).one_or_none()
 
 
+# Rules versions stored per database, known in this process: one insert per version
+# per process. A version joins only when its transaction commits (a dry run's
+# rollback stores nothing, so it must not count as stored).
+_STORED: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+_PENDING = "mailbot.rules_versions"
+
+
+def _engine(session: Session) -> Engine:
+    return session.get_bind().engine
+
+
+def store_rules_version(session: Session, version: str, now: datetime) -> None:
+    """Keep the files behind `version` (insert if absent, in the caller's transaction)
+    the first time this process records it; a version not loaded in this process
+    (its content unknown here) is left to the process that loaded it."""
+    files = rules_content(version)
+    if files is None:
+        return
+    engine = _engine(session)
+    pending: set[str] = session.info.setdefault(_PENDING, set())
+    if version in pending or version in _STORED.get(engine, ()):
+        return
+    values = {"version": version, "files": files, "first_used_at": now}
+    table = m.RulesVersion.__table__
+    assert isinstance(table, Table)
+    if engine.dialect.name == "postgresql":
+        stmt: Any = pg_insert(table).values(values).on_conflict_do_nothing()
+    elif engine.dialect.name == "sqlite":
+        stmt = sqlite_insert(table).values(values).on_conflict_do_nothing()
+    else:  # no portable "insert if absent": look first
+        found = session.scalar(
+            select(m.RulesVersion.version).where(m.RulesVersion.version == version)
+        )
+        stmt = None if found else insert(table).values(values)
+    if stmt is not None:
+        # no autoflush: the caller's pending rows go out when it flushes, as before
+        with session.no_autoflush:
+            session.execute(stmt)
+    pending.add(version)
+
+
+@event.listens_for(Session, "after_commit")
+def _versions_committed(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        _STORED.setdefault(_engine(session), set()).update(pending)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _versions_not_committed(session: Session, transaction: SessionTransaction) -> None:
+    # after a commit the set is gone already; what is left was rolled back or closed
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
 def add_event(
     session: Session,
     *,
@@ -138,6 +197,8 @@ def add_event(
         rules_version=rules_version,
         created_at=now,
     )
+    if rules_version:
+        store_rules_version(session, rules_version, now)
     # Not flushed: most events are never referred to by id again, and every flush is
     # a round of the unit of work per mail. Whoever needs `event.id` flushes first.
     session.add(event)
