@@ -120,6 +120,30 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    listen: str = "127.0.0.1:8080"
+    """host:port of the operators' web desk (`mailbot web`); loopback unless a TLS
+    reverse proxy in front of it is the only way in."""
+    base_url: str = ""
+    """The desk's public URL (e.g. "https://desk.example.com"), for links in mails."""
+    secret_key: str = ""
+    """Signs the session cookies; empty: a random key kept in data_dir/web_secret.key
+    (created 0600 on first start). Changing it logs everybody out."""
+    secure_cookies: bool = False
+    """Send the session cookie only over HTTPS: set it behind a TLS proxy."""
+    session_minutes: int = 480
+    """A login lasts this long, then the operator logs in again."""
+    login_attempts: int = 5
+    """Failed logins allowed per user name (per client address: 4x) in login_window_minutes."""
+    login_window_minutes: int = 15
+    in_daemon: bool = False
+    """Serve the desk from `mailbot run` too (on `listen`), so one process does both."""
+    trust_proxy: bool = False
+    """Take the client address from X-Forwarded-For (the last hop, which the proxy
+    adds): set it only behind a reverse proxy, or clients choose their own address."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"
@@ -136,6 +160,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     log: LogSettings = field(default_factory=LogSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     source: str = "defaults"
     """Where the settings came from (for `mailbot check`)."""
 
@@ -159,6 +184,8 @@ class Settings:
         for section in ("imap", "smtp"):
             if out[section]["password"]:
                 out[section]["password"] = "***"
+        if out["web"]["secret_key"]:
+            out["web"]["secret_key"] = "***"
         if "@" in out["database"]["url"] and ":" in out["database"]["url"].split("@")[0]:
             head, tail = out["database"]["url"].rsplit("@", 1)
             out["database"]["url"] = head.rsplit(":", 1)[0] + ":***@" + tail
@@ -174,6 +201,7 @@ _SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "log": LogSettings,
     "health": HealthSettings,
+    "web": WebSettings,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {

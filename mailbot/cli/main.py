@@ -390,6 +390,39 @@ def build_parser() -> argparse.ArgumentParser:
         "run the demo conversation on embedded defaults (local Dovecot + SMTP sink)",
     )
     p.add_argument("--keep", action="store_true", help="keep the demo's data directory")
+
+    p = _cmd(
+        sub,
+        "web",
+        "web:cmd_web",
+        "serve the operators' web desk (queue, claims, search, actions) on web.listen",
+    )
+    p.add_argument("--listen", metavar="HOST:PORT", help="override web.listen")
+    p = sub.add_parser(
+        "users", help="web desk accounts", description="the web desk's accounts and roles"
+    )
+    usub = p.add_subparsers(dest="users_command", metavar="SUBCOMMAND", required=True)
+    for name, verb in (
+        ("add", "add an account: viewer reads, agent acts on claims, admin also outbox"),
+        ("passwd", "set a new password (enables the account, ends its sessions)"),
+        ("role", "change an account's role (ends its sessions)"),
+        ("disable", "disable an account (ends its sessions)"),
+    ):
+        q = _cmd(usub, name, f"users:cmd_{name}", verb)
+        q.add_argument("name", help="login name: a-z, 0-9, '.', '_', '-'")
+        if name in ("add", "role"):
+            q.add_argument(
+                "--role", choices=("viewer", "agent", "admin"), required=name == "role",
+                default=None if name == "role" else "viewer",
+            )  # fmt: skip
+        if name in ("add", "passwd"):
+            q.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password from one line of stdin instead of a prompt",
+            )
+    q = _cmd(usub, "list", "users:cmd_list", "list accounts with role and last login")
+    _json(q)
     return parser
 
 

@@ -38,6 +38,11 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         health = HealthServer(
             app.settings.health.listen, app.factory, app.settings, reload=reloader.status
         ).start()
+    desk = None
+    if app.settings.web.in_daemon:  # the web desk in this process (`[web] in_daemon`)
+        from mailbot.cli.web import DeskThread
+
+        desk = DeskThread(app).start()
     notifier = Notifier()
     watchdog = Watchdog(notifier)
     metrics.add_beat_listener(watchdog)
@@ -62,6 +67,8 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
         jobs.stop()
         if health is not None:
             health.stop()
+        if desk is not None:
+            desk.stop()
 
 
 def cmd_once(args: argparse.Namespace, app: App) -> int:

@@ -280,3 +280,21 @@ class Outbox(Base):
     """When the latest attempt was handed to the relay."""
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     """Sent again after an attempt whose outcome was unknown: may have arrived twice."""
+
+
+class WebUser(Base):
+    """A person who may log in to the web desk (`mailbot users ...`)."""
+
+    __tablename__ = "web_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    """argon2id, in the PHC string format argon2-cffi writes."""
+    role: Mapped[str] = mapped_column(String(16))
+    """viewer (reads), agent (acts on claims and RMAs), admin (also outbox, reprocess)."""
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    """Part of every session cookie: a new password or disabling ends all sessions."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]

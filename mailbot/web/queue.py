@@ -1,0 +1,203 @@
+"""The desk's queue: everything that waits for a person, each with its reason in words,
+its age and its deadline, sorted by what is due first.
+
+Four sources: claims in review, ledger mails parked for a person (review, held,
+questions, documents for a closed claim, quarantined, failed; a mail an operator
+has attached somewhere is done), replies the outbox could not deliver (refused by
+SMTP or outcome unknown) and returned items received but not closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mailbot.log import mask_email, scrub
+from mailbot.services.messages import _CAUSES, cause, needs_person
+from mailbot.store import models as m
+
+KINDS = ("review", "held", "question", "closed_claim", "quarantined", "failed", "outbox", "rma")
+KIND_WORDS = {
+    "review": "claim or mail in review",
+    "held": "mail held (sender doubtful)",
+    "question": "question from a customer",
+    "closed_claim": "mail for a closed claim",
+    "quarantined": "quarantined mail",
+    "failed": "mail that failed processing",
+    "outbox": "reply not delivered",
+    "rma": "returned item to close",
+}
+LIMIT = 500
+"""Rows read per source: a queue longer than this is a backlog to be worked by filter."""
+
+_PERSON_REASONS = [k for k, (_, who) in _CAUSES.items() if who is not None]
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str
+    ref: str
+    link: str
+    reason: str
+    since: datetime
+    deadline: datetime | None
+    campaign: str | None
+    state: str
+    dom_id: str
+
+    def age(self, now: datetime) -> str:
+        return human_age(now - self.since)
+
+
+def human_age(delta: Any) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def _words(code: str) -> str:
+    return str(code).replace("_", " ")
+
+
+def _claims(s: Session) -> list[Item]:
+    rows = s.scalars(
+        select(m.Claim).where(m.Claim.state == "review").order_by(m.Claim.updated_at).limit(LIMIT)
+    )
+    return [
+        Item(
+            kind="review",
+            ref=c.code,
+            link=f"/claims/{c.code}",
+            reason="claim in review: " + (", ".join(map(_words, c.state_reasons or [])) or "-"),
+            since=c.updated_at,
+            deadline=c.deadline_at,
+            campaign=c.campaign_id,
+            state=c.state,
+            dom_id=f"queue-claim-{c.code}",
+        )
+        for c in rows
+    ]
+
+
+def _messages(s: Session) -> list[Item]:
+    done = select(m.Event.message_id).where(
+        m.Event.kind.in_(("claim.message_attached", "rma.message_attached", "message.dismissed")),
+        m.Event.message_id.is_not(None),
+    )
+    stmt = (
+        select(m.Message, m.Claim.code, m.Claim.campaign_id, m.Claim.deadline_at, m.Claim.state)
+        .outerjoin(m.Claim, m.Claim.id == m.Message.claim_id)
+        .where(
+            or_(
+                m.Message.status.in_(("quarantined", "failed")),
+                m.Message.reason.like("review:%"),
+                m.Message.reason.in_(_PERSON_REASONS),
+                m.Message.reason.like("too_large%"),
+            ),
+            m.Message.id.not_in(done),
+        )
+        .order_by(m.Message.id)
+        .limit(LIMIT)
+    )
+    out = []
+    for msg, code, campaign, deadline, claim_state in s.execute(stmt).all():
+        kind = needs_person(msg.status, msg.reason)
+        if kind is None:
+            continue
+        if kind == "review" and claim_state == "review":
+            continue  # the claim itself is in the queue
+        out.append(
+            Item(
+                kind=kind,
+                ref=f"#{msg.id}",
+                link=f"/messages/{msg.id}",
+                reason=cause(msg.status, msg.reason) + (f" (claim {code})" if code else ""),
+                since=msg.fetched_at,
+                deadline=deadline,
+                campaign=campaign,
+                state=msg.status,
+                dom_id=f"queue-message-{msg.id}",
+            )
+        )
+    return out
+
+
+def _outbox(s: Session) -> list[Item]:
+    stmt = (
+        select(m.Outbox, m.Claim.code, m.Claim.campaign_id, m.Rma.number)
+        .outerjoin(m.Claim, m.Claim.id == m.Outbox.claim_id)
+        .outerjoin(m.Rma, m.Rma.id == m.Outbox.rma_id)
+        .where(m.Outbox.status.in_(("failed", "unconfirmed")))
+        .order_by(m.Outbox.id)
+        .limit(LIMIT)
+    )
+    out = []
+    for o, code, campaign, number in s.execute(stmt).all():
+        what = "refused or given up" if o.status == "failed" else "delivery unknown"
+        error = f": {scrub(o.last_error)[:160]}" if o.last_error else ""
+        owner = f" (claim {code})" if code else (f" (RMA {number})" if number else "")
+        out.append(
+            Item(
+                kind="outbox",
+                ref=f"reply {o.id}",
+                link=f"/outbox/{o.id}",
+                reason=f"{o.template} reply to {mask_email(o.to_addr)} {what}{error}{owner}",
+                since=o.attempted_at or o.created_at,
+                deadline=None,
+                campaign=campaign,
+                state=o.status,
+                dom_id=f"queue-outbox-{o.id}",
+            )
+        )
+    return out
+
+
+def _rmas(s: Session) -> list[Item]:
+    rows = s.scalars(
+        select(m.Rma).where(m.Rma.state == "received").order_by(m.Rma.updated_at).limit(LIMIT)
+    )
+    return [
+        Item(
+            kind="rma",
+            ref=r.number,
+            link=f"/rmas/{r.number}",
+            reason="item received: close it as replaced or refunded",
+            since=r.updated_at,
+            deadline=None,
+            campaign=r.policy_id,
+            state=r.state,
+            dom_id=f"queue-rma-{r.number}",
+        )
+        for r in rows
+    ]
+
+
+def due_order(item: Item) -> tuple[int, datetime, datetime]:
+    """Items with a deadline first, the nearest first; then the oldest first."""
+    return (0 if item.deadline else 1, item.deadline or item.since, item.since)
+
+
+def build(
+    s: Session, *, kind: str = "", campaign: str = "", reason: str = ""
+) -> tuple[list[Item], dict[str, int], list[str]]:
+    """The filtered queue, counts per kind (unfiltered) and the campaigns seen."""
+    items = _claims(s) + _messages(s) + _outbox(s) + _rmas(s)
+    counts = {k: 0 for k in KINDS}
+    for it in items:
+        counts[it.kind] += 1
+    campaigns = sorted({it.campaign for it in items if it.campaign})
+    if kind:
+        items = [it for it in items if it.kind == kind]
+    if campaign:
+        items = [it for it in items if it.campaign == campaign]
+    if reason:
+        needle = reason.strip().lower()
+        items = [it for it in items if needle in it.reason.lower()]
+    return sorted(items, key=due_order), counts, campaigns
