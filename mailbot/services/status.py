@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Settings
@@ -30,7 +31,8 @@ from mailbot.core.codes import CODE_LENGTH
 from mailbot.core.errors import RulesError
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.context import reply_context
-from mailbot.services.records import claim_by_code, claim_snapshot
+from mailbot.services.records import claim_snapshot
+from mailbot.store import models as m
 
 MAX_EMAIL_CHARS = 320
 """Longer input is not an address (RFC 5321 limits) and is not looked up."""
@@ -38,6 +40,7 @@ MAX_EMAIL_CHARS = 320
 # Compared against when the code is unknown, so a miss costs what a wrong email does.
 _DUMMY_ADDRESS = "nobody@invalid.example"
 _SEPARATORS = re.compile(r"[\s\u00a0.-]+")
+_ADDRESS_BY_CODE = select(m.Claim.id, m.Claim.email).where(m.Claim.code == bindparam("code"))
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,15 @@ def look_up(
     None for an unknown code, a wrong address or malformed input alike."""
     code = normalise_code(code_text)
     email = email_text if len(email_text or "") <= MAX_EMAIL_CHARS else ""
-    row = claim_by_code(session, code) if code is not None else None
-    # always one comparison, against a dummy when there is no claim, so an unknown
-    # code and a wrong address take the same path to the same answer
-    matched = same_address(email, row.email if row is not None else _DUMMY_ADDRESS)
-    if row is None or not matched or not email:
+    # Only the address is read before it matched, and it is always compared (with a
+    # dummy when there is no claim): an unknown code and a wrong address cost one
+    # small query and one comparison alike; the claim itself is loaded after a match.
+    hit = session.execute(_ADDRESS_BY_CODE, {"code": code}).first() if code else None
+    matched = same_address(email, hit.email if hit is not None else _DUMMY_ADDRESS)
+    if hit is None or not matched or not email:
+        return None
+    row = session.get(m.Claim, hit.id)
+    if row is None:  # deleted between the two statements
         return None
     snap = claim_snapshot(row)
     try:
