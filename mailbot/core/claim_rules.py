@@ -11,7 +11,11 @@ we ask the customer anything; then missing documents or fields make the claim
 incomplete; values read with low confidence go to review; only a claim that passes
 everything is validated. Within a kind, reasons are listed in table order (the
 rejection mail lists them so). A fact in conflict (registered date differs from the
-confident receipt date) is not used to reject.
+confident receipt date) is not used to reject, and a rejection rests only on facts
+read with the campaign's confidence (a company buyer read with less is reviewed).
+Several documents of one purchase (a photo, then the shop's PDF) complete each other:
+each field takes its best reading, and they conflict only when two confident readings
+name another day, shop or product (`CONFLICT_FIELDS`).
 
 A reason is a code, or `code:detail` for checks that name a field or a document
 (`missing_field:vat_number`); `Check.reasons` declares the codes.
@@ -19,9 +23,12 @@ A reason is a code, or `code:detail` for checks that name a field or a document
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, Literal
 
 from mailbot.core.campaign import Campaign, NamedItem, normalize_name
@@ -44,6 +51,14 @@ _OUTCOME: dict[Kind, Outcome] = {
     "unsure": "review",
 }
 _FACT_FIELDS = ("retailer", "purchase_date", "product", "vat_number", "receipt_number")
+CONFLICT_FIELDS = ("retailer", "purchase_date", "product", "vat_number")
+"""Facts two documents of one purchase cannot disagree on: another day, another shop
+(its name or its VAT number), another product. A receipt number is not one: a photo
+of the till receipt and the shop's PDF invoice carry different numbers, or one none."""
+SAME_NAME_RATIO = 0.85
+"""difflib ratio from which two readings of a shop's name are one name with an OCR
+slip ("Hansen Lyd AS" / "Hansen Lvd AS"); stdlib, as the core takes no I/O library
+and this one comparison needs no more."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,8 @@ class Case:
     missing_fields: tuple[str, ...]
     evidence: Mapping[str, Any]
     """`receipt.<field>`: the best value and its confidence, per field read."""
+    buyer_company: FieldValue | None = None
+    """The company a receipt names as its buyer (best read over all receipts)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,8 @@ def read_case(claim: Claim, campaign: Campaign, now: datetime) -> Case:
     evidence: dict[str, Any] = {}
     for name in _FACT_FIELDS:
         values = [v for r in receipts if (v := r.get(name)) is not None]
-        if len({normalize_name(v.value) for v in values if v.confidence >= conf}) > 1:
+        sure = [v.value for v in values if v.confidence >= conf]
+        if name in CONFLICT_FIELDS and _contradict(name, sure, campaign):
             conflicts.append(name)
         best = _best(values)
         if best is None:
@@ -119,6 +137,9 @@ def read_case(claim: Claim, campaign: Campaign, now: datetime) -> Case:
             confident[name] = best.value
         else:
             low.append(name)
+    buyer = _best([v for r in receipts if (v := r.get("buyer_company")) is not None])
+    if buyer is not None:
+        evidence["receipt.buyer_company"] = {"value": buyer.value, "confidence": buyer.confidence}
     missing_fields: tuple[str, ...] = ()
     # Fields are asked for only once a receipt came; before that the receipt itself is.
     if receipts or DocumentKind.RECEIPT in present:
@@ -131,10 +152,50 @@ def read_case(claim: Claim, campaign: Campaign, now: datetime) -> Case:
         now=now,
         confident=confident,
         low=tuple(low),
+        buyer_company=buyer,
         conflicts=tuple(conflicts),
         missing_documents=tuple(k for k in campaign.required_documents if k not in present),
         missing_fields=missing_fields,
         evidence=evidence,
+    )
+
+
+def _same(name: str, a: str, b: str, campaign: Campaign) -> bool:
+    """Whether two confident readings of a field from two documents name one thing."""
+    if name == "purchase_date":
+        return a == b
+    if name == "vat_number":
+        return re.sub(r"\D", "", a) == re.sub(r"\D", "", b)
+    if name == "product":
+        known = campaign.model(a), campaign.model(b)
+        if known[0] is not None or known[1] is not None:
+            return known[0] == known[1]
+    if name == "retailer":
+        known = campaign.retailer(a), campaign.retailer(b)
+        if known[0] is not None and known[1] is not None:
+            return known[0] == known[1]
+        # The brand on one document, the legal name on the other ("Hansen Lyd" /
+        # "Hansen Lyd AS"), or a letter OCR misread.
+        x, y = sorted((_folded(a), _folded(b)), key=len)
+        if x and y.startswith(x):
+            return True
+        return SequenceMatcher(None, x, y).ratio() >= SAME_NAME_RATIO
+    return normalize_name(a) == normalize_name(b)
+
+
+def _folded(name: str) -> str:
+    """`normalize_name` with Nordic letters as OCR and keyboards without them write
+    them (Elkjøp / Elkjop, Gävle / Gavle)."""
+    text = unicodedata.normalize("NFKD", name.casefold().translate(_NORDIC))
+    return normalize_name("".join(ch for ch in text if not unicodedata.combining(ch)))
+
+
+_NORDIC = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "đ": "d", "ł": "l"})
+
+
+def _contradict(name: str, values: Sequence[str], campaign: Campaign) -> bool:
+    return any(
+        not _same(name, a, b, campaign) for i, a in enumerate(values) for b in values[i + 1 :]
     )
 
 
@@ -214,6 +275,9 @@ def _facts(case: Case) -> dict[str, str]:
     for name in ("vat_number", "receipt_number"):
         if name in case.confident:
             out[name] = case.confident[name]
+    buyer = case.buyer_company
+    if buyer is not None and buyer.confidence >= case.campaign.min_confidence:
+        out["buyer_company"] = buyer.value
     serial = _label_serial(case)
     if serial is not None:
         out["serial"] = serial
@@ -321,9 +385,33 @@ def claimed_after_first_mail(case: Case) -> Iterator[str]:
         yield "claimed_too_late"
 
 
+def _company_on_receipt(case: Case) -> FieldValue | None:
+    buyer = case.buyer_company
+    return None if case.campaign.companies_allowed else buyer
+
+
 def private_buyer(case: Case) -> Iterator[str]:
-    if case.claim.company and not case.campaign.companies_allowed:
+    """Registered as a company, or a receipt names a company as the buyer with the
+    campaign's confidence; a rejection rests on nothing less."""
+    if case.campaign.companies_allowed:
+        return
+    buyer = _company_on_receipt(case)
+    if case.claim.company or (
+        buyer is not None and buyer.confidence >= case.campaign.min_confidence
+    ):
         yield "company_buyer"
+
+
+def buyer_unsure(case: Case) -> Iterator[str]:
+    """A receipt may name a company as the buyer, read with too little confidence to
+    refuse on: a person looks."""
+    buyer = _company_on_receipt(case)
+    if (
+        buyer is not None
+        and not case.claim.company
+        and buyer.confidence < case.campaign.min_confidence
+    ):
+        yield "possible_company_buyer"
 
 
 def country_participates(case: Case) -> Iterator[str]:
@@ -371,6 +459,7 @@ CHECKS: tuple[Check, ...] = (
     Check("documents_present", "incomplete", ("missing_document",), documents_present),
     Check("fields_present", "incomplete", ("missing_field",), fields_present),
     Check("fields_confident", "unsure", ("low_confidence",), fields_confident),
+    Check("buyer_unsure", "unsure", ("possible_company_buyer",), buyer_unsure),
 )
 """The campaign checks in the order their reasons are listed (precedence is by kind)."""
 

@@ -47,6 +47,9 @@ class ReceiptFields:
     """On a serial-number photo: the serial read from the label."""
     receipt_number: FieldValue | None = None
     """The receipt/transaction number when printed (used to spot duplicate receipts)."""
+    buyer_company: FieldValue | None = None
+    """A company named as the buyer (an invoice's buyer block: a legal-form name or an
+    organisation number other than the seller's); value the name, else the number."""
 
     def get(self, name: str) -> FieldValue | None:
         value = getattr(self, name)

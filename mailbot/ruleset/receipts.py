@@ -48,6 +48,7 @@ FIELD_NAMES = (
     "vat_number",
     "serial_number",
     "receipt_number",
+    "buyer_company",
 )
 
 
@@ -98,6 +99,12 @@ class ReceiptRules:
     fuzzy_product: float
     retailer_domains: tuple[tuple[str, str], ...] = ()
     """(web domain, retailer name) from the default list: "power.dk" names Power."""
+    order_date: tuple[re.Pattern[str], ...] = ()
+    """Labels of a web-shop order date: the purchase date when no other date is left."""
+    buyer_labels: tuple[re.Pattern[str], ...] = ()
+    """Labels opening an invoice's buyer block ("Kunde:", "Bill to"), at a line's start."""
+    buyer_block_lines: int = 4
+    """Lines under a buyer label that belong to the buyer block."""
 
     def threshold(self, field: str) -> float:
         return dict(self.min_confidence).get(field, 0.6)
@@ -123,6 +130,7 @@ class _DatesFile(_Strict):
     purchase: list[str] = Field(default_factory=list)
     strong_purchase: list[str] = Field(default_factory=list)
     not_purchase: list[str] = Field(default_factory=list)
+    order_date: list[str] = Field(default_factory=list)
     year_first_words: list[str] = Field(default_factory=list)
 
 
@@ -163,6 +171,8 @@ class _DocumentFile(_Strict):
     serial_labels: list[str] = Field(min_length=1)
     receipt_number_labels: list[str] = Field(default_factory=list)
     document_titles: list[str] = Field(default_factory=list)
+    buyer_labels: list[str] = Field(default_factory=list)
+    buyer_block_lines: int = Field(default=4, ge=1, le=12)
 
 
 class _Fuzzy(_Strict):
@@ -290,6 +300,7 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         strong_purchase=_patterns(ddoc_dates, dates.strong_purchase, ("strong_purchase",)),
         not_purchase=_patterns(ddoc_dates, dates.not_purchase, ("not_purchase",)),
         year_first_words=_patterns(ddoc_dates, dates.year_first_words, ("year_first_words",)),
+        order_date=_patterns(ddoc_dates, dates.order_date, ("order_date",)),
         retailers=tuple(NamedItem(r.name, tuple(r.aliases)) for r in retailers.retailers),
         legal_forms=tuple(retailers.legal_forms),
         legal_forms_first=tuple(retailers.legal_forms_first),
@@ -302,11 +313,27 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
             ddoc, document.receipt_number_labels, ("receipt_number_labels",)
         ),
         document_titles=_patterns(ddoc, document.document_titles, ("document_titles",)),
+        buyer_labels=_buyer_labels(ddoc, document.buyer_labels),
+        buyer_block_lines=document.buyer_block_lines,
         min_confidence=tuple(sorted(thresholds.min_confidence.items())),
         fuzzy_retailer=thresholds.fuzzy.retailer,
         fuzzy_product=thresholds.fuzzy.product,
         retailer_domains=_retailer_domains(rdoc, retailers),
     )
+
+
+def _buyer_labels(doc: YamlDoc, items: list[str]) -> tuple[re.Pattern[str], ...]:
+    """Each label, compiled to match a whole word at a line's start; one that matches
+    an empty string would open a buyer block on every line."""
+    loose = _patterns(doc, items, ("buyer_labels",))
+    for i, pattern in enumerate(loose):
+        check(
+            doc,
+            pattern.fullmatch("") is None,
+            f"buyer_labels.{i}: matches an empty line",
+            ("buyer_labels", i),
+        )
+    return tuple(re.compile(rf"\s*(?:{p.pattern})(?!\w)", re.IGNORECASE) for p in loose)
 
 
 def _retailer_domains(doc: YamlDoc, file: _RetailersFile) -> tuple[tuple[str, str], ...]:

@@ -5,7 +5,9 @@ Every date on the page is a candidate: numeric (31.12.2022, 31/12/22, 22-12-31,
 `rules/receipts/dates.yaml` (2. desember 2022, 19 april 2014, August 3, 2014,
 25-Dec-18). The words before a date on its line, or on the line above when the
 date stands alone, decide what it is: due dates, open-purchase / return-by,
-warranty, delivery, print and billing-period dates are rejected; "Dato",
+warranty, delivery, print and billing-period dates are rejected; an order date
+is the purchase date only where no other date is left (a web-shop screenshot);
+"Dato",
 "Kjøpsdato", "Invoice date" and a time of day make a purchase date likelier.
 
 Hand-written rather than dateparser.search: that finds "dates" in prices and
@@ -18,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz
 
@@ -198,6 +200,9 @@ def date_candidates(
                 context = prev_context + " " + before  # a date alone under its label
             last_end = end
             reason = _rejected(context, value, rules, now)
+            ordered = reason is None and _order_label(context, rules)
+            if ordered:
+                reason = ORDER_DATE
             # "Fortaldsdato": a deadline word one OCR slip away from the list is
             # no purchase label, and the date under it is less sure.
             near_deadline = reason is None and like_a_deadline(context, rules)
@@ -208,6 +213,8 @@ def date_candidates(
             elif clock:
                 score -= 0.2  # "20:81": the line was misread, its date digits may be too
             label = None if near_deadline else purchase_label(context, rules)
+            if ordered:
+                label = "purchase"  # as labelled as a purchase date, where it is one
             score += {"strong": 0.3, "purchase": 0.2, None: 0.0}[label]
             # A deadline word on the line above or below, in OCR that may have split
             # "Forfalls|dato" over two lines, or a line that is mostly OCR noise:
@@ -236,6 +243,8 @@ def _from_column(
         return DateCandidate(value, line, 0.6, rule + ":column", "column label")
     if now is not None and value > now:
         return DateCandidate(value, line, 0.6, rule + ":column", "after today")
+    if kind == "order":
+        return DateCandidate(value, line, 0.75, rule + ":column", ORDER_DATE)
     return DateCandidate(value, line, 0.85 if kind == "strong" else 0.75, rule + ":column")
 
 
@@ -270,6 +279,14 @@ def _noisy(text: str, min_words: int = 4) -> bool:
     return len(words) >= min_words and sum(len(w) <= 2 for w in words) * 2 >= len(words)
 
 
+ORDER_DATE = "order date"
+"""Why a date is set aside while another is left: the day a web-shop order was placed."""
+
+
+def _order_label(context: str, rules: ReceiptRules) -> bool:
+    return any(p.search(context) for p in rules.order_date)
+
+
 def _rejected(context: str, value: dt.date, rules: ReceiptRules, now: dt.date | None) -> str | None:
     if now is not None and value > now:
         return "after today"
@@ -285,6 +302,15 @@ def find_purchase_date(
 ) -> FieldValue | None:
     every = date_candidates(lines, rules, now)
     cands = [c for c in every if c.rejected is None]
+    if not cands:
+        # An order confirmation or a web-shop screenshot prints only the order
+        # date, and the order is the purchase; beside an invoice or receipt date
+        # it is not taken (an invoice prints both).
+        cands = [
+            replace(c, rule=f"{c.rule}:order", rejected=None)
+            for c in every
+            if c.rejected == ORDER_DATE
+        ]
     future = [c for c in every if c.rejected == "after today"]
     if not cands:
         return None

@@ -98,18 +98,22 @@ _DATE_WORD = re.compile(r"dat|date|päivä|paiva|pvm|tarikh", re.IGNORECASE)
 
 def column_labels(header: str, rules: ReceiptRules) -> list[str]:
     """The date labels of a table header line, left to right: "purchase",
-    "strong" or "not" (a deadline). A label is a whole word; a word matching
-    several kinds ("Forfallsdato": deadline and "dato") takes the deadline."""
+    "strong", "order" (a web-shop order date) or "not" (a deadline). A label is
+    a whole word; a word matching several kinds ("Forfallsdato": deadline and
+    "dato") takes the deadline."""
     words: dict[tuple[int, int], str] = {}
-    priority = {"not": 0, "strong": 1, "purchase": 2}
+    priority = {"not": 0, "order": 1, "strong": 2, "purchase": 3}
     for kind, patterns in (
         ("not", rules.not_purchase),
+        ("order", rules.order_date),
         ("strong", rules.strong_purchase),
         ("purchase", rules.purchase),
     ):
         for p in patterns:
             for m in p.finditer(header):
-                if m.end() == m.start() or not (kind == "not" or _DATE_WORD.search(m.group(0))):
+                if m.end() == m.start() or not (
+                    kind in ("not", "order") or _DATE_WORD.search(m.group(0))
+                ):
                     continue
                 key = _whole_word(header, m.start(), m.end())
                 if key not in words or priority[kind] < priority[words[key]]:

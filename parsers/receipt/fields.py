@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
+from parsers.receipt.buyer import buyer_block, find_buyer, without_block
 from parsers.receipt.date import find_purchase_date
 from parsers.receipt.ocrtext import TextLine, model_key, split_lines
 from parsers.receipt.product import find_product
@@ -125,11 +126,26 @@ def extract_fields(
     line_doubts`): a business name found by layout alone must not hold one.
     """
     lines = split_lines(bounded_text(text))
-    vat = _keep(find_vat(lines, rules), rules, "vat_number")
+    # The buyer's block holds the buyer's name and number, never the seller's.
+    block = buyer_block(lines, rules)
+    seller_lines = without_block(lines, block)
+    seller_vat = find_vat(seller_lines, rules)
+    vat = _keep(seller_vat or find_vat(lines, rules), rules, "vat_number")
     vat_line = next((ln.index for ln in lines if vat is not None and ln.text == vat.evidence), None)
     date = _keep(find_purchase_date(lines, rules, now), rules, "purchase_date")
     retailer = _keep(
-        find_retailer(lines, rules, retailers, vat_line, doubts or {}), rules, "retailer"
+        find_retailer(seller_lines, rules, retailers, vat_line, doubts or {}), rules, "retailer"
+    )
+    buyer = _keep(
+        find_buyer(
+            lines,
+            block,
+            rules,
+            seller_vat=seller_vat.value if seller_vat is not None else None,
+            seller_names=_seller_names(retailer, retailers, rules),
+        ),
+        rules,
+        "buyer_company",
     )
     product = _keep(find_product(lines, rules, models), rules, "product")
     receipt_no = _keep(
@@ -152,4 +168,14 @@ def extract_fields(
         vat_number=vat,
         serial_number=_keep(serial_value, rules, "serial_number"),
         receipt_number=receipt_no,
+        buyer_company=buyer,
     )
+
+
+def _seller_names(
+    retailer: FieldValue | None, retailers: Sequence[Retailer], rules: ReceiptRules
+) -> list[str]:
+    """Names a buyer is not: the retailer read and every listed retailer's spellings."""
+    names = [n for r in (*retailers, *rules.retailers) for n in (r.name, *r.aliases)]
+    return names + ([retailer.value] if retailer is not None else [])
+

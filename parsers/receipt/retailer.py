@@ -30,7 +30,7 @@ from mailbot.core.receipt_fields import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
 from parsers.receipt.ocrtext import TextLine, fold, word_key
 
-__all__ = ["find_retailer"]
+__all__ = ["company_name", "find_retailer"]
 
 SHORT_NAME = 6
 """Names with fewer folded letters than this are also common words."""
@@ -104,6 +104,19 @@ def _ending_form(spelling: str) -> re.Pattern[str]:
     return re.compile(
         rf"(?<![\w.]){re.escape(spelling)}(?![\w])(?=\.?(?:\s*$|\s+[-–|,]\s|,\s|\s+\())"
     )
+
+
+def company_name(text: str, rules: ReceiptRules) -> str | None:
+    """The company name on the line, when it ends in (or starts with) a legal form
+    and looks like a printed name, not OCR debris; else None."""
+    name = _legal_name(text, rules)
+    if name is None:
+        return None
+    name = _clean_name(_without_title(name, rules))
+    letters = sum(ch.isalpha() for ch in name)
+    if letters < 3 or letters < len(name) * 0.5 or not _plausible_name(name, rules):
+        return None
+    return name
 
 
 def _has_legal_form(text: str, rules: ReceiptRules) -> bool:

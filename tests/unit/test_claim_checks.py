@@ -58,6 +58,7 @@ DOCUMENTED = [
     ("documents_present", "incomplete", ("missing_document",)),
     ("fields_present", "incomplete", ("missing_field",)),
     ("fields_confident", "unsure", ("low_confidence",)),
+    ("buyer_unsure", "unsure", ("possible_company_buyer",)),
 ]  # fmt: skip
 
 T = Templates()
@@ -78,6 +79,7 @@ def test_reason_lists_are_derived_from_the_table() -> None:
     assert set(REVIEW_REASONS) == {
         "purchase_date_mismatch", "model_mismatch", "retailer_mismatch", "serial_mismatch",
         "receipt_conflict", "low_confidence", "bad_purchase_date", "first_mail_unknown",
+        "possible_company_buyer",
     }  # fmt: skip
     assert INCOMPLETE_REASONS == ("missing_document", "missing_field")
     assert set(REASONS) == set(REJECTION_REASONS) | set(REVIEW_REASONS) | set(INCOMPLETE_REASONS)
@@ -212,3 +214,25 @@ def test_rejection_reasons_are_listed_in_table_order_once() -> None:
     d = decide(claim, campaign, at)
     assert d.outcome == "rejected"
     assert d.reasons == ("claimed_too_late", "company_buyer", "country_not_participating")
+
+
+def test_two_readings_of_one_shop_or_product_do_not_conflict() -> None:
+    claim = new_claim(purchase_date=None)
+    pairs = [
+        ("retailer", "Hansen Lyd", "Hansen Lyd AS"),  # brand on one, legal name on the other
+        ("retailer", "Hansen Lyd AS", "Hansen Lvd AS"),  # an OCR slip
+        ("retailer", "Elkjøp", "elkjop"),
+        ("product", "WH-1000XM5", "wh 1000xm5"),
+        ("vat_number", "NO 923609016 MVA", "923609016"),
+    ]
+    for name, a, b in pairs:
+        docs = [receipt("r1", **{name: a}), receipt("r2", **{name: b})]  # type: ignore[arg-type]
+        case = read_case(replace(claim, documents=tuple(docs)), cashback(), utc("2023-01-10"))
+        assert case.conflicts == (), (name, a, b)
+    # a receipt number on one document, another or none on the other: no conflict
+    docs = [receipt("r1", receipt_number="4711"), receipt("r2", receipt_number="FA-1")]
+    case = read_case(replace(claim, documents=tuple(docs)), cashback(), utc("2023-01-10"))
+    assert case.conflicts == ()
+    docs = [receipt("r1", retailer="Hansen Lyd AS"), receipt("r2", retailer="Nordlys Lyd AS")]
+    case = read_case(replace(claim, documents=tuple(docs)), cashback(), utc("2023-01-10"))
+    assert case.conflicts == ("retailer",)

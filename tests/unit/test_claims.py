@@ -537,3 +537,63 @@ def test_approve_by_hand_takes_a_parked_claim_and_drops_its_deadline() -> None:
     for closed in (t.snapshot, reject(new_claim(), ["not_verified"], NOW).snapshot):
         with pytest.raises(TransitionError, match="cannot approve"):
             approve_by_hand(closed, cashback(), NOW)
+
+
+# --- a company named as the buyer on the document; a better copy of one purchase ------
+
+
+def _with_buyer(doc: Any, name: str, confidence: float) -> Any:
+    from mailbot.core.receipt_fields import FieldValue
+
+    buyer = FieldValue(name, confidence, f"{name} / Org.nr 923609016", "buyer:name+number")
+    return replace(doc, fields=replace(doc.fields, buyer_company=buyer))
+
+
+def test_a_company_buyer_on_the_invoice_is_refused_where_companies_are_excluded() -> None:
+    at = utc("2018-04-25 08:00")
+    invoice = _with_buyer(promo_receipt(), "Fjord Media AB", 0.95)
+    t = receive_documents(new_claim(promo(), now=at), promo(), [invoice], at)
+    assert t.to_state == "rejected" and t.reasons == ("company_buyer",)
+    assert dict(t.snapshot.facts)["buyer_company"] == "Fjord Media AB"
+
+
+def test_a_company_buyer_read_unsure_goes_to_a_person_not_a_refusal() -> None:
+    at = utc("2018-04-25 08:00")
+    invoice = _with_buyer(promo_receipt(), "Fjord Media AB", 0.7)
+    t = receive_documents(new_claim(promo(), now=at), promo(), [invoice], at)
+    assert t.to_state == "review" and t.reasons == ("possible_company_buyer",)
+    assert "buyer_company" not in dict(t.snapshot.facts)
+
+
+def test_a_company_buyer_is_fine_where_companies_may_claim() -> None:
+    invoice = _with_buyer(receipt(), "Nordlys Lyd AS", 0.95)
+    t = receive_documents(new_claim(), cashback(), [invoice, serial_photo()], NOW)
+    assert t.to_state == "validated", t.reasons
+
+
+def test_the_shops_invoice_completes_a_photo_of_the_same_purchase() -> None:
+    # The photo shows no VAT number and the till's receipt number; the PDF invoice
+    # prints the VAT number and its own invoice number: no conflict, the claim completes.
+    photo = receipt("r1", vat_number=None, receipt_number="4711", filename="kvittering.jpg")
+    first = receive_documents(new_claim(), cashback(), [photo, serial_photo()], NOW)
+    assert first.to_state == "incomplete" and "missing_field:vat_number" in first.reasons
+    invoice = receipt("r2", retailer="Elkjøp Nordic AS", receipt_number="FA-2022-0815")
+    t = receive_documents(first.snapshot, cashback(), [invoice], NOW)
+    assert t.to_state == "validated", t.reasons
+    assert dict(t.snapshot.facts)["vat_number"] == "NO123456785"
+
+
+@pytest.mark.parametrize(
+    ("other", "conflict"),
+    [
+        ({"purchase_date": "2022-12-03"}, "purchase_date"),
+        ({"retailer": "Power"}, "retailer"),
+        ({"product": "WF-1000XM4"}, "product"),
+    ],
+)
+def test_another_day_shop_or_product_on_a_second_document_is_a_conflict(
+    other: dict[str, str], conflict: str
+) -> None:
+    docs = [receipt("r1"), receipt("r2", **other), serial_photo()]
+    t = receive_documents(new_claim(), cashback(), docs, NOW)
+    assert t.to_state == "review" and f"receipt_conflict:{conflict}" in t.reasons, t.reasons

@@ -144,3 +144,30 @@ def test_a_date_another_pass_misread_with_a_far_year_is_not_believed() -> None:
     # A return-by date a few years on is not a misreading.
     text = "Dato: 10.02.2024 12:00\nGaranti til: 11.03.2027"
     assert date(text, dt.date(2025, 1, 1)) == "2024-02-10"
+
+
+# --- an order date is the purchase date only where nothing else dates the purchase ---
+
+
+def test_order_date_on_a_web_shop_screenshot_is_the_purchase_date() -> None:
+    shot = "https://www.power.dk/ordre/100234\nOrdre 100234\nOrdredato: 10.04.2018\n1 x Sonos One"
+    assert date(shot, dt.date(2026, 1, 1)) == "2018-04-10"
+    assert date("Tilaus 88123\nTilauspäivä 3.2.2023\nSumma 199,00", dt.date(2026, 1, 1)) == (
+        "2023-02-03"
+    )
+    assert date("Order date: 12 Nov 2022\nTotal 5.00", dt.date(2026, 1, 1)) == "2022-11-12"
+
+
+def test_invoice_printing_both_dates_reads_the_invoice_date() -> None:
+    invoice = "Faktura 5521\nOrdredato: 02.04.2018\nFakturadato: 05.04.2018\nTotalt 2 499,00"
+    assert date(invoice, dt.date(2026, 1, 1)) == "2018-04-05"
+    # in either order, and under a table header too
+    invoice = "Fakturadato: 05.04.2018\nOrdredato: 02.04.2018\nTotalt 2 499,00"
+    assert date(invoice, dt.date(2026, 1, 1)) == "2018-04-05"
+    table = "Ordredato Fakturadato Forfallsdato\n02.04.2018 05.04.2018 19.04.2018\n"
+    assert date(table, dt.date(2026, 1, 1)) == "2018-04-05"
+
+
+def test_an_order_date_beside_deadlines_only_is_the_purchase_date() -> None:
+    text = "Ordrebekreftelse\nOrdredato: 02.04.2018\nLeveringsdato: 09.04.2018\nSum 99,00"
+    assert date(text, dt.date(2026, 1, 1)) == "2018-04-02"
