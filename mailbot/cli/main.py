@@ -192,7 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("code")
     q.add_argument("--reference", help="the payment's reference (bank or payout batch)")
     _operator(q, why_required=False)
-
     q = _cmd(
         csub,
         "reevaluate",
@@ -355,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rules", required=True, metavar="DIR", help="the candidate rules directory")
     q.add_argument("--since", metavar="DATE", help="only claims with documents received since")
     q.add_argument("--campaign", help="only this campaign's claims")
+    q.add_argument(
+        "--reread",
+        action="store_true",
+        help="read the stored documents again with the candidate receipt rules (PDF text, OCR)",
+    )
     _json(q)
 
     p = _cmd(

@@ -111,7 +111,15 @@ def cmd_replay(args: argparse.Namespace, app: App) -> int:
         return 2
     since = parse_moment(args.since) if args.since else None
     app.ensure_schema()
-    report = replay(app.factory, rules, app.now(), since=since, campaign=args.campaign)
+    reader = None
+    if args.reread:
+        from mailbot.services.documents import make_reader
+
+        ocr = app.settings.ocr
+        reader = make_reader(lambda: rules, ocr.languages, ocr.timeout_seconds)
+    report = replay(
+        app.factory, rules, app.now(), since=since, campaign=args.campaign, reread=reader
+    )
     summary = report.as_dict()
     if args.json:
         print_json(summary, app.out)

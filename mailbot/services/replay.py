@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from mailbot.core.claim_state import Claim, ClaimState
 from mailbot.core.errors import InputError, RulesError, TransitionError
 from mailbot.core.transition import Transition
 from mailbot.ruleset.loader import RuleSet
+from mailbot.services.documents import Reader
 from mailbot.services.inbound import _others_for_fraud
 from mailbot.services.operator import Context
 from mailbot.services.records import claim_by_code, claim_snapshot, record
@@ -206,9 +208,12 @@ def replay(
     *,
     since: datetime | None = None,
     campaign: str | None = None,
+    reread: Reader | None = None,
 ) -> ReplayReport:
     """Decide every claim holding documents (received since `since`, of `campaign`)
-    with `rules` and report the decisions that differ from the claim's present one."""
+    with `rules` and report the decisions that differ from the claim's present one.
+    With `reread`, each stored document is read again (with the candidate receipt
+    rules) instead of using the fields read when it came."""
     report = ReplayReport(rules.version)
     with _read_only(factory) as s:
         q = select(m.Claim.id).join(m.Document, m.Document.claim_id == m.Claim.id).distinct()
@@ -224,19 +229,44 @@ def replay(
             if not snap.documents:
                 continue  # only refused files: nothing the rules decide on
             report.claims += 1
-            change = _replay_one(s, row, snap, rules, now)
+            change = _replay_one(s, row, snap, rules, now, reread)
             if change.changed or change.note is not None:
                 report.changes.append(change)
     return report
 
 
-def _replay_one(s: Session, row: m.Claim, snap: Claim, rules: RuleSet, now: datetime) -> Change:
+def _read_again(s: Session, row: m.Claim, snap: Claim, campaign: Campaign, read: Reader) -> Claim:
+    """The snapshot with each document's fields read again from its stored bytes; a
+    document whose bytes are gone or unreadable keeps the fields read when it came."""
+    paths = {
+        d.sha256: d.path
+        for d in s.scalars(select(m.Document).where(m.Document.claim_id == row.id))
+        if d.accepted and d.path
+    }
+    docs = []
+    for d in snap.documents:
+        path = paths.get(d.sha256)
+        result = None
+        if path is not None and Path(path).is_file():
+            result = read(Path(path).read_bytes(), d.filename, campaign, snap.serial)
+        if result is not None and result.fields is not None:
+            d = replace(d, fields=result.fields, kind=result.fields.document_kind)
+        docs.append(d)
+    return replace(snap, documents=tuple(docs))
+
+
+def _replay_one(
+    s: Session, row: m.Claim, snap: Claim, rules: RuleSet, now: datetime, reread: Reader | None
+) -> Change:
     old_state, old_reasons = _compared(snap)
     try:
         camp = rules.campaign(snap.campaign_id)
     except RulesError:
         camp = None
-    t = None if camp is None else redecide(s, row, snap, camp, decided_at(snap, now))
+    t = None
+    if camp is not None:
+        held = _read_again(s, row, snap, camp, reread) if reread is not None else snap
+        t = redecide(s, row, held, camp, decided_at(snap, now))
     return Change(
         code=snap.code,
         campaign=snap.campaign_id,

@@ -154,6 +154,27 @@ def test_replay_shows_the_change_and_writes_nothing(cli: Cli, tmp_path: Path) ->
     assert later["claims"] == 0
     assert cli.counts() == before
 
+    # --reread reads the stored receipt again with the candidate receipt rules: with the
+    # Norwegian VAT labels narrowed, the VAT number is no longer read off it
+    vat = rules_b / "receipts" / "vat.yaml"
+    vat_text = vat.read_text()
+    assert "      - '\\bmva\\b'\n" in vat_text
+    vat.write_text(
+        vat_text.replace(
+            "      - 'org\\.?\\s*n[ro]\\.?'\n      - 'organisasjonsnummer'",
+            "      - 'organisasjonsnummer'",
+            1,
+        ).replace("      - '\\bmva\\b'\n", "", 1)
+    )
+    stored = cli.ok(rules_a, "rules", "replay", "--rules", str(rules_b))
+    assert stored["by_change"] == {"incomplete -> approved": 1}  # the fields read then
+    reread = cli.ok(rules_a, "rules", "replay", "--rules", str(rules_b), "--reread")
+    [change] = reread["changes"]
+    assert change["new_state"] == "incomplete"
+    assert change["new_reasons"] == ["missing_field:vat_number"]
+    assert change["reply"] == "missing_info"
+    assert cli.counts() == before
+
     # broken candidate rules: file:line, exit 2, nothing read
     rules_bad = _rules_copy(tmp_path, "rules_bad")
     (rules_bad / CAMPAIGN).write_text(text.replace("reply_days: 14", "reply_days: soon"))
