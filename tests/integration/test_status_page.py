@@ -7,6 +7,7 @@ links the page only when `[web] base_url` is set."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from starlette.testclient import TestClient
 from mailbot.cli.app import App
 from mailbot.config import DatabaseSettings, PathSettings, Settings, WebSettings
 from mailbot.core.codes import is_valid_code
+from mailbot.core.languages import LANGUAGES
 from mailbot.services import operator
 from mailbot.services.claims import Registration, register_claim
 from mailbot.store import db
@@ -251,3 +253,38 @@ def test_the_desk_serves_the_page_without_a_login(tmp_path: Path, db_url: str) -
     got, html = _ask(client, code, KARI)
     assert got == 200 and "registrert, vi venter på dokumentene dine" in html
     assert "mailbot_desk" not in client.cookies  # no desk session for a claimant
+
+
+REGISTERED = {
+    "nb": "registrert,",
+    "sv": "registrerad,",
+    "da": "registreret,",
+    "fi": "rekisteröity,",
+    "en": "registered,",
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_page_speaks_every_language(
+    tmp_path: Path, db_url: str, lang: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app(tmp_path, db_url)
+    email = f"claimant-{lang}@example.org"
+    code = _register(app, email=email, language=lang)
+    client = _client(app)
+    page = client.get(f"/status?lang={lang}")
+    assert f'<html lang="{lang}">' in page.text
+    caplog.set_level(logging.INFO)
+    got, html = _ask(client, code, email, **{"Accept-Language": "en"})
+    assert got == 200 and f'<html lang="{lang}">' in html
+    state = re.search(r'id="status-state"><strong>[^<]+</strong> ([^<]+)<', html)
+    assert state is not None and state.group(1).startswith(REGISTERED[lang])
+    assert "{" not in TOKEN.sub("", html)  # every placeholder filled
+    got, html = _ask(client, _unknown_code(code), email, **{"Accept-Language": lang})
+    assert got == 200 and f'<html lang="{lang}">' in html and 'role="alert"' in html
+    refused = client.post("/status", data={"code": code, "email": email, "lang": lang})
+    assert refused.status_code == 403 and f'<html lang="{lang}">' in refused.text
+    # the log says what happened, never who asked about what
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "status lookup" in logged
+    assert code not in logged and email not in logged and "claimant-" not in logged
