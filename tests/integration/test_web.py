@@ -332,3 +332,105 @@ def test_users_cli(desk: Desk) -> None:
     rc, out, _ = desk.cli("users", "list", "--json")
     assert rc == 0 and '"bo"' in out and '"disabled": true' in out
     assert desk.cli("users", "add", "bo", "--password-stdin", stdin="whatever long one\n")[0] == 2
+
+
+def test_claim_page_shows_documents_with_fields_and_renders_pdf_pages(desk: Desk) -> None:
+    from mailbot.devtools.samples import good_receipt_pdf, receipt_image
+    from mailbot.services.documents import DocumentStore
+
+    code = desk.register()
+    store = DocumentStore(desk.app.settings.data_dir / "documents")
+    pdf, png = good_receipt_pdf(), receipt_image(["ELKJØP", "Total 1990,00"])
+    with db.transaction(desk.app.factory) as s:
+        claim = s.scalars(select(m.Claim).where(m.Claim.code == code)).one()
+        msg = m.Message(
+            account="a", folder="INBOX", uidvalidity=1, uid=7, status="processed",
+            claim_id=claim.id, fetched_at=T0,
+        )  # fmt: skip
+        s.add(msg)
+        s.flush()
+        ids = []
+        for name, ctype, content in (
+            ("r.pdf", "application/pdf", pdf),
+            ("r.png", "image/png", png),
+        ):
+            sha, path = store.put(content)
+            doc = m.Document(
+                message_id=msg.id, claim_id=claim.id, filename=name, content_type=ctype,
+                size=len(content), sha256=sha, path=str(path), accepted=True,
+                document_kind="receipt", created_at=T0,
+            )  # fmt: skip
+            s.add(doc)
+            s.flush()
+            ids.append(doc.id)
+        s.add(
+            m.Extraction(
+                document_id=ids[0],
+                rules_version="v1",
+                source="text",
+                seconds=0.1,
+                created_at=T0,
+                fields={
+                    "document_kind": "receipt",
+                    "retailer": {
+                        "value": "Elkjøp",
+                        "confidence": 0.91,
+                        "evidence": "ELKJØP NORGE AS",
+                        "rule": "r",
+                    },
+                },
+            )
+        )
+    assert desk.login("vera") == 303
+    page = desk.client.get(f"/claims/{code}")
+    assert page.status_code == 200
+    assert "ELKJØP NORGE AS" in page.text and "0.91" in page.text
+    assert f"/documents/{ids[0]}?page=0" in page.text and f'src="/documents/{ids[1]}"' in page.text
+    rendered = desk.client.get(f"/documents/{ids[0]}?page=0")
+    assert rendered.status_code == 200 and rendered.content.startswith(b"\x89PNG")
+    assert desk.client.get(f"/documents/{ids[0]}?page=9").status_code == 404
+    image = desk.client.get(f"/documents/{ids[1]}")
+    assert image.status_code == 200 and image.content == png
+    download = desk.client.get(f"/documents/{ids[0]}/download")
+    assert download.content == pdf and "attachment" in download.headers["content-disposition"]
+
+
+def test_queue_lists_undelivered_replies_and_held_mail_due_first(desk: Desk) -> None:
+    from datetime import timedelta
+
+    late, soon = desk.register("a@example.no"), desk.register("b@example.no")
+    for code in (late, soon):
+        desk.cli("claims", "decide", code, "reject", "--reason", "not_verified", "--why", "x")
+        desk.cli("claims", "reopen", code, "--why", "x")
+    with db.transaction(desk.app.factory) as s:
+        for code, days in ((late, 9), (soon, 2)):
+            claim = s.scalars(select(m.Claim).where(m.Claim.code == code)).one()
+            claim.deadline_at = T0 + timedelta(days=days)
+        reply = s.scalars(select(m.Outbox).order_by(m.Outbox.id)).first()
+        assert reply is not None
+        reply.status, reply.last_error = "failed", "550 mailbox unavailable"
+        s.add(
+            m.Message(
+                account="a",
+                folder="INBOX",
+                uidvalidity=1,
+                uid=3,
+                status="processed",
+                reason="review:sender_not_claimant",
+                fetched_at=T0,
+            )
+        )
+        s.flush()
+        rid = reply.id
+    assert desk.login("vera") == 303
+    text = desk.client.get("/").text
+    rows = re.findall(r'<tr id="(queue-[a-z]+-[^"]+)"', text)
+    assert rows.index(f"queue-claim-{soon}") < rows.index(f"queue-claim-{late}")
+    assert f"queue-outbox-{rid}" in rows and any(r.startswith("queue-message-") for r in rows)
+    assert "550 mailbox unavailable" in text and "held: sender is not the claimant" in text
+    assert "a@example.no" not in text and "b@example.no" not in text  # masked in the queue
+    only_held = desk.client.get("/?kind=held").text
+    assert re.findall(r'<tr id="(queue-[a-z]+)-', only_held) == ["queue-message"]
+    by_reason = desk.client.get("/?reason=SENDER+is+not").text
+    assert re.findall(r'<tr id="(queue-[a-z]+)-', by_reason) == ["queue-message"]
+    assert desk.client.get(f"/outbox/{rid}").status_code == 200
