@@ -4,14 +4,15 @@
 left) and `parsers.document.imageprep` turns an upload into the grayscale image the engines
 read best; this module runs one engine over it. Engines sit in one explicit
 registry (`ENGINES`), each with `is_available()` and `to_text()` (the
-invoice2data pattern), so an optional engine is a row here and an extra in
-pyproject, never an import error:
+invoice2data pattern), so an engine that is not installed is reported by
+`mailbot check`, never an import error:
 
 - `tesseract` (pytesseract): the primary engine, always used.
-- `rapidocr` (`rapidocr-onnxruntime`, extra `ocr-extra`): PP-OCRv4 ONNX models
-  shipped inside the wheel (works offline). Reads phone photos much better but
-  costs more, so `parsers.document.text` runs it only when tesseract left a required
-  field missing.
+- `rapidocr` (`rapidocr-onnxruntime`, a standard dependency): PP-OCRv4 ONNX
+  models shipped inside the wheel, loaded from there (nothing is downloaded).
+  Reads phone photos and serial labels much better but costs more, so
+  `parsers.document.text` runs it only when tesseract left a required field or
+  the document kind open. One thread per OCR worker process, like tesseract.
 """
 
 from __future__ import annotations
@@ -273,10 +274,30 @@ class RapidOcrEngine:
 
 @functools.cache
 def _rapidocr() -> Any:
+    import cv2
     from rapidocr_onnxruntime import RapidOCR
 
-    # One thread per model: throughput comes from one process per core, like tesseract.
+    # One thread per model (onnxruntime) and for OpenCV's resizing: throughput
+    # comes from one process per core, like tesseract, and the speed figures in
+    # parsers.document.text were measured so.
+    cv2.setNumThreads(1)
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+
+
+def rapidocr_threads() -> dict[str, tuple[int, int]]:
+    """(intra-op, inter-op) threads of each RapidOCR model session, for the tests."""
+    engine = _rapidocr()
+    out = {}
+    for name, part in (
+        ("det", engine.text_det),
+        ("cls", engine.text_cls),
+        ("rec", engine.text_rec),
+    ):
+        # the recogniser names its OrtInferSession `session`, the others `infer`
+        wrapper = getattr(part, "infer", None) or part.session
+        options = wrapper.session.get_session_options()
+        out[name] = (int(options.intra_op_num_threads), int(options.inter_op_num_threads))
+    return out
 
 
 def _rows(words: list[Word]) -> list[list[Word]]:

@@ -8,8 +8,9 @@ when the previous one fell short:
 1. tesseract `--psm 6` in the campaign's languages (never every installed
    language: 4x slower and no more accurate, measured);
 2. orientation detection (`--psm 0`) only when pass 1 found (almost) nothing;
-3. when `needs_more(text, doubts)` names required fields still missing: the first
-   optional engine installed (RapidOCR) if the budget allows it, else
+3. when `needs_more(text, doubts)` names required fields still missing or leaves
+   the document kind open: RapidOCR (a standard dependency; `fallback_engines`)
+   if the budget allows it, else
    tesseract `--psm 6` again over a flat-fielded copy (`parsers.document.imageprep.flat_field`:
    cropped to the ink, uneven light and paper grain subtracted), which read
    shaded A4 photos and scans that `--psm 11` also lost (measured).
