@@ -101,6 +101,8 @@ class ReceiptRules:
     """(web domain, retailer name) from the default list: "power.dk" names Power."""
     order_date: tuple[re.Pattern[str], ...] = ()
     """Labels of a web-shop order date: the purchase date when no other date is left."""
+    after_purchase: tuple[re.Pattern[str], ...] = ()
+    """Labels of dates never before the purchase (due, return-by, warranty, print)."""
     buyer_labels: tuple[re.Pattern[str], ...] = ()
     """Labels opening an invoice's buyer block ("Kunde:", "Bill to"), at a line's start."""
     buyer_block_lines: int = 4
@@ -131,6 +133,7 @@ class _DatesFile(_Strict):
     strong_purchase: list[str] = Field(default_factory=list)
     not_purchase: list[str] = Field(default_factory=list)
     order_date: list[str] = Field(default_factory=list)
+    after_purchase: list[str] = Field(default_factory=list)
     year_first_words: list[str] = Field(default_factory=list)
 
 
@@ -301,6 +304,7 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         not_purchase=_patterns(ddoc_dates, dates.not_purchase, ("not_purchase",)),
         year_first_words=_patterns(ddoc_dates, dates.year_first_words, ("year_first_words",)),
         order_date=_patterns(ddoc_dates, dates.order_date, ("order_date",)),
+        after_purchase=_patterns(ddoc_dates, dates.after_purchase, ("after_purchase",)),
         retailers=tuple(NamedItem(r.name, tuple(r.aliases)) for r in retailers.retailers),
         legal_forms=tuple(retailers.legal_forms),
         legal_forms_first=tuple(retailers.legal_forms_first),

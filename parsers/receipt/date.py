@@ -26,8 +26,13 @@ from rapidfuzz import fuzz
 
 from mailbot.core.receipt_fields import FieldValue
 from mailbot.ruleset.receipts import ReceiptRules
-from parsers.receipt.date_labels import column_labels, like_a_deadline, purchase_label
-from parsers.receipt.ocrtext import TextLine
+from parsers.receipt.date_labels import (
+    column_labels,
+    like_a_deadline,
+    like_a_purchase_label,
+    purchase_label,
+)
+from parsers.receipt.ocrtext import TextLine, fold
 
 __all__ = ["date_candidates", "find_purchase_date"]
 
@@ -44,6 +49,8 @@ _DM_Y = re.compile(r"(?<![\d.,])(\d{1,2})\.\s?(\d{1,2})\s(20\d{2})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 # Characters that are OCR debris on a receipt line, not print.
 _JUNK = re.compile(r"[¥©®§¢¤{}<>»«]")
+CONTRADICTED = 0.5
+"""At most this sure of a purchase date later than a deadline on the same page."""
 MISREAD_YEARS = 10
 """A year this far after the purchase is an OCR slip (2018 read as 2078), not a deadline."""
 SAME_LINE_RATIO = 60
@@ -62,6 +69,9 @@ class DateCandidate:
     score: float
     rule: str
     rejected: str | None = None
+    deadline: bool = False
+    """Labelled as a date that never comes before the purchase (due, return-by,
+    warranty, print: `after_purchase`)."""
 
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
@@ -228,7 +238,12 @@ def date_candidates(
                 score -= 0.1
             if rule in ("date:yyyymmdd", "date:m/d/y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
-            out.append(DateCandidate(value, line, round(score, 3), rule, reason))
+            if reason is None and _unnamed_compound(context, rules):
+                # "Fovtdvdate:", "Ferfatlsdate:": a date word in a compound no rule
+                # names is some other date, often a deadline OCR misread.
+                score -= 0.15
+            deadline = reason is not None and any(p.search(context) for p in rules.after_purchase)
+            out.append(DateCandidate(value, line, round(score, 3), rule, reason, deadline))
         # A line is the label of the date below it only when it holds no date of
         # its own, not even one OCR broke ("Ordredato: 9.12023").
         prev_context = "" if raw or _BROKEN_DATE.search(line.text) else line.text
@@ -277,6 +292,27 @@ def _noisy(text: str, min_words: int = 4) -> bool:
     """Mostly one- and two-letter fragments: what OCR makes of a blurred area."""
     words = re.findall(r"[^\W\d_]+", text)
     return len(words) >= min_words and sum(len(w) <= 2 for w in words) * 2 >= len(words)
+
+
+_LABEL_WORD = re.compile(r"(\S*[^\W\d_]{2}\S*?)[\s:.]*$")
+_DATE_WORDS = ("dato", "datum", "date", "paiva", "pvm")
+
+
+def _unnamed_compound(context: str, rules: ReceiptRules) -> bool:
+    """Whether the word right before the date is a compound of a date word that no
+    purchase, order or deadline rule names (the date word alone is a label)."""
+    m = _LABEL_WORD.search(context)
+    if m is None:
+        return False
+    label = m.group(1)
+    word = fold(label)
+    if word in _DATE_WORDS or not any(w in word for w in _DATE_WORDS):
+        return False
+    return (
+        purchase_label(label, rules) is None
+        and not _order_label(label, rules)
+        and not like_a_purchase_label(label, rules)
+    )
 
 
 ORDER_DATE = "order date"
@@ -330,6 +366,10 @@ def find_purchase_date(
     ranked = sorted(best_by_value.values(), key=lambda c: (-support(c), c.value))
     best = ranked[0]
     conf = support(best)
+    if any(c.deadline and c.value < best.value for c in every):
+        # A due, return-by or print date before the purchase: the page contradicts
+        # itself, a digit was misread (20.12 for 20.11 beside a due date of 04.12).
+        conf = min(conf, CONTRADICTED)
     if _misread_elsewhere(best, future):
         conf -= 0.4
     if len(ranked) > 1 and support(ranked[1]) >= conf - 0.05:

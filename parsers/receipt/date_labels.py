@@ -17,7 +17,7 @@ from rapidfuzz import fuzz
 from mailbot.ruleset.receipts import ReceiptRules
 from parsers.receipt.ocrtext import fold
 
-__all__ = ["column_labels", "like_a_deadline", "purchase_label"]
+__all__ = ["column_labels", "like_a_deadline", "like_a_purchase_label", "purchase_label"]
 
 
 _GENERIC = frozenset({"dato", "datum", "date", "päivä", "paiva", "pvm"})
@@ -81,6 +81,30 @@ def like_a_deadline(context: str, rules: ReceiptRules) -> bool:
             if len(word) + 1 >= len(stem) and fuzz.partial_ratio(word, stem) >= NEAR_DEADLINE_RATIO:
                 return True
     return False
+
+
+NEAR_LABEL_RATIO = 75
+"""rapidfuzz ratio from which a word is a purchase label as OCR read it
+("Kj@psdato", "Kebsdato" for Kjøpsdato/Købsdato)."""
+
+
+@functools.cache
+def _purchase_words(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The plain words (six letters or more) among the purchase patterns, folded."""
+    words = {
+        fold(alternative)
+        for pattern in patterns
+        for alternative in pattern.split("|")
+        if re.fullmatch(r"[^\W\d_]{6,}", alternative)
+    }
+    return tuple(sorted(words))
+
+
+def like_a_purchase_label(word: str, rules: ReceiptRules) -> bool:
+    """Whether `word` is a purchase label with an OCR slip or two."""
+    patterns = tuple(p.pattern for p in (*rules.strong_purchase, *rules.purchase))
+    folded = fold(word)
+    return any(fuzz.ratio(folded, w) >= NEAR_LABEL_RATIO for w in _purchase_words(patterns))
 
 
 def _whole_word(text: str, start: int, end: int) -> tuple[int, int]:

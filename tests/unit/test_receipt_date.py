@@ -171,3 +171,30 @@ def test_invoice_printing_both_dates_reads_the_invoice_date() -> None:
 def test_an_order_date_beside_deadlines_only_is_the_purchase_date() -> None:
     text = "Ordrebekreftelse\nOrdredato: 02.04.2018\nLeveringsdato: 09.04.2018\nSum 99,00"
     assert date(text, dt.date(2026, 1, 1)) == "2018-04-02"
+
+
+# --- precision first: a page that contradicts itself, a label no rule names ------------
+
+
+def test_a_purchase_date_after_a_due_or_print_date_is_not_believed() -> None:
+    now = dt.date(2026, 1, 1)
+    # 20.12 for 20.11: the due date and the print time say a digit was misread
+    assert date("Ostopäivä: 20.12.2022 11:59\nEräpäivä: 2022-12-04\nSumma 5,00", now) is None
+    assert date("Kjøpsdato: 14.01.2023\nUtskrevet 2023-01-06 10:12", now) is None
+    # in order, the same page is believed
+    assert date("Ostopäivä: 20.11.2022 11:59\nEräpäivä: 2022-12-04\nSumma 5,00", now) == (
+        "2022-11-20"
+    )
+    assert date("Kjøpsdato: 06.01.2023\nUtskrevet 2023-01-06 10:12", now) == "2023-01-06"
+    # a delivery date may come before an invoice date
+    assert date("Leveringsdato: 02.01.2023\nFakturadato: 05.01.2023", now) == "2023-01-05"
+
+
+def test_a_date_under_a_compound_no_rule_names_is_not_believed() -> None:
+    now = dt.date(2026, 1, 1)
+    # a deadline label OCR mangled past recognition
+    assert date("Shop AS\nFovtdvdate:2023-01-15\nTotal 5.00", now) is None
+    assert date("Shop AS\nFerfatlsdate: 14.1.2023\nTotal 5.00", now) is None
+    # a purchase label with an OCR slip still counts
+    assert date("Shop AS\nKj@psdato: 4. januar 2023\nTotal 5.00", now) == "2023-01-04"
+    assert date("Shop AS\nKebsdato: 14.12.22\nTotal 5.00", now) == "2022-12-14"
