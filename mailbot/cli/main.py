@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run the daemon: watch IMAP (IDLE or poll), "
         "process mail, deliver replies, run deadline sweeps, until SIGTERM",
     )
+    _cmd(
+        sub,
+        "worker",
+        "run:cmd_worker",
+        "decide fetched mail only, beside `mailbot run` processes on the same PostgreSQL "
+        "(no IMAP, no delivery, no sweeps), until SIGTERM",
+    )
     p = _cmd(
         sub,
         "once",

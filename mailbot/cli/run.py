@@ -4,6 +4,11 @@
 (Type=notify) when it is ready, beats its watchdog from the intake loop, and serves
 /healthz and /metrics when `health.listen` is set; `once`
 processes what is pending, delivers the outbox and runs the sweeps, then exits.
+
+On PostgreSQL any number of `run` processes (any machines) share the work: one holds
+the IMAP intake at a time, all of them decide mail (mailbot.daemon.leader,
+mailbot.intake.worker); `worker` only decides mail. On SQLite `run` is the one
+process: a second one on the same database refuses to start.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import threading
 from mailbot import metrics
 from mailbot.cli.app import App, print_json
 from mailbot.cli.run_reload import Reloader
+from mailbot.core.errors import ConfigError
 from mailbot.daemon import loop
 from mailbot.daemon.health import HealthServer
+from mailbot.daemon.leader import INTAKE, AdvisoryLock, SingleDaemonLock, is_shared
 from mailbot.daemon.scheduler import Jobs
 from mailbot.daemon.sdnotify import Notifier, Watchdog
 from mailbot.intake.pipeline import Pipeline
 from mailbot.intake.sync import reprocess
+from mailbot.intake.worker import Worker
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.sweeps import run_sweeps
 
@@ -29,8 +37,24 @@ def _pipeline(app: App) -> Pipeline:
     return Pipeline(app.settings, rules=lambda: app.rules, clock=app.now, factory=app.factory)
 
 
+def _single_daemon(app: App, command: str) -> SingleDaemonLock | None:
+    """On SQLite: the lock that keeps a second daemon off the database (None when
+    another one holds it; the message is written)."""
+    lock = SingleDaemonLock(app.settings.database_url, app.settings.data_dir)
+    try:
+        lock.acquire()
+    except ConfigError as exc:
+        sys.stderr.write(f"mailbot: {command}: {exc}\n")
+        return None
+    return lock
+
+
 def cmd_run(args: argparse.Namespace, app: App) -> int:
     app.ensure_schema()
+    shared = is_shared(app.engine)
+    single = None if shared else _single_daemon(app, "run")
+    if not shared and single is None:
+        return 1
     reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
     metrics.reset()
     health = None
@@ -49,18 +73,34 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
     jobs = Jobs(app.factory, app.settings, lambda: app.rules, app.now)
     jobs.start()
     pipeline = _pipeline(app)
+    stop = threading.Event()
+    leader = worker = None
+    if shared:
+        # this process fetches only while it holds the intake lock, and decides mail
+        # (whoever fetched it) in a thread of its own all along
+        leader = AdvisoryLock(app.engine, f"{INTAKE}:{app.settings.imap_account}")
+        worker = Worker(app.settings, app.factory, pipeline, stop, on_batch=jobs.deliver_soon)
+        worker_thread = worker.start_thread()
     try:
         return loop.run(
             app.settings,
             pipeline,
-            threading.Event(),
+            stop,
             on_idle_tick=jobs.deliver_soon,
             on_batch=jobs.deliver_soon,  # replies go out while a burst is coming in
             factory=app.factory,
             on_reload=reloader,
             on_connected=notifier.ready,
+            leader=leader,
         )
     finally:
+        stop.set()
+        if worker is not None:
+            worker_thread.join(timeout=120)  # it finishes the mail it is deciding
+        if leader is not None:
+            leader.dispose()
+        if single is not None:
+            single.release()
         notifier.stopping()
         metrics.remove_beat_listener(watchdog)
         pipeline.close()
@@ -69,6 +109,41 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
             health.stop()
         if desk is not None:
             desk.stop()
+
+
+def cmd_worker(args: argparse.Namespace, app: App) -> int:
+    if not is_shared(app.engine):
+        sys.stderr.write(
+            "mailbot: worker: needs PostgreSQL ([database] url = postgresql://...); "
+            "on SQLite `mailbot run` is the one process that decides mail\n"
+        )
+        return 2
+    app.ensure_schema()
+    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
+    metrics.reset()
+    health = None
+    if app.settings.health.listen:
+        health = HealthServer(
+            app.settings.health.listen, app.factory, app.settings, reload=reloader.status
+        ).start()
+    notifier = Notifier()
+    watchdog = Watchdog(notifier)
+    metrics.add_beat_listener(watchdog)
+    pipeline = _pipeline(app)
+    stop = threading.Event()
+    worker = Worker(app.settings, app.factory, pipeline, stop)
+    thread = worker.start_thread()
+    notifier.ready()
+    try:
+        return loop.wait_until_stopped(stop, on_reload=reloader)
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+        notifier.stopping()
+        metrics.remove_beat_listener(watchdog)
+        pipeline.close()
+        if health is not None:
+            health.stop()
 
 
 def cmd_once(args: argparse.Namespace, app: App) -> int:

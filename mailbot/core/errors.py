@@ -74,6 +74,11 @@ class StoreUnavailable(StoreError, TransientError):
     OperationalError / InterfaceError): not the message's fault, retry later."""
 
 
+class RowBusy(TransientError):
+    """A row this decision must lock is held by another process right now: the work
+    is put back and redone in a transaction of its own (several daemons)."""
+
+
 class MailboxError(TransientError):
     """The IMAP server could not be reached or answered unexpectedly."""
 

@@ -16,6 +16,12 @@ poll, and the loop beats (the systemd watchdog) after each pass and each second 
 a deliberate wait (IDLE, poll interval, reconnect backoff): a loop stuck inside a
 pass stops beating, a server outage does not (a restart would not cure it; /healthz
 reports it). `on_connected` runs after each successful connect (READY=1).
+
+With `leader` (several daemons on PostgreSQL, see mailbot.daemon.leader) the intake
+runs only while this process holds the intake lock: it tries to take it about every
+second, and drops the IMAP connection as soon as it finds the lock gone (checked
+after every pass and every second of IDLE). A leader only fetches into the ledger
+and performs the mailbox actions owed; deciding is every process's worker's job.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -32,6 +39,8 @@ from typing import Any
 from mailbot import metrics
 from mailbot.config import Settings
 from mailbot.core.errors import TransientError
+from mailbot.daemon.leader import AdvisoryLock
+from mailbot.intake import ledger
 from mailbot.intake.ledger import Factory, Processor
 from mailbot.intake.mailbox import Mailbox, TokenSource
 from mailbot.intake.sync import Ingestor, SyncCounts
@@ -43,6 +52,9 @@ log = logging.getLogger(__name__)
 Hook = Callable[[], None]
 # How long a wait goes without looking at a SIGHUP: a reload is applied within this.
 WAKE_SECONDS = 1.0
+# How often a standby daemon tries to take the intake over: a new leader within this
+# (plus the time the database needs to notice the old one's connection is gone).
+LEADER_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -157,6 +169,29 @@ def _behind(factory: Factory, account: str, folder: str, uidvalidity: int, uidne
         return state is None or state.uidvalidity != uidvalidity or state.last_uid < uidnext - 1
 
 
+def _idle_check(signals: _Signals, wake: Callable[[], bool]) -> Callable[[], bool]:
+    return lambda: _beat_and_check(signals) or wake()
+
+
+def _never() -> bool:
+    return False
+
+
+def _leader_wake(leader: AdvisoryLock, ingestor: Ingestor, folder: str) -> Callable[[], bool]:
+    """For IDLE: end the wait when the lock is gone, or when workers decided mail whose
+    mailbox action this leader owes (checked at most once a second)."""
+    started = time.monotonic()
+
+    def wake() -> bool:
+        if time.monotonic() - started < WAKE_SECONDS:
+            return False
+        if not leader.held():
+            return True
+        return ledger.folder_snapshot(ingestor.factory, ingestor.account, folder)[1]
+
+    return wake
+
+
 def _serve(
     mailbox: Mailbox,
     ingestor: Ingestor,
@@ -165,11 +200,12 @@ def _serve(
     on_idle_tick: Hook | None,
     wait_seconds: float,
     on_pass_done: Hook,
+    leader: AdvisoryLock | None = None,
 ) -> None:
     imap = settings.imap
     stop_event = signals.stop_event
     use_idle = imap.idle and mailbox.has("IDLE")
-    while not stop_event.is_set():
+    while not stop_event.is_set() and (leader is None or leader.held()):
         counts = ingestor.sync_pass(mailbox)
         # the pass reached IMAP and the database and did its work: the connection is
         # good again, so the next failure starts the backoff from the beginning
@@ -190,7 +226,8 @@ def _serve(
             if _behind(ingestor.factory, ingestor.account, folder, sel.uidvalidity, sel.uidnext):
                 continue
             # Other folders and the hook are served at least every wait_seconds.
-            mailbox.idle_wait(wait_seconds, lambda: _beat_and_check(signals))
+            wake = _leader_wake(leader, ingestor, folder) if leader is not None else _never
+            mailbox.idle_wait(wait_seconds, _idle_check(signals, wake))
             metrics.beat()
         else:
             signals.pause(wait_seconds)
@@ -209,6 +246,7 @@ def run(
     mailbox_factory: Callable[[], Mailbox] | None = None,
     on_reload: Hook | None = None,
     on_connected: Hook | None = None,
+    leader: AdvisoryLock | None = None,
 ) -> int:
     """Serve until `stop_event` is set (or SIGTERM/SIGINT); returns the exit code 0.
 
@@ -216,7 +254,9 @@ def run(
     `on_idle_tick` runs when no mail arrives (default: poll_seconds). `on_batch`
     runs after each fetched batch is committed, within a pass. `on_reload` runs
     after a SIGHUP, between passes (within about a second when waiting).
-    `on_connected` runs after each login and folder check that succeeded.
+    `on_connected` runs after each login and folder check that succeeded, and when a
+    standby process starts waiting for the intake lock. `leader`: intake only while
+    this process holds that lock, fetching only (see the module docstring).
     """
     factory = factory or default_factory(settings)
     backoff = backoff or Backoff()
@@ -227,19 +267,33 @@ def run(
     )
     make_mailbox = mailbox_factory or (lambda: Mailbox(settings.imap, tokens=tokens))
     ingestor = Ingestor(
-        settings, factory, processor, should_stop=stop_event.is_set, on_batch=on_batch
+        settings,
+        factory,
+        processor,
+        should_stop=stop_event.is_set,
+        on_batch=on_batch,
+        process=leader is None,
     )
     wait_seconds = float(min(settings.imap.poll_seconds, tick_seconds or 1e9))
     with _Signals(stop_event, on_reload) as signals:
         while not stop_event.is_set():
             signals.apply_reload()
+            if leader is not None and not _take_leadership(leader, signals, on_connected):
+                break  # stopped while standing by
             mailbox = make_mailbox()
             try:
                 mailbox.connect()
                 _prepare_folders(mailbox, settings)
                 _call_hook(on_connected)
                 _serve(
-                    mailbox, ingestor, settings, signals, on_idle_tick, wait_seconds, backoff.reset
+                    mailbox,
+                    ingestor,
+                    settings,
+                    signals,
+                    on_idle_tick,
+                    wait_seconds,
+                    backoff.reset,
+                    leader,
                 )
             except TransientError as exc:
                 log.warning(
@@ -254,14 +308,38 @@ def run(
                 mailbox.close()
             if stop_event.is_set():
                 break
+            if leader is not None and not leader.held():
+                # no backoff: whoever takes the lock next (maybe this process) starts now
+                log.warning("intake lock lost; this process stops fetching")
+                continue
             delay = backoff.next_delay()
             log.info(
                 "reconnecting",
                 extra={"delay_seconds": round(delay, 2), "attempt": backoff.attempt},
             )
             signals.pause(delay)
+    if leader is not None:
+        leader.release()
     log.info("intake stopped")
     return 0
+
+
+def _take_leadership(leader: AdvisoryLock, signals: _Signals, on_standby: Hook | None) -> bool:
+    """Wait until this process holds the intake lock (True) or is stopped (False);
+    meanwhile the loop beats and applies reloads as in any other wait."""
+    standing_by = False
+    while not signals.stop_event.is_set():
+        if leader.try_acquire():
+            log.info("intake leader: this process fetches mail now")
+            return True
+        if not standing_by:
+            log.info("another process holds the intake; standing by")
+            _call_hook(on_standby)  # ready: this process decides mail meanwhile
+            standing_by = True
+        metrics.beat()
+        signals.pause(LEADER_RETRY_SECONDS)
+        signals.apply_reload()
+    return False
 
 
 def _prepare_folders(mailbox: Mailbox, settings: Settings) -> None:
@@ -288,3 +366,14 @@ def once(
     with mailbox:
         _prepare_folders(mailbox, settings)
         return ingestor.sync_pass(mailbox)
+
+
+def wait_until_stopped(stop_event: threading.Event, *, on_reload: Hook | None = None) -> int:
+    """The main thread of a process whose work runs in other threads (`mailbot worker`):
+    SIGTERM/SIGINT set `stop_event`, SIGHUP runs `on_reload`, the loop beats each
+    second. Returns 0 once stopped."""
+    with _Signals(stop_event, on_reload) as signals:
+        while not stop_event.is_set():
+            signals.pause(WAKE_SECONDS)
+            signals.apply_reload()
+    return 0

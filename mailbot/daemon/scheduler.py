@@ -3,7 +3,9 @@
 The intake loop owns the main thread; these jobs run in a small thread pool. Each
 job is idempotent and safe at any moment: delivery claims rows with a lease, the
 sweeps only act on what is due at `now`. Missed runs (downtime, a long OCR) are
-coalesced into one, and the sweep also runs once at start to catch up.
+coalesced into one, and the sweep also runs once at start to catch up. With several
+daemons on one PostgreSQL a sweep run is done by one of them at a time (an advisory
+lock; the others skip that run); delivery needs nothing more than its lease.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import metrics
 from mailbot.config import Settings
+from mailbot.daemon.leader import SWEEP, exclusive
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.sweeps import run_sweeps
@@ -80,7 +83,11 @@ class Jobs:
 
     def sweep(self) -> None:
         try:
-            stats = run_sweeps(self.factory, self.settings, self.rules(), self.clock())
+            with exclusive(self.factory.kw["bind"], SWEEP) as ours:
+                if not ours:
+                    log.debug("another process is sweeping; this run is skipped")
+                    return
+                stats = run_sweeps(self.factory, self.settings, self.rules(), self.clock())
             if stats.claims or stats.rmas or stats.errors:
                 log.info(
                     "sweep",

@@ -23,9 +23,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import metrics
-from mailbot.core.errors import StoreUnavailable
+from mailbot.core.errors import RowBusy, StoreUnavailable
 from mailbot.log import mask_email, scrub
-from mailbot.store.db import transaction, unavailable_is_transient
+from mailbot.store.db import UNAVAILABLE, transaction, unavailable_is_transient
 from mailbot.store.models import MailboxState, Message
 from mailbot.store.rawstore import RawStore
 
@@ -386,6 +386,143 @@ def process_many(
             i += 1
         finally:
             session.close()
+    return out
+
+
+# session.info key: how many decisions the current transaction already holds. A decision
+# that must lock a claim (or RMA) row waits for it only when it is the first one; later
+# ones take the lock only if it is free (see mailbot.intake.pipeline.lock_for_decision),
+# so two processes can never wait on each other's groups (no deadlock).
+GROUP_WORK = "mailbot.group_work"
+
+
+def lock_pending(
+    session: Session,
+    account: str,
+    folders: Sequence[str],
+    limit: int,
+    ids: Sequence[int] | None = None,
+) -> list[Message]:
+    """Pending rows no other transaction holds, locked for this one, oldest first.
+
+    `FOR UPDATE SKIP LOCKED`: several processes take disjoint sets without waiting for
+    each other. Pending rows always have mailbox_done False, which lets the query use
+    the (account, folder, mailbox_done) index instead of reading the whole ledger.
+    """
+    q = select(Message).where(
+        Message.account == account,
+        Message.folder.in_(list(folders)),
+        Message.mailbox_done == False,  # noqa: E712 (uses the index)
+        Message.status == PENDING,
+    )
+    if ids is not None:
+        q = q.where(Message.id.in_(list(ids)))
+    q = q.order_by(Message.id).limit(limit).with_for_update(skip_locked=True)
+    # populate_existing: a row taken again after a commit is read as it is now
+    return list(session.scalars(q.execution_options(populate_existing=True)))
+
+
+def _read_raw(store: RawStore, row: Message) -> bytes | None:
+    try:
+        return store.get(row.raw_path, row.sha256) if row.raw_path else None
+    except (OSError, ValueError):
+        return None  # _apply reads it again and fails the row with the real error
+
+
+def process_available(
+    factory: Factory,
+    store: RawStore,
+    account: str,
+    folders: Sequence[str],
+    processor: Processor,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    batch: int = GROUP_MAX,
+    group_seconds: float = GROUP_SECONDS,
+    prefetch: Callable[[Sequence[bytes]], None] | None = None,
+) -> list[tuple[int, str]]:
+    """Take up to `batch` pending rows no other process holds, process them, commit;
+    return (id, status) for each one handled (empty: nothing was free).
+
+    The shared-database counterpart of `process_many`, run by every daemon and worker
+    on PostgreSQL. Exactly-once as there: a row leaves `pending` in the commit of its
+    own work, under its row lock. Group commit as there, but each decision runs in a
+    savepoint, so one that raises is redone alone without undoing the others, and one
+    whose claim another process is deciding (RowBusy) is put back: the group commits
+    and the row starts the next group, where it may wait for the claim. After each
+    commit the rest of the batch is taken again (SKIP LOCKED): what another process
+    took meanwhile is its own.
+    """
+    out: list[tuple[int, str]] = []
+    session = factory()
+    try:
+        with unavailable_is_transient():
+            queue = lock_pending(session, account, folders, batch)
+            if not queue:
+                session.rollback()
+                return out
+            raws = {row.id: _read_raw(store, row) for row in queue}
+            if prefetch is not None:
+                prefetch([raw for raw in raws.values() if raw is not None])
+            ids = [row.id for row in queue]
+            held = queue  # the identity map only keeps weak references
+            group: list[tuple[int, str]] = []
+            retry_alone: list[int] = []
+            began = time.monotonic()
+            while ids:
+                mid = ids[0]
+                session.info[GROUP_WORK] = len(group)
+                busy = False
+                try:
+                    with session.begin_nested():
+                        status = _apply(
+                            session, store, mid, processor, (PENDING,), raws.get(mid), locked=True
+                        )
+                    group.append((mid, status))
+                    ids.pop(0)
+                except (StoreUnavailable, *UNAVAILABLE):
+                    raise
+                except RowBusy:
+                    if not group:  # cannot happen (the first one waits); never spin on it
+                        retry_alone.append(ids.pop(0))
+                    busy = True
+                except Exception:
+                    # rolled back to the savepoint; redone alone below, failed if it
+                    # raises again (as process_many does)
+                    retry_alone.append(ids.pop(0))
+                    busy = True  # commit now: process_one needs the row unlocked
+                if not (
+                    busy
+                    or not ids
+                    or len(group) >= GROUP_MAX
+                    or time.monotonic() - began >= group_seconds
+                    or should_stop()
+                ):
+                    continue
+                session.commit()
+                for _, st in group:
+                    if st != SKIPPED:
+                        metrics.message_finished(st)
+                out.extend(group)
+                group = []
+                for rid in retry_alone:
+                    status = process_one(factory, store, rid, processor, raw=raws.get(rid))
+                    out.append((rid, status))
+                retry_alone = []
+                if not ids or should_stop():
+                    break
+                held = lock_pending(session, account, folders, len(ids), ids=ids)
+                taken = {row.id for row in held}
+                ids = [i for i in ids if i in taken]
+                began = time.monotonic()
+            session.commit()
+            del held
+    except StoreUnavailable:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(GROUP_WORK, None)
+        session.close()
     return out
 
 

@@ -162,6 +162,12 @@ class Prefetcher:
 
         return read
 
+    def forget(self) -> None:
+        """Drop every read not taken yet (those not started are cancelled)."""
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.cancel()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)

@@ -87,6 +87,17 @@ def raw_store_for(settings: Settings) -> RawStore:
     return RawStore(settings.data_dir / "raw")
 
 
+def watched_folders(settings: Settings) -> tuple[str, ...]:
+    """The folders mail is fetched from."""
+    imap = settings.imap
+    # Watching our own target folders would move mail into a folder we then read
+    # again, forever: they are never watched.
+    own = {imap.quarantine_folder}
+    if imap.processed_action == "move":
+        own.add(imap.processed_folder)
+    return tuple(f for f in imap.folders if f not in own)
+
+
 class Ingestor:
     def __init__(
         self,
@@ -97,8 +108,13 @@ class Ingestor:
         raw_store: RawStore | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_batch: Callable[[], None] | None = None,
+        process: bool = True,
     ) -> None:
         self.settings = settings
+        # False (several daemons on PostgreSQL): this pass only fetches into the ledger
+        # and performs owed mailbox actions; every process's worker
+        # (mailbot.intake.worker) decides the pending rows
+        self.process = process
         # called after each batch is committed and acted on (the daemon starts the
         # outbox delivery there, so replies go out while a burst is still coming in)
         self.on_batch = on_batch
@@ -108,20 +124,16 @@ class Ingestor:
         self.processor = processor
         self.store = raw_store or raw_store_for(settings)
         self.should_stop = should_stop
-        # Watching our own target folders would move mail into a folder we then read
-        # again, forever: they are never watched.
-        own = {self.imap.quarantine_folder}
-        if self.imap.processed_action == "move":
-            own.add(self.imap.processed_folder)
-        self.folders = tuple(f for f in self.imap.folders if f not in own)
-        for f in set(self.imap.folders) & own:
+        self.folders = watched_folders(settings)
+        for f in set(self.imap.folders) - set(self.folders):
             log.warning("not watching a folder mailbot moves mail into", extra={"folder": f})
 
     # -- one pass ---------------------------------------------------------------
 
     def sync_pass(self, mailbox: Mailbox) -> SyncCounts:
         counts = SyncCounts()
-        self.process_pending(counts)
+        if self.process:
+            self.process_pending(counts)
         for folder in self.folders:
             if self.should_stop():
                 break
@@ -197,6 +209,13 @@ class Ingestor:
             self.factory, self.store, self.account, folder, uidvalidity, items, limit
         )
         counts.fetched += len(rows)
+        if not self.process:
+            # final on arrival (duplicates, oversized) are acted on now, the rest once a
+            # worker has decided them (retry_actions, on a later pass)
+            self.act(mailbox, [(r.id, r.uid, r.status) for r in rows], counts)
+            for r in rows:
+                counts.add(r.status)  # "pending" is not counted
+            return
         # A processor may read documents of the whole batch in parallel first
         # (mailbot.intake.prefetch); deciding stays one message at a time, in order.
         prefetch = getattr(self.processor, "prefetch", None)
