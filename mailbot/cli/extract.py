@@ -1,8 +1,11 @@
 """`mailbot extract FILE... [--json] [--campaign ID]` (`rules test` shares its options).
 
-`extract --json` prints one JSON object per file, one per line (the shape scripts
-depend on is documented in `parsers.document.extraction`); a file that cannot be read gets
-an object with "error" and the command exits 1 after reading the others.
+`extract --json` prints one JSON object per document, one per line (the shape
+scripts depend on is documented in `parsers.document.extraction`); a file that
+cannot be read gets an object with "error" and the command exits 1 after reading
+the others. Files go through the mail path's attachment check first, so
+`extract` reads what a mail would: a HEIC photo as its JPEG, a `winmail.dat` as
+the files inside it (one object each), and refuses what a mail's check refuses.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.cli.app import App
-from mailbot.core.errors import ExtractionError
 from mailbot.services.documents import ocr_languages
 
 
@@ -32,20 +34,17 @@ def _options(args: argparse.Namespace, app: App) -> dict[str, Any]:
 
 
 def cmd_extract(args: argparse.Namespace, app: App) -> int:
-    from parsers.document.extraction import extract_file
+    from parsers.document.extraction import extract_files
 
     opts = _options(args, app)
     failed = 0
     for name in args.files:
-        try:
-            obj = extract_file(Path(name), **opts)
-        except ExtractionError as exc:
-            failed += 1
-            obj = {"file": name, "error": str(exc)}
-        if args.json:
-            app.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        else:
-            _human(obj, app)
+        for obj in extract_files(Path(name), name=name, **opts):
+            failed += "error" in obj
+            if args.json:
+                app.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            else:
+                _human(obj, app)
     return 1 if failed else 0
 
 
@@ -55,7 +54,10 @@ def _human(obj: dict[str, Any], app: App) -> None:
     if "error" in obj:
         out.write(f"  error: {obj['error']}\n")
         return
-    out.write(f"  kind {obj['document_kind']}, read by {obj['source']} in {obj['seconds']} s\n")
+    converted = f" (converted from {obj['converted_from']})" if obj.get("converted_from") else ""
+    out.write(
+        f"  kind {obj['document_kind']}, read by {obj['source']} in {obj['seconds']} s{converted}\n"
+    )
     for field, value in obj["fields"].items():
         if value is None:
             out.write(f"  {field:14} (not found)\n")

@@ -99,6 +99,8 @@ class ReceiptRules:
     fuzzy_product: float
     retailer_domains: tuple[tuple[str, str], ...] = ()
     """(web domain, retailer name) from the default list: "power.dk" names Power."""
+    model_labels: tuple[re.Pattern[str], ...] = ()
+    """Printed before a model name on a product label ("MODEL:"): a serial-label signal."""
     order_date: tuple[re.Pattern[str], ...] = ()
     """Labels of a web-shop order date: the purchase date when no other date is left."""
     after_purchase: tuple[re.Pattern[str], ...] = ()
@@ -172,6 +174,7 @@ class _ProductsFile(_Strict):
 class _DocumentFile(_Strict):
     receipt_signals: list[str] = Field(min_length=1)
     serial_labels: list[str] = Field(min_length=1)
+    model_labels: list[str] = Field(default_factory=list)
     receipt_number_labels: list[str] = Field(default_factory=list)
     document_titles: list[str] = Field(default_factory=list)
     buyer_labels: list[str] = Field(default_factory=list)
@@ -313,6 +316,7 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         brand_required_below=products.brand_required_below,
         receipt_signals=_patterns(ddoc, document.receipt_signals, ("receipt_signals",)),
         serial_labels=_patterns(ddoc, document.serial_labels, ("serial_labels",)),
+        model_labels=_patterns(ddoc, document.model_labels, ("model_labels",)),
         receipt_number_labels=_patterns(
             ddoc, document.receipt_number_labels, ("receipt_number_labels",)
         ),

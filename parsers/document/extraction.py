@@ -14,6 +14,11 @@ so a second pass or engine only runs when a required field is still missing.
 
 `format_rules_test` shows the same for a person (`mailbot rules test FILE`): the
 text read, each field, the rule that fired.
+
+`extract_files` is what `mailbot extract` runs: a file goes through the same
+attachment check as a mail's (`parsers.mail.filecheck.judge_file`) first, so a
+HEIC photo is read as the JPEG it is converted to, a `winmail.dat` (TNEF) as the
+files inside it, and a file the mail path refuses is refused with its reason.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,15 @@ from parsers.document.ocr import Doubts
 from parsers.document.text import FALLBACK_ENGINES, DocumentText, read_document
 from parsers.mail.attachments import sniff_type
 
-__all__ = ["Extraction", "extract", "extract_file", "format_rules_test", "to_json"]
+__all__ = [
+    "Extraction",
+    "documents_in",
+    "extract",
+    "extract_file",
+    "extract_files",
+    "format_rules_test",
+    "to_json",
+]
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,17 @@ def extract(
         looks_like_serial = found.document_kind == DocumentKind.SERIAL_PHOTO and not (
             found.vat_number or found.purchase_date
         )
-        return () if looks_like_serial else tuple(missing)
+        if looks_like_serial:
+            # A label without a serial read, or with one that is not the one
+            # registered, may be misread: another engine gets a look first.
+            label = found.serial_number
+            misread = label is None or (serial is not None and label.value != serial)
+            return ("serial_number",) if misread else ()
+        if found.document_kind == DocumentKind.OTHER:
+            # Neither receipt nor label yet: the kind is open, which is worth
+            # another engine even when no receipt field is required.
+            return (*missing, "document_kind")
+        return tuple(missing)
 
     document = read_document(
         content,
@@ -153,6 +176,68 @@ def to_json(result: Extraction) -> dict[str, Any]:
         "seconds": result.seconds,
         "rules_version": result.rules_version,
     }
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One document of a file as the mail path would take it."""
+
+    name: str
+    content: bytes | None
+    """What the reader gets (a HEIC photo converted to JPEG); None when refused."""
+    refusal: str | None = None
+    converted_from: str | None = None
+
+
+CLI_MAX_BYTES = 64 * 1024 * 1024
+"""The size limit of `mailbot extract`: the mail path's 5 MB is the campaign's
+rule for uploads, not a limit of reading, so a bigger file an admin has at hand
+is still read (the pixel, page and nesting limits stay those of the mail path)."""
+
+
+def documents_in(path_or_bytes: str | Path | bytes, name: str | None = None) -> list[Judged]:
+    """The documents in one file, judged by the mail path's attachment check:
+    a TNEF container gives the files inside it (named `container[inner]`)."""
+    from parsers.mail.filecheck import DEFAULT_LIMITS, judge_file
+
+    content, label = _load(path_or_bytes, name)
+    limits = replace(DEFAULT_LIMITS, max_bytes=CLI_MAX_BYTES)
+    judged = judge_file(Path(label).name, "application/octet-stream", content, limits=limits)
+    container = sniff_type(content) == "application/ms-tnef"
+    out: list[Judged] = []
+    for att in judged:
+        shown = f"{label}[{att.filename}]" if container and not att.ignored else label
+        if att.ignored:
+            out.append(Judged(shown, None, f"{Path(label).name}: holds no document to read"))
+        elif not att.accepted:
+            out.append(Judged(shown, None, att.refusal or "not accepted"))
+        else:
+            out.append(Judged(shown, att.content, None, att.converted_from))
+    return out
+
+
+def extract_files(path_or_bytes: str | Path | bytes, **options: Any) -> list[dict[str, Any]]:
+    """`mailbot extract`: one JSON object (as `extract_file`) per document in the
+    file, `{"file": ..., "error": ...}` for one that cannot be read or is refused."""
+    label = options.pop("name", None)
+    try:
+        documents = documents_in(path_or_bytes, label)
+    except ExtractionError as exc:
+        return [{"file": label or str(path_or_bytes), "error": str(exc)}]
+    out: list[dict[str, Any]] = []
+    for doc in documents:
+        if doc.content is None:
+            out.append({"file": doc.name, "error": doc.refusal})
+            continue
+        try:
+            obj = extract_file(doc.content, name=doc.name, **options)
+        except ExtractionError as exc:
+            out.append({"file": doc.name, "error": str(exc)})
+            continue
+        if doc.converted_from:
+            obj["converted_from"] = doc.converted_from
+        out.append(obj)
+    return out
 
 
 def extract_file(path_or_bytes: str | Path | bytes, **options: Any) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 
+from rapidfuzz.distance import Levenshtein
+
 from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
 from mailbot.ruleset.receipts import ReceiptRules, Retailer
 from parsers.receipt.buyer import buyer_block, find_buyer, without_block
@@ -71,15 +73,40 @@ def _labelled(
     return None
 
 
-def _serial_seen(lines: Sequence[TextLine], serial: str) -> TextLine | None:
-    """The line showing the claim's serial, OCR look-alikes folded."""
+FUZZY_SERIAL_MIN = 6
+"""Registered serials at least this long are also recognised with one OCR slip
+(a character misread, dropped or added): "459963?" for 4599631. Shorter ones
+must be read exactly, or too many other numbers would be one slip away."""
+
+
+def _serial_seen(lines: Sequence[TextLine], serial: str) -> tuple[TextLine, bool] | None:
+    """The line showing the claim's serial, OCR look-alikes folded, and whether
+    it was read exactly (False: within one slip)."""
     want = model_key(serial)
     if len(want) < 4:
         return None
-    for line in lines:
-        if want in model_key(line.text):
-            return line
+    keys = [(line, model_key(line.text)) for line in lines]
+    for line, key in keys:
+        if want in key:
+            return line, True
+    if len(want) < FUZZY_SERIAL_MIN:
+        return None
+    for line, key in keys:
+        # Windows one shorter, as long and one longer than the serial: an edit
+        # distance of one over each (rapidfuzz; lines are at most 240 characters).
+        for size in (len(want) - 1, len(want), len(want) + 1):
+            for start in range(max(0, len(key) - size) + 1):
+                window = key[start : start + size]
+                if Levenshtein.distance(window, want, score_cutoff=1) <= 1:
+                    return line, False
     return None
+
+
+def _model_label(rules: ReceiptRules, product: FieldValue | None) -> bool:
+    """Whether the product was read from a model label ("MODEL:WH-1000XM5")."""
+    if product is None:
+        return False
+    return any(p.search(product.evidence) for p in rules.model_labels)
 
 
 def _kind(
@@ -87,14 +114,16 @@ def _kind(
     rules: ReceiptRules,
     serial_line: TextLine | None,
     serial_label: FieldValue | None,
+    model_label: bool,
     found: int,
 ) -> DocumentKind:
     signals = sum(1 for p in rules.receipt_signals if any(p.search(ln.text) for ln in lines))
     receipt_like = signals + found
-    # A product label shows a serial and little else. A receipt can print a
-    # serial too (of what was sold, or of the cash register), but it also has a
-    # date or VAT number, or several receipt words.
-    if (serial_line is not None or serial_label is not None) and found == 0 and signals < 3:
+    # A product label shows a serial, or a model after "Model:", and little else.
+    # A receipt can print a serial too (of what was sold, or of the cash
+    # register), but it also has a date or VAT number, or several receipt words.
+    label_like = serial_line is not None or serial_label is not None or model_label
+    if label_like and found == 0 and signals < 3:
         return DocumentKind.SERIAL_PHOTO
     if receipt_like >= 2:
         return DocumentKind.RECEIPT
@@ -153,13 +182,21 @@ def extract_fields(
         rules,
         "receipt_number",
     )
-    serial_line = _serial_seen(lines, serial) if serial else None
+    seen = _serial_seen(lines, serial) if serial else None
+    serial_line = seen[0] if seen else None
     serial_label = _labelled(lines, rules.serial_labels, _SERIAL_VALUE, "serial:label")
     serial_value: FieldValue | None = serial_label
-    if serial_line is not None and serial is not None:
-        serial_value = FieldValue(serial, 0.95, serial_line.text, "serial:claim")
+    if seen is not None and serial is not None:
+        exact = seen[1]
+        serial_value = FieldValue(
+            serial,
+            0.95 if exact else 0.85,
+            seen[0].text,
+            "serial:claim" if exact else "serial:claim-fuzzy",
+        )
     found = sum(1 for f in (vat, date, receipt_no) if f is not None)
-    kind = _kind(lines, rules, serial_line, serial_label, found)
+    model_label = _model_label(rules, product)
+    kind = _kind(lines, rules, serial_line, serial_label, model_label, found)
     return ReceiptFields(
         document_kind=kind,
         retailer=retailer,
@@ -178,4 +215,3 @@ def _seller_names(
     """Names a buyer is not: the retailer read and every listed retailer's spellings."""
     names = [n for r in (*retailers, *rules.retailers) for n in (r.name, *r.aliases)]
     return names + ([retailer.value] if retailer is not None else [])
-
