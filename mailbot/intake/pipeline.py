@@ -15,19 +15,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import metrics
 from mailbot.config import Settings
 from mailbot.core.claim_match import match_claim
+from mailbot.core.errors import RowBusy
 from mailbot.core.mail import Classification, MailKind
-from mailbot.intake.ledger import ProcessOutcome
+from mailbot.intake.ledger import GROUP_WORK, ProcessOutcome
 from mailbot.intake.prefetch import Prefetcher
 from mailbot.log import mask_email
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services import inbound
 from mailbot.services.documents import DocumentStore, Reader, make_reader
 from mailbot.services.outbox import bare_address
+from mailbot.services.records import rma_by_number
+from mailbot.store import models as m
 from mailbot.store.directory import StoreClaimDirectory
 from mailbot.store.models import Message
 from parsers.mail.classify import classify
@@ -35,6 +39,25 @@ from parsers.mail.parse import parse_email
 from parsers.returns.notice import parse_shipment_notification
 
 log = logging.getLogger(__name__)
+
+
+def lock_for_decision(session: Session, model: type[m.Claim] | type[m.Rma], row_id: int) -> None:
+    """Lock the claim or RMA row this mail is about to decide, until the commit.
+
+    With several daemons on PostgreSQL, two mails of one claim may be taken by two
+    processes at once: the second waits here for the first's commit and then decides
+    on the claim as that commit left it (the row is read again), as a single process
+    would have. Only the first decision of a group waits; a later one raises RowBusy
+    when the row is taken (its group commits and it is redone first in the next), so
+    no two transactions can wait on each other. SQLite has one writer: nothing to do.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    first = not session.info.get(GROUP_WORK)
+    q = select(model).where(model.id == row_id).with_for_update(skip_locked=not first)
+    got = session.scalars(q.execution_options(populate_existing=True)).first()
+    if got is None and not first:
+        raise RowBusy(f"{model.__tablename__} row {row_id} is being decided by another process")
 
 
 @dataclass
@@ -65,6 +88,12 @@ class Pipeline:
                 self.prefetcher.prefetch(raws)
             except Exception:  # an optimisation must never cost a message
                 log.exception("prefetch failed; documents are read in line")
+
+    def settle(self) -> None:
+        """Called when a taken batch is done: drop reads prefetched for mails another
+        process decided (they would otherwise be kept for ever)."""
+        if self.prefetcher is not None:
+            self.prefetcher.forget()
 
     def close(self) -> None:
         if self.prefetcher is not None:
@@ -116,6 +145,9 @@ class Pipeline:
         local_now = inb.now.astimezone(inb.rules.returns.tz)
         notice = parse_shipment_notification(inb.email, inb.rules.matching, local_now)
         if notice is not None and inbound.is_rma_notice(session, notice):
+            rma = rma_by_number(session, notice.rma_number) if notice.rma_number else None
+            if rma is not None:
+                lock_for_decision(session, m.Rma, rma.id)
             return inbound.handle_shipment(session, inb, notice)
         match = match_claim(
             inb.email,
@@ -123,4 +155,6 @@ class Pipeline:
             ignore_words=inb.rules.matching.all_code_ignore_words(),
             trusted_authserv_ids=self.settings.imap.trusted_authserv_ids,
         )
+        if match.claim is not None:
+            lock_for_decision(session, m.Claim, match.claim.claim_id)
         return inbound.handle_claim_mail(session, inb, match)
