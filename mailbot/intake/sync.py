@@ -11,6 +11,9 @@ One pass (`Ingestor.sync_pass`) does, in this order:
    moved (or flagged) and `mailbox_done` recorded.
 A UIDVALIDITY change restarts the folder at UID 0; content already in the ledger is
 recognised (sha256, Message-ID) and recorded as `duplicate`, never processed again.
+With `process=False` (the intake leader of several daemons on PostgreSQL) steps 1
+and the in-line processing are left out: rows stay `pending` for the workers
+(mailbot.intake.worker), and their mailbox actions are performed once they are owed.
 """
 
 from __future__ import annotations
