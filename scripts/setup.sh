@@ -12,6 +12,7 @@ APT_PACKAGES=(
 )
 if [[ "${1:-}" == "--dev" ]]; then
   APT_PACKAGES+=(systemd)   # for systemd-analyze verify in the tests
+  APT_PACKAGES+=(chromium chromium-driver)   # the browser tests (tests/browser)
 fi
 
 missing=()

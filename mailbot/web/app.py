@@ -341,6 +341,23 @@ def _fields_of(extraction: m.Extraction | None) -> list[dict[str, Any]]:
     return out
 
 
+def _pdf_pages(doc: m.Document | None) -> int:
+    """Pages of a stored PDF to show, at most PDF_PAGES: an image of a page the file
+    does not have would be a broken image. Unreadable: one (its page says so)."""
+    if doc is None or not doc.path:
+        return 0
+    try:
+        import pypdfium2 as pdfium
+
+        pdf = pdfium.PdfDocument(RawStore(Path(doc.path).parent).get(doc.path, doc.sha256))
+        try:
+            return min(PDF_PAGES, len(pdf))
+        finally:
+            pdf.close()
+    except Exception:  # a damaged or missing file: the document view explains
+        return 1
+
+
 def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
     detail = claims_svc.claim_details(s, row)
     docs = []
@@ -353,7 +370,7 @@ def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
         ctype = (d.get("type") or "").lower()
         pages = 0
         if ctype == "application/pdf" or d["filename"].lower().endswith(".pdf"):
-            pages = PDF_PAGES
+            pages = _pdf_pages(s.get(m.Document, d["id"]))
         docs.append(
             d
             | {
