@@ -67,9 +67,12 @@ def _words(code: str) -> str:
 
 
 def _claims(s: Session) -> list[Item]:
-    rows = s.scalars(
-        select(m.Claim).where(m.Claim.state == "review").order_by(m.Claim.updated_at).limit(LIMIT)
-    )
+    # only the columns shown: a whole row also decodes the claim's JSON snapshot
+    c = m.Claim
+    cols = (c.code, c.state_reasons, c.updated_at, c.deadline_at, c.campaign_id, c.state)
+    rows = s.execute(
+        select(*cols).where(c.state == "review").order_by(c.updated_at).limit(LIMIT)
+    ).all()
     return [
         Item(
             kind="review",
@@ -130,8 +133,11 @@ def _messages(s: Session) -> list[Item]:
 
 
 def _outbox(s: Session) -> list[Item]:
+    o_ = m.Outbox  # not the bodies and the raw message: only what the row shows
+    cols = (o_.id, o_.status, o_.last_error, o_.template, o_.to_addr, o_.attempted_at,
+            o_.created_at)  # fmt: skip
     stmt = (
-        select(m.Outbox, m.Claim.code, m.Claim.campaign_id, m.Rma.number)
+        select(*cols, m.Claim.code, m.Claim.campaign_id, m.Rma.number)
         .outerjoin(m.Claim, m.Claim.id == m.Outbox.claim_id)
         .outerjoin(m.Rma, m.Rma.id == m.Outbox.rma_id)
         .where(m.Outbox.status.in_(("failed", "unconfirmed")))
@@ -139,7 +145,8 @@ def _outbox(s: Session) -> list[Item]:
         .limit(LIMIT)
     )
     out = []
-    for o, code, campaign, number in s.execute(stmt).all():
+    for o in s.execute(stmt).all():
+        code, campaign, number = o.code, o.campaign_id, o.number
         what = "refused or given up" if o.status == "failed" else "delivery unknown"
         error = f": {scrub(o.last_error)[:160]}" if o.last_error else ""
         owner = f" (claim {code})" if code else (f" (RMA {number})" if number else "")
