@@ -82,6 +82,17 @@ def _others_for_fraud(
     """Claims that could share a receipt or a sender with this one: the same document
     bytes, the same receipt identity key (any age, any campaign), or the same address;
     and the claims already holding documents of the same campaign."""
+    ids = other_ids_for_fraud(session, claim_row, shas, keys)
+    if not ids:
+        return []
+    q = select(m.Claim).where(m.Claim.id.in_(ids)).order_by(m.Claim.id.desc())
+    return list(session.scalars(q).all())
+
+
+def other_ids_for_fraud(
+    session: Session, claim_row: m.Claim, shas: list[str], keys: list[str]
+) -> set[int]:
+    """The ids of `_others_for_fraud` (a replay holds their snapshots already)."""
     # DISTINCT over ids only: PostgreSQL has no equality operator for the JSON
     # snapshot columns, so `SELECT DISTINCT claims.*` fails there.
     base = (
@@ -106,11 +117,7 @@ def _others_for_fraud(
         .order_by(m.Claim.id.desc())
         .limit(500)
     )
-    ids = set(session.scalars(twins).all()) | set(session.scalars(recent).all())
-    if not ids:
-        return []
-    q = select(m.Claim).where(m.Claim.id.in_(ids)).order_by(m.Claim.id.desc())
-    return list(session.scalars(q).all())
+    return set(session.scalars(twins).all()) | set(session.scalars(recent).all())
 
 
 def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Result:

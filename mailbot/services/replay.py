@@ -31,7 +31,7 @@ from mailbot.core.errors import InputError, RulesError, TransitionError
 from mailbot.core.transition import Transition
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.documents import Reader
-from mailbot.services.inbound import _others_for_fraud
+from mailbot.services.inbound import _others_for_fraud, other_ids_for_fraud
 from mailbot.services.operator import Context
 from mailbot.services.records import claim_by_code, claim_snapshot, record
 from mailbot.store import models as m
@@ -83,7 +83,12 @@ def _compared(snap: Claim) -> tuple[str, tuple[str, ...]]:
 
 
 def redecide(
-    session: Session, row: m.Claim, snap: Claim, campaign: Campaign, at: datetime
+    session: Session,
+    row: m.Claim,
+    snap: Claim,
+    campaign: Campaign,
+    at: datetime,
+    snapshots: dict[int, Claim] | None = None,
 ) -> Transition[Claim]:
     """The rules' decision on what the claim holds, from its present state, as the
     pipeline decides a mail's documents (fraud signals included; a validated claim
@@ -101,10 +106,18 @@ def redecide(
         for i in (fraud.receipt_identity(d.fields, campaign.min_confidence) for d in snap.documents)
         if i is not None
     ]
-    others = [
-        claim_snapshot(r)
-        for r in _others_for_fraud(session, row, [d.sha256 for d in snap.documents], keys)
-    ]
+    shas = [d.sha256 for d in snap.documents]
+    if snapshots is None:
+        others = [claim_snapshot(r) for r in _others_for_fraud(session, row, shas, keys)]
+    else:
+        # a replay compares each claim with up to 500 others and changes none: each
+        # snapshot is loaded and decoded once per run, not once per claim compared
+        ids = sorted(other_ids_for_fraud(session, row, shas, keys), reverse=True)
+        missing = [i for i in ids if i not in snapshots]
+        if missing:
+            for r in session.scalars(select(m.Claim).where(m.Claim.id.in_(missing))):
+                snapshots[r.id] = claim_snapshot(r)
+        others = [snapshots[i] for i in ids if i in snapshots]
     signals = fraud.fraud_signals(t.snapshot, others, campaign)
     if signals:
         t = claim_sm.receive_documents(
@@ -222,14 +235,15 @@ def replay(
         if campaign is not None:
             q = q.where(m.Claim.campaign_id == campaign)
         ids = sorted(s.scalars(q).all())
+        snapshots: dict[int, Claim] = {}
         for claim_id in ids:
             row = s.get(m.Claim, claim_id)
             assert row is not None
-            snap = claim_snapshot(row)
+            snap = snapshots.get(row.id) or snapshots.setdefault(row.id, claim_snapshot(row))
             if not snap.documents:
                 continue  # only refused files: nothing the rules decide on
             report.claims += 1
-            change = _replay_one(s, row, snap, rules, now, reread)
+            change = _replay_one(s, row, snap, rules, now, reread, snapshots)
             if change.changed or change.note is not None:
                 report.changes.append(change)
     return report
@@ -256,7 +270,13 @@ def _read_again(s: Session, row: m.Claim, snap: Claim, campaign: Campaign, read:
 
 
 def _replay_one(
-    s: Session, row: m.Claim, snap: Claim, rules: RuleSet, now: datetime, reread: Reader | None
+    s: Session,
+    row: m.Claim,
+    snap: Claim,
+    rules: RuleSet,
+    now: datetime,
+    reread: Reader | None,
+    snapshots: dict[int, Claim],
 ) -> Change:
     old_state, old_reasons = _compared(snap)
     try:
@@ -266,7 +286,7 @@ def _replay_one(
     t = None
     if camp is not None:
         held = _read_again(s, row, snap, camp, reread) if reread is not None else snap
-        t = redecide(s, row, held, camp, decided_at(snap, now))
+        t = redecide(s, row, held, camp, decided_at(snap, now), snapshots)
     return Change(
         code=snap.code,
         campaign=snap.campaign_id,
