@@ -143,7 +143,31 @@ def _plausible_name(text: str, rules: ReceiptRules) -> bool:
     if re.search(r"(?<![\w.&('’-])[^\W\d_](?![\w.&'’)])", _without_forms(text, rules)):
         return False
     # Letters and digits run together ("O.1.Y", "5ON") are OCR slips in a name.
-    return not re.search(r"[^\W\d_]\d|\d[^\W\d_]", text)
+    if re.search(r"[^\W\d_]\d|\d[^\W\d_]", text):
+        return False
+    return _speakable(_without_forms(text, rules))
+
+
+VOWELS = frozenset("aeiouyæøåäöüéèáàíóú")
+VOWEL_SHARE = (0.15, 0.8)
+"""A printed name's letters are vowels in about this share (Nordic, Finnish and
+Malay shop names included: 0.17 "MR DIY" to 0.75 "Aanitaio"); outside it, as in
+"EEE EEE" or "PEE IE", OCR made letters of a stamp, a logo or a smudge."""
+
+
+def _speakable(text: str) -> bool:
+    """Whether the letters could be a name: some variety, vowels in a usual share,
+    no word of one letter repeated ("EEE")."""
+    letters = [ch for ch in text.casefold() if ch.isalpha()]
+    if not letters:
+        return True  # a name of its legal form alone is judged elsewhere
+    if len(set(letters)) < 3:
+        return False
+    share = sum(ch in VOWELS for ch in letters) / len(letters)
+    if not VOWEL_SHARE[0] <= share < VOWEL_SHARE[1]:
+        return False
+    words = re.findall(r"[^\W\d_]{3,}", text.casefold())
+    return not any(len(set(w)) == 1 for w in words)
 
 
 def _without_forms(text: str, rules: ReceiptRules) -> str:
@@ -319,7 +343,7 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
                 name = f"{_clean_name(above.text)} {name}"
                 evidence = f"{above.text} / {line.text}"
             return _Hit(name, line, 0.65, "retailer:above-registration", evidence)
-    if vat_line is not None and _QUOTED.search(lines[vat_line].text):
+    if vat_line is not None and _seller_quoted(lines, vat_line, rules):
         # The seller's legal name stands in quotes by its VAT number (SIA "X"
         # PVN ...) and was not readable: a name at the head is then the shop's
         # brand, not the seller the proof of purchase must name.
@@ -328,6 +352,22 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
 
 
 _QUOTED = re.compile(r"[\"“”„«][^\W\d_][^\"“”„»]{1,40}[\"“”»']")
+
+
+def _seller_quoted(lines: Sequence[TextLine], vat_line: int, rules: ReceiptRules) -> bool:
+    """Whether a line showing the seller's number (in any OCR pass) names the seller
+    in quotes, or opens a quote after a legal form printed first (SIA "KONGS PVN ...:
+    OCR lost the closing quote)."""
+    runs = re.findall(r"\d{8,}", re.sub(r"[\s.\-]", "", lines[vat_line].text))
+    number = max(runs, key=len) if runs else None
+    showing = [
+        ln for ln in lines if number is not None and number[-8:] in re.sub(r"\D", "", ln.text)
+    ] or [lines[vat_line]]
+    forms = "|".join(re.escape(f) for f in rules.legal_forms_first)
+    opened = re.compile(rf"^\W*(?:{forms})\s+[\"“”„«][^\W\d_]", re.IGNORECASE) if forms else None
+    return any(
+        _QUOTED.search(ln.text) or (opened is not None and opened.match(ln.text)) for ln in showing
+    )
 
 
 def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:

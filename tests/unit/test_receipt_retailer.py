@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mailbot.core.campaign import NamedItem
+from parsers.receipt.fields import extract_fields
 from parsers.receipt.ocrtext import split_lines
 from parsers.receipt.retailer import find_retailer
 from tests.unit._receipt_helpers import rules
@@ -253,3 +256,40 @@ def test_a_low_confidence_retailer_is_never_rejected() -> None:
         at,
     )
     assert registered.to_state != "rejected", registered.reasons
+
+
+# --- a name must look like one: OCR debris of a logo or a stamp is no shop -------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "EEE EEE\nStorgata 12, 0150 Oslo\nKvittering\nTotal 5,00",  # one letter repeated
+        "PEE IE\nStorgata 12, 0150 Oslo\nTotal 5,00",  # nearly all vowels
+        "EEE EEE AS\nGata 1\nTotal 5,00",
+        "XTRKZ BVLM AS\nGata 1\nTotal 5,00",  # no vowel at all
+    ],
+)
+def test_ocr_debris_is_no_shop_name(text: str) -> None:
+    assert retailer(text) is None
+
+
+def test_names_with_few_or_many_vowels_are_still_names() -> None:
+    assert retailer("Aanitaio Oy\nTorget 29\nSumma 5,00") == "Aanitaio Oy"
+    assert retailer("MR. D.I.Y. (M) SDN BHD\n(860671-D)\nTotal 5.00") == "MR. D.I.Y. (M) SDN BHD"
+    assert retailer("KOTITEATTERI POHJOLA\nVestergade 8, 7348\nSumma 5,00") == (
+        "KOTITEATTERI POHJOLA"
+    )
+
+
+def test_a_seller_in_quotes_ocr_cut_short_is_not_replaced_by_the_brand_at_the_head() -> None:
+    # SIA "KONGS" by its PVN number, the closing quote lost: the head line is the
+    # shop's brand, not the seller a proof of purchase must name
+    text = (
+        'INSTRUMENTU NAMS\nAkademijas iela 17, Jelgava\nSIA "KONGS PVN LV43603006320\n'
+        "KASIERIS 01\nSUMMA 3.90\nCEKS\n14.05.2022 12:49"
+    )
+    assert extract_fields(text, rules()).retailer is None
+    # the seller's line is unreadable, but another pass read it with its quotes
+    text = text.replace('SIA "KONGS PVN', "SIA KONGS PVN") + '\n\nSTA “KONGS" = PVN 043603006320'
+    assert extract_fields(text, rules()).retailer is None
