@@ -10,6 +10,9 @@ What it measures, per process count N (a fresh schema, Dovecot and SMTP sink eac
 * intake fail-over (`--failover`, on the largest N > 1): the leader is killed with
   SIGKILL half-way, more mail is APPENDed; fail-over = time until another process logs
   that it holds the intake. The run must still end with every mail decided once.
+* CPU seconds per mail over all daemon trees (their tesseract runs included): unlike
+  wall time it hardly depends on what else the machine runs, so it tells whether a
+  process added costs anything beyond its share of the work.
 * `--pg-restart`: restart the PostgreSQL cluster half-way (`pg_ctlcluster
   --skip-systemctl-redirect 15 main restart`). Only on a machine where nothing else
   uses that server: every other client loses its connections.
@@ -41,7 +44,7 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import NOW, prepare
+from e2e import NOW, prepare, tree_cpu_seconds
 
 from mailbot.cli.app import App
 from mailbot.config import load_settings
@@ -65,6 +68,7 @@ class Result:
     failover: float | None = None
     restarted: bool = False
     doubles: int = 0
+    cpu_seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -172,6 +176,8 @@ def run(n: int, mails: int, args: argparse.Namespace, *, failover: bool) -> Resu
             if decided >= mails:
                 break
             time.sleep(0.5)
+        # of the processes still running (a killed leader's share is not counted)
+        result.cpu_seconds = sum(tree_cpu_seconds(p.pid) for p in procs if p.poll() is None)
         result.statuses = _counts(app)
         result.decided, result.seconds = _span(app)
         time.sleep(args.deliver_wait)  # the last replies go out
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(
             f"  {r.decided}/{r.mails} decided in {r.seconds:.1f} s: {r.throughput:.2f} mails/s; "
-            f"statuses {r.statuses}; replies twice {r.doubles}; load {os.getloadavg()[0]:.1f}",
+            f"statuses {r.statuses}; replies twice {r.doubles}; "
+            f"CPU {r.cpu_seconds / max(r.decided, 1):.2f} s/mail; load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     one = next((r.throughput for r in results if r.procs == 1), None)
