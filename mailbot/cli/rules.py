@@ -132,7 +132,7 @@ def cmd_replay(args: argparse.Namespace, app: App) -> int:
     )
     for c in report.changes:
         if c.note is not None:
-            out.write(f"{c.code}  {c.old_state}: not decided ({c.note}: {c.campaign})\n")
+            out.write(f"{c.code}  {c.old_state}: not compared ({c.note}; {c.campaign})\n")
             continue
         closed = "" if c.open else "  (decided for good: reevaluate does not apply)"
         out.write(

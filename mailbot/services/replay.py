@@ -157,9 +157,13 @@ class Change:
 
     @property
     def changed(self) -> bool:
-        return self.new_state is not None and (
-            self.new_state != self.old_state or self.new_reasons != self.old_reasons
-        )
+        if self.new_state is None:
+            return False
+        if self.old_state == ClaimState.VOID.value:
+            # void: the rules asked for more and the deadline passed; asking still is
+            # no change (the reasons were replaced by deadline_passed)
+            return self.new_state != ClaimState.INCOMPLETE.value
+        return self.new_state != self.old_state or self.new_reasons != self.old_reasons
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -197,7 +201,7 @@ class ReplayReport:
             "rules_version": self.rules_version,
             "claims": self.claims,
             "changed": sum(c.changed for c in self.changes),
-            "undecided": sum(c.note is not None for c in self.changes),
+            "not_compared": sum(c.note is not None for c in self.changes),
             "by_change": self.by_change,
             "changes": [c.as_dict() for c in self.changes],
         }
@@ -283,8 +287,9 @@ def _replay_one(
         camp = rules.campaign(snap.campaign_id)
     except RulesError:
         camp = None
+    by_person = _decided_by_a_person(s, row)
     t = None
-    if camp is not None:
+    if camp is not None and not by_person:
         held = _read_again(s, row, snap, camp, reread) if reread is not None else snap
         t = redecide(s, row, held, camp, decided_at(snap, now), snapshots)
     return Change(
@@ -296,8 +301,36 @@ def _replay_one(
         new_reasons=tuple(t.snapshot.state_reasons) if t is not None else (),
         reply=t.reply.template if t is not None and t.reply is not None else None,
         open=snap.state in OPEN,
-        note=None if t is not None else "no such campaign",
+        note="decided by a person" if by_person else None if t is not None else "no such campaign",
     )
+
+
+PERSON_DECISIONS = frozenset(
+    {
+        "claim.approved",
+        "claim.rejected",
+        "claim.review",
+        "claim.information_requested",
+        "claim.reopened",
+    }
+)
+"""Event kinds an operator's action decides with (`services.operator`)."""
+
+
+def _decided_by_a_person(s: Session, row: m.Claim) -> bool:
+    """Whether the claim's latest decision is an operator's (approve, reject, ask,
+    reopen) rather than the rules' (its evidence holds the rules' `decision`): a
+    person's decision is not compared with the rules."""
+    events = s.scalars(
+        select(m.Event).where(m.Event.claim_id == row.id).order_by(m.Event.id.desc()).limit(50)
+    )
+    for e in events:
+        evidence = e.evidence or {}
+        if "decision" in evidence:
+            return False
+        if evidence.get("actor") and e.kind in PERSON_DECISIONS:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,14 @@ def test_a_version_rolled_back_is_stored_by_the_next_commit(cli: Cli, tmp_path: 
         assert stored is not None and stored.first_used_at == T0
         assert stored.files[str(CAMPAIGN)] == (rules.directory / CAMPAIGN).read_text()
     assert cli.counts()["rules_versions"] == 1
+
+
+def test_a_persons_decision_is_listed_not_compared(cli: Cli, tmp_path: Path) -> None:
+    rules_a = _rules_copy(tmp_path, "rules_a")
+    code = _claim_with_receipt(cli, rules_a)
+    cli.ok(rules_a, "claims", "ask", code, "--document", "serial_photo", "--why", "photo")
+    out = cli.ok(rules_a, "rules", "replay", "--rules", str(rules_a))
+    assert out["changed"] == 0 and out["not_compared"] == 1
+    [row] = out["changes"]
+    assert row["code"] == code and row["note"] == "decided by a person"
+    assert row["old_reasons"] == ["information_requested"] and row["new_state"] is None
