@@ -301,9 +301,11 @@ def _clean_name(text: str) -> str:
 
 
 def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | None) -> _Hit | None:
-    near_vat = set()
-    if vat_line is not None:
-        near_vat = {vat_line - 2, vat_line - 1, vat_line, vat_line + 1}
+    near_vat: set[int] = set()
+    # By the seller's number as every OCR pass read it: the pass that read the
+    # number best need not have read the name best.
+    for shown in _showing_number(lines, vat_line) if vat_line is not None else ():
+        near_vat |= {shown - 2, shown - 1, shown, shown + 1}
     for line in lines:
         if line.row >= rules.head_lines and line.index not in near_vat:
             continue
@@ -354,15 +356,20 @@ def _heuristic(lines: Sequence[TextLine], rules: ReceiptRules, vat_line: int | N
 _QUOTED = re.compile(r"[\"“”„«][^\W\d_][^\"“”„»]{1,40}[\"“”»']")
 
 
+def _showing_number(lines: Sequence[TextLine], vat_line: int) -> list[int]:
+    """The lines showing the number on line `vat_line` (its last eight digits), in
+    every OCR pass; at least that line."""
+    runs = re.findall(r"\d{8,}", re.sub(r"[\s.\-]", "", lines[vat_line].text))
+    number = max(runs, key=len)[-8:] if runs else None
+    found = [ln.index for ln in lines if number and number in re.sub(r"\D", "", ln.text)]
+    return found or [vat_line]
+
+
 def _seller_quoted(lines: Sequence[TextLine], vat_line: int, rules: ReceiptRules) -> bool:
     """Whether a line showing the seller's number (in any OCR pass) names the seller
     in quotes, or opens a quote after a legal form printed first (SIA "KONGS PVN ...:
     OCR lost the closing quote)."""
-    runs = re.findall(r"\d{8,}", re.sub(r"[\s.\-]", "", lines[vat_line].text))
-    number = max(runs, key=len) if runs else None
-    showing = [
-        ln for ln in lines if number is not None and number[-8:] in re.sub(r"\D", "", ln.text)
-    ] or [lines[vat_line]]
+    showing = [lines[i] for i in _showing_number(lines, vat_line)]
     forms = "|".join(re.escape(f) for f in rules.legal_forms_first)
     opened = re.compile(rf"^\W*(?:{forms})\s+[\"“”„«][^\W\d_]", re.IGNORECASE) if forms else None
     return any(

@@ -293,3 +293,16 @@ def test_a_seller_in_quotes_ocr_cut_short_is_not_replaced_by_the_brand_at_the_he
     # the seller's line is unreadable, but another pass read it with its quotes
     text = text.replace('SIA "KONGS PVN', "SIA KONGS PVN") + '\n\nSTA “KONGS" = PVN 043603006320'
     assert extract_fields(text, rules()).retailer is None
+
+
+def test_the_name_by_the_sellers_number_in_the_first_pass_that_read_it() -> None:
+    # Two OCR passes: the second read the number cleanly but the name with a slip;
+    # the first read the name beside its (misread) number label.
+    one = (
+        "FYNS HIFI\nVestergade 92, 5143\nKvittering nr 211865\nKobsdato: 06.12.22 20:26\n"
+        "Kasse 1\nSonos Playbar 199,00\nPose 249,00\nI alt 697,00\nheraf moms 25% 139,00\n"
+        "Tak for handlen!\n"
+    )
+    text = one + "Fyns Hifi A/S\nCVvR-nr. 43487582\n\n" + one + "FynsHini A/S\nCVR-nr.43487582"
+    assert extract_fields(text, rules()).retailer is not None
+    assert extract_fields(text, rules()).retailer.value == "Fyns Hifi A/S"  # type: ignore[union-attr]
