@@ -88,3 +88,22 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Iterable[str], out: Tex
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
     if not rows:
         out.write("(none)\n")
+
+
+EVENT_COLUMNS = ("at", "kind", "from", "to", "reasons")
+
+
+def print_record(
+    record: dict[str, Any],
+    fields: Sequence[str],
+    sections: Iterable[tuple[str, Sequence[str]]],
+    out: TextIO,
+) -> None:
+    """One record for people: a `field value` line per field (names padded past the
+    longest), then a titled table per section (a list of rows in the record)."""
+    width = max(len(f) for f in fields) + 1
+    for key in fields:
+        out.write(f"{key:{width}} {record.get(key)}\n")
+    for name, columns in sections:
+        out.write(f"\n{name}:\n")
+        print_table(record[name], columns, out)

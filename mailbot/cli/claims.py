@@ -14,7 +14,7 @@ from typing import TextIO
 
 from sqlalchemy.orm import Session
 
-from mailbot.cli.app import App, print_json, print_table
+from mailbot.cli.app import EVENT_COLUMNS, App, print_json, print_record, print_table
 from mailbot.services import claims as svc
 from mailbot.services import operator as op
 from mailbot.services.claims import InputError, Registration
@@ -237,25 +237,27 @@ def cmd_show(args: argparse.Namespace, app: App) -> int:
     if args.json:
         print_json(details, app.out)
         return 0
-    for key in (
-        "code",
-        "campaign",
-        "state",
-        "reasons",
-        "model",
-        "deadline_at",
-        "payout",
-        "address_undeliverable",
-        "missing_documents",
-        "missing_fields",
-    ):
-        app.out.write(f"{key:22} {details.get(key)}\n")
-    app.out.write("\nevents:\n")
-    print_table(details["events"], ("at", "kind", "from", "to", "reasons"), app.out)
-    app.out.write("\ndocuments:\n")
-    print_table(details["documents"], ("filename", "type", "kind", "accepted", "refusal"), app.out)
-    app.out.write("\nreplies:\n")
-    print_table(details["replies"], ("template", "status", "subject"), app.out)
+    print_record(
+        details,
+        (
+            "code",
+            "campaign",
+            "state",
+            "reasons",
+            "model",
+            "deadline_at",
+            "payout",
+            "address_undeliverable",
+            "missing_documents",
+            "missing_fields",
+        ),
+        (
+            ("events", EVENT_COLUMNS),
+            ("documents", ("filename", "type", "kind", "accepted", "refusal")),
+            ("replies", ("template", "status", "subject")),
+        ),
+        app.out,
+    )
     return 0
 
 

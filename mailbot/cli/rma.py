@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mailbot.cli.app import App, print_json, print_table
+from mailbot.cli.app import EVENT_COLUMNS, App, print_json, print_record, print_table
 from mailbot.cli.claims import run_action
 from mailbot.services import operator as op
 from mailbot.services import rmas as svc
@@ -45,20 +45,22 @@ def cmd_show(args: argparse.Namespace, app: App) -> int:
     if args.json:
         print_json(details, app.out)
         return 0
-    for key in (
-        "number",
-        "state",
-        "kind",
-        "product",
-        "issued_at",
-        "expires_at",
-        "tracking_number",
-        "carrier",
-        "dropoff_at",
-    ):
-        app.out.write(f"{key:16} {details.get(key)}\n")
-    app.out.write("\nevents:\n")
-    print_table(details["events"], ("at", "kind", "from", "to", "reasons"), app.out)
+    print_record(
+        details,
+        (
+            "number",
+            "state",
+            "kind",
+            "product",
+            "issued_at",
+            "expires_at",
+            "tracking_number",
+            "carrier",
+            "dropoff_at",
+        ),
+        (("events", EVENT_COLUMNS),),
+        app.out,
+    )
     return 0
 
 
