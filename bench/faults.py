@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -48,7 +47,7 @@ from sqlalchemy import select
 from mailbot.cli.app import App
 from mailbot.config import load_settings
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.devtools.samples import customer_mail, good_receipt_pdf, text_pdf
+from mailbot.devtools.samples import customer_mail, deflated_pdf, good_receipt_pdf, text_pdf
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.claims import Registration, register_claim
@@ -58,33 +57,6 @@ from mailbot.store.db import transaction
 BOT = "claims@brand.example"
 NOW = "2023-01-20T10:00:00+00:00"
 FINAL = ("processed", "ignored", "quarantined", "failed", "duplicate")
-
-
-def _pdf(content: bytes) -> bytes:
-    """A one-page PDF whose page content is `content`, deflated."""
-    data = zlib.compress(content, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
 
 
 def _with_file(name: str, mime: str, data: bytes) -> Callable[[str, str], bytes]:
@@ -150,12 +122,12 @@ CASES: dict[str, Callable[[], Callable[[str, str], bytes]]] = {
         "kvittering.pdf", "application/pdf", text_pdf(["ab" * 1500])
     ),
     "nul-bomb-pdf": lambda: _with_file(
-        "kvittering.pdf", "application/pdf", _pdf(b"\0" * 6_000_000)
+        "kvittering.pdf", "application/pdf", deflated_pdf(b"\0" * 6_000_000)
     ),
     "char-bomb-pdf": lambda: _with_file(
         "kvittering.pdf",
         "application/pdf",
-        _pdf(b"BT /F1 1 Tf 0 0 Td (" + b"a" * 200_000 + b") Tj ET"),
+        deflated_pdf(b"BT /F1 1 Tf 0 0 Td (" + b"a" * 200_000 + b") Tj ET"),
     ),
     "punycode-body": lambda: _punycode,
     "huge-png": lambda: _with_file("kvittering.png", "image/png", _huge_png()),

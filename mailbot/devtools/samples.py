@@ -82,7 +82,30 @@ def text_pdf(lines: Sequence[str], *, size: int = 11, footer: Image.Image | None
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"endstream",
         *extra,
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    return _pdf_file(objects, b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+
+
+def deflated_pdf(content: bytes) -> bytes:
+    """A one-page PDF whose page content is `content`, deflated: small on disk, as
+    large inflated as `content` is (the shape of a decompression bomb)."""
+    data = zlib.compress(content, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+    ]
+    return _pdf_file(objects, b"%PDF-1.4\n")
+
+
+def _pdf_file(objects: Sequence[bytes], header: bytes) -> bytes:
+    """The numbered objects (1 the catalog) with their cross-reference table.
+
+    Written by hand: the sample PDFs need exact bytes (a bomb's content stream, a
+    text layer in WinAnsi) and none of the dependencies writes PDF."""
+    out = bytearray(header)
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))

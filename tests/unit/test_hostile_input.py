@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from PIL import Image
 
 from mailbot import resources
 from mailbot.core.errors import ExtractionError
-from mailbot.devtools.samples import good_receipt_pdf
+from mailbot.devtools.samples import deflated_pdf, good_receipt_pdf
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.documents import ReadResult, read_receipt
 from parsers.document.budget import DocumentOverBudget
@@ -69,33 +68,6 @@ def test_field_rules_on_megabytes_of_text_take_under_a_second_or_two() -> None:
     assert _seconds(extract_fields, text, rules(), models=["WH-1000XM5"]) < 3.0
 
 
-def _pdf(content: bytes, *, mediabox: tuple[int, int] = (595, 842)) -> bytes:
-    """A one-page PDF whose page content is `content`, deflated."""
-    data = zlib.compress(content, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] " % mediabox
-        + b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
 def _read(content: bytes, timeout_s: float = 15) -> tuple[ReadResult, float]:
     campaign = load_ruleset(resources.rules_dir()).campaigns["cashback-2022"]
     started = time.perf_counter()
@@ -112,7 +84,7 @@ def _read(content: bytes, timeout_s: float = 15) -> tuple[ReadResult, float]:
 
 
 def test_a_pdf_of_megabytes_of_nuls_is_unreadable_at_once() -> None:
-    bomb = _pdf(b"\0" * 6_000_000)  # 6 KB: took 14.6 s
+    bomb = deflated_pdf(b"\0" * 6_000_000)  # 6 KB: took 14.6 s
     assert len(bomb) < 10_000
     result, seconds = _read(bomb)
     assert result.fields is None and result.source == "error"  # the unreadable path
@@ -121,14 +93,16 @@ def test_a_pdf_of_megabytes_of_nuls_is_unreadable_at_once() -> None:
 
 
 def test_a_pdf_of_a_few_hundred_kilobytes_of_characters_is_unreadable_at_once() -> None:
-    bomb = _pdf(b"BT /F1 1 Tf 0 0 Td (" + b"a" * 200_000 + b") Tj ET")  # 838 bytes: 14 s, 500 MB
+    bomb = deflated_pdf(
+        b"BT /F1 1 Tf 0 0 Td (" + b"a" * 200_000 + b") Tj ET"
+    )  # 838 bytes: 14 s, 500 MB
     result, seconds = _read(bomb)
     assert result.fields is None and "characters" in (result.error or "")
     assert seconds < 5
 
 
 def test_a_stream_that_inflates_to_gigabytes_is_stopped_at_the_limit() -> None:
-    bomb = _pdf(b" " * 300_000_000)  # 300 KB of PDF, 300 MB inflated
+    bomb = deflated_pdf(b" " * 300_000_000)  # 300 KB of PDF, 300 MB inflated
     tracemalloc.start()
     try:
         with pytest.raises(ExtractionError, match="inflate"):
@@ -142,7 +116,7 @@ def test_a_stream_that_inflates_to_gigabytes_is_stopped_at_the_limit() -> None:
 def test_pdf_reading_stops_at_the_deadline() -> None:
     text = b"BT /F1 11 Tf 56 790 Td (Elkjop Nordic AS) Tj ET\n" + b"1 0 0 1 0 0 cm\n" * 60_000
     with pytest.raises(DocumentOverBudget, match="time"):
-        read_document(_pdf(text), "application/pdf", timeout_s=0.2)
+        read_document(deflated_pdf(text), "application/pdf", timeout_s=0.2)
 
 
 def test_a_normal_pdf_is_read_as_before() -> None:
