@@ -60,6 +60,27 @@ def test_check_schema_reports_missing_migration(db_url: str) -> None:
     engine.dispose()
 
 
+def _inbox_mail(now: datetime) -> Message:
+    """The ledger row of INBOX uid 1."""
+    return Message(
+        account="acc", folder="INBOX", uidvalidity=1, uid=1, status="pending", fetched_at=now
+    )
+
+
+def _reply(message_id: str, event_id: int, now: datetime) -> Outbox:
+    """A queued reply to `event_id`."""
+    return Outbox(
+        message_id=message_id,
+        event_id=event_id,
+        template="t",
+        to_addr="a@b.c",
+        subject="s",
+        body_text="b",
+        status="queued",
+        created_at=now,
+    )
+
+
 def test_roundtrip_and_constraints(db_url: str) -> None:
     engine = db.make_engine(db_url)
     db.upgrade(engine)
@@ -78,16 +99,7 @@ def test_roundtrip_and_constraints(db_url: str) -> None:
                 facts={"note": "æøå"},
             )
         )
-        s.add(
-            Message(
-                account="acc",
-                folder="INBOX",
-                uidvalidity=1,
-                uid=1,
-                status="pending",
-                fetched_at=now,
-            )
-        )
+        s.add(_inbox_mail(now))
     with db.transaction(factory) as s:
         claim = s.scalars(select(Claim)).one()
         assert claim.created_at == now and claim.created_at.tzinfo is not None
@@ -103,44 +115,13 @@ def test_roundtrip_and_constraints(db_url: str) -> None:
         )
     # the ledger key is unique: the same (account, folder, uidvalidity, uid) twice fails
     with pytest.raises(IntegrityError), db.transaction(factory) as s:
-        s.add(
-            Message(
-                account="acc",
-                folder="INBOX",
-                uidvalidity=1,
-                uid=1,
-                status="pending",
-                fetched_at=now,
-            )
-        )
+        s.add(_inbox_mail(now))
     # one reply per event
     with db.transaction(factory) as s:
         event_id = s.scalars(select(Event.id)).one()
-        s.add(
-            Outbox(
-                message_id="<1@x>",
-                event_id=event_id,
-                template="t",
-                to_addr="a@b.c",
-                subject="s",
-                body_text="b",
-                status="queued",
-                created_at=now,
-            )
-        )
+        s.add(_reply("<1@x>", event_id, now))
     with pytest.raises(IntegrityError), db.transaction(factory) as s:
-        s.add(
-            Outbox(
-                message_id="<2@x>",
-                event_id=event_id,
-                template="t",
-                to_addr="a@b.c",
-                subject="s",
-                body_text="b",
-                status="queued",
-                created_at=now,
-            )
-        )
+        s.add(_reply("<2@x>", event_id, now))
     engine.dispose()
 
 
