@@ -238,9 +238,9 @@ def date_candidates(
                 score -= 0.1
             if rule in ("date:yyyymmdd", "date:m/d/y"):
                 score -= 0.1  # forms that also fit numbers that are not dates
-            if reason is None and _unnamed_compound(context, rules):
-                # "Fovtdvdate:", "Ferfatlsdate:": a date word in a compound no rule
-                # names is some other date, often a deadline OCR misread.
+            if reason is None and _unknown_label(before, rules):
+                # "Fovtdvdate:", "Udekrovet": a label no rule reads is some other
+                # date, often a deadline or print time OCR misread.
                 score -= 0.15
             deadline = reason is not None and any(p.search(context) for p in rules.after_purchase)
             out.append(DateCandidate(value, line, round(score, 3), rule, reason, deadline))
@@ -298,15 +298,20 @@ _LABEL_WORD = re.compile(r"(\S*[^\W\d_]{2}\S*?)[\s:.]*$")
 _DATE_WORDS = ("dato", "datum", "date", "paiva", "pvm")
 
 
-def _unnamed_compound(context: str, rules: ReceiptRules) -> bool:
-    """Whether the word right before the date is a compound of a date word that no
-    purchase, order or deadline rule names (the date word alone is a label)."""
+def _unknown_label(context: str, rules: ReceiptRules) -> bool:
+    """Whether the word right before the date on its line is a label no purchase or
+    order rule names, nor one OCR slipped on: a compound of a date word
+    ("Fovtdvdate") or a longer word ("Udekrovet", "Tiauspdivaé"). Such a date may
+    be any date (a deadline or a print time misread); the date word alone is a
+    label, and short words ("Pv", "Frid") are often what OCR left of one."""
     m = _LABEL_WORD.search(context)
     if m is None:
         return False
     label = m.group(1)
     word = fold(label)
-    if word in _DATE_WORDS or not any(w in word for w in _DATE_WORDS):
+    if word in _DATE_WORDS:
+        return False
+    if not any(w in word for w in _DATE_WORDS) and len(re.sub(r"[\W\d_]", "", word)) < 6:
         return False
     return (
         purchase_label(label, rules) is None

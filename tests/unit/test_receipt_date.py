@@ -195,6 +195,14 @@ def test_a_date_under_a_compound_no_rule_names_is_not_believed() -> None:
     # a deadline label OCR mangled past recognition
     assert date("Shop AS\nFovtdvdate:2023-01-15\nTotal 5.00", now) is None
     assert date("Shop AS\nFerfatlsdate: 14.1.2023\nTotal 5.00", now) is None
+    # a longer word no rule reads: a print time or an order date misread
+    assert date("Shop AS\nUdekrovet 2022-11-21 10:13\nTotal 5.00", now) is None
+    assert date("Shop AS\nTiauspdivaé: 10/12/2022\nTotal 5.00", now) is None
+    # a short word is often what OCR left of a label ("Pv" for Pvm)
+    assert date("Kotiteatteri Pohjola Oy\nPv: 13. marraskuuta 2022\nSumma 5,00", now) == (
+        "2022-11-13"
+    )
     # a purchase label with an OCR slip still counts
     assert date("Shop AS\nKj@psdato: 4. januar 2023\nTotal 5.00", now) == "2023-01-04"
     assert date("Shop AS\nKebsdato: 14.12.22\nTotal 5.00", now) == "2022-12-14"
+    assert date("Shop AS\nPaivamadara: 2022-11-18\nTotal 5.00", now) == "2022-11-18"
