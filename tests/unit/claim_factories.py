@@ -1,5 +1,6 @@
-"""Builders shared by the claim, fraud and deadline tests: campaigns from the shipped
-rules, receipts with chosen confidences, fixed clocks in the campaigns' time zones."""
+"""Builders shared by the claim, fraud, deadline and matching tests: campaigns from the
+shipped rules, receipts with chosen confidences, fixed clocks in the campaigns' time
+zones, parsed inbound mails."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from mailbot.core.campaign import Campaign, ReturnsPolicy
 from mailbot.core.claim_machine import Claim, DocumentEvidence, register
+from mailbot.core.mail import AuthResult, InboundEmail
 from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
 from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
 
@@ -31,6 +33,38 @@ def returns() -> ReturnsPolicy:
 def utc(text: str) -> datetime:
     """'2023-01-10 12:00' in UTC."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def inbound_mail(
+    subject: str,
+    body: str,
+    *,
+    sender: str | None = "kari@example.no",
+    sender_name: str | None = None,
+    to: str = "claims@example.com",
+    message_id: str = "<x@mail.example.no>",
+    in_reply_to: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
+    text: str | None = None,
+    auth: tuple[AuthResult, ...] = (),
+) -> InboundEmail:
+    """A parsed mail without attachments; `body` is what the sender wrote now, `text`
+    (when given) the whole text with what it quotes."""
+    return InboundEmail(
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        from_address=sender,
+        from_name=sender_name,
+        to=(to,),
+        subject=subject,
+        date=None,
+        text=text if text is not None else body,
+        new_text=body,
+        attachments=(),
+        headers=(),
+        auth_results=auth,
+    )
 
 
 def fv(value: str, confidence: float = 0.95) -> FieldValue:

@@ -19,6 +19,7 @@ from mailbot.core.claim_match import (
 )
 from mailbot.core.codes import generate_code, is_valid_code
 from mailbot.core.mail import AuthResult, InboundEmail
+from tests.unit.claim_factories import inbound_mail
 
 _rng = random.Random(2023)
 CODE_A, CODE_B, CODE_C, CODE_UNKNOWN = (generate_code(_rng) for _ in range(4))
@@ -47,20 +48,14 @@ def mail(
     text: str | None = None,
     auth: tuple[AuthResult, ...] = (),
 ) -> InboundEmail:
-    return InboundEmail(
-        message_id="<x@mail.example.no>",
+    return inbound_mail(
+        subject,
+        body,
+        sender=sender,
         in_reply_to=in_reply_to,
         references=references,
-        from_address=sender,
-        from_name=None,
-        to=("claims@example.com",),
-        subject=subject,
-        date=None,
-        text=text if text is not None else body,
-        new_text=body,
-        attachments=(),
-        headers=(),
-        auth_results=auth,
+        text=text,
+        auth=auth,
     )
 
 

@@ -17,6 +17,7 @@ from parsers.returns.notice import (
     parse_shipment_notification,
     strip_subject_prefixes,
 )
+from tests.unit.claim_factories import inbound_mail
 
 RULES = load_matching_rules()
 NOW = datetime(2023, 3, 15, 18, 0, tzinfo=UTC)
@@ -31,19 +32,13 @@ def parse(m: InboundEmail) -> ShipmentNotice | None:
 
 
 def mail(subject: str, body: str = BODY, text: str | None = None) -> InboundEmail:
-    return InboundEmail(
+    return inbound_mail(
+        subject,
+        body,
+        sender_name="Kari",
+        to="returns@example.com",
         message_id="<m1@example.no>",
-        in_reply_to=(),
-        references=(),
-        from_address="kari@example.no",
-        from_name="Kari",
-        to=("returns@example.com",),
-        subject=subject,
-        date=None,
-        text=text if text is not None else body,
-        new_text=body,
-        attachments=(),
-        headers=(),
+        text=text,
     )
 
 
