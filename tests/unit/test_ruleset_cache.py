@@ -28,13 +28,18 @@ def _edit(path: Path, old: str, new: str) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
-def test_edits_apply_after_the_check_interval_and_bad_edits_keep_the_last_good(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _cache_of_a_copy(tmp_path: Path) -> tuple[Path, Clock, RuleSetCache]:
+    """A copy of the shipped rules to edit, and a cache over it on a clock the test moves."""
     root = tmp_path / "rules"
     shutil.copytree(rules_dir(), root)
     clock = Clock()
-    cache = RuleSetCache(root, check_seconds=1.0, clock=clock)
+    return root, clock, RuleSetCache(root, check_seconds=1.0, clock=clock)
+
+
+def test_edits_apply_after_the_check_interval_and_bad_edits_keep_the_last_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, clock, cache = _cache_of_a_copy(tmp_path)
     first = cache.get()
     walks: list[int] = []
     real = cache._mtimes
@@ -59,10 +64,7 @@ def test_edits_apply_after_the_check_interval_and_bad_edits_keep_the_last_good(
 def test_reloads_are_logged_and_their_outcome_kept_in_status(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    root = tmp_path / "rules"
-    shutil.copytree(rules_dir(), root)
-    clock = Clock()
-    cache = RuleSetCache(root, check_seconds=1.0, clock=clock)
+    root, clock, cache = _cache_of_a_copy(tmp_path)
     first = cache.get()
     assert cache.status.version == first.version and cache.status.error is None
     assert cache.status.loaded_at is not None
@@ -99,9 +101,7 @@ def test_reloads_are_logged_and_their_outcome_kept_in_status(
 def test_forced_reload_loads_unchanged_files_and_never_raises_once_running(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    root = tmp_path / "rules"
-    shutil.copytree(rules_dir(), root)
-    cache = RuleSetCache(root, clock=Clock())
+    root, _, cache = _cache_of_a_copy(tmp_path)
     first = cache.get()
     caplog.set_level(logging.INFO, logger="mailbot.ruleset.loader")
     status = cache.reload()  # SIGHUP with nothing changed
