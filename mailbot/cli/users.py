@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 
 from mailbot.cli.app import App, print_json, print_table
 from mailbot.core.errors import InputError
@@ -24,49 +25,49 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def _refused(exc: InputError) -> int:
-    print(f"mailbot: users: {exc}", file=sys.stderr)
-    return 2
+def _change(app: App, change: Callable[[], accounts.Account], said: str) -> int:
+    """Make one account change; `said` is the line reported, formatted with the
+    account as `acc`. A refusal (bad name, role or password) is exit 2 with the reason."""
+    app.ensure_schema()
+    try:
+        acc = change()
+    except InputError as exc:
+        print(f"mailbot: users: {exc}", file=sys.stderr)
+        return 2
+    app.out.write(said.format(acc=acc) + "\n")
+    return 0
 
 
 def cmd_add(args: argparse.Namespace, app: App) -> int:
-    app.ensure_schema()
-    try:
-        acc = accounts.add_user(app.factory, args.name, _password(args), args.role, app.now())
-    except InputError as exc:
-        return _refused(exc)
-    app.out.write(f"user {acc.name} added ({acc.role})\n")
-    return 0
+    return _change(
+        app,
+        lambda: accounts.add_user(app.factory, args.name, _password(args), args.role, app.now()),
+        "user {acc.name} added ({acc.role})",
+    )
 
 
 def cmd_passwd(args: argparse.Namespace, app: App) -> int:
-    app.ensure_schema()
-    try:
-        acc = accounts.set_password(app.factory, args.name, _password(args), app.now())
-    except InputError as exc:
-        return _refused(exc)
-    app.out.write(f"user {acc.name}: password changed, enabled, logged out everywhere\n")
-    return 0
+    return _change(
+        app,
+        lambda: accounts.set_password(app.factory, args.name, _password(args), app.now()),
+        "user {acc.name}: password changed, enabled, logged out everywhere",
+    )
 
 
 def cmd_role(args: argparse.Namespace, app: App) -> int:
-    app.ensure_schema()
-    try:
-        acc = accounts.set_role(app.factory, args.name, args.role, app.now())
-    except InputError as exc:
-        return _refused(exc)
-    app.out.write(f"user {acc.name}: role {acc.role}\n")
-    return 0
+    return _change(
+        app,
+        lambda: accounts.set_role(app.factory, args.name, args.role, app.now()),
+        "user {acc.name}: role {acc.role}",
+    )
 
 
 def cmd_disable(args: argparse.Namespace, app: App) -> int:
-    app.ensure_schema()
-    try:
-        acc = accounts.disable(app.factory, args.name, app.now())
-    except InputError as exc:
-        return _refused(exc)
-    app.out.write(f"user {acc.name} disabled, logged out everywhere\n")
-    return 0
+    return _change(
+        app,
+        lambda: accounts.disable(app.factory, args.name, app.now()),
+        "user {acc.name} disabled, logged out everywhere",
+    )
 
 
 def cmd_list(args: argparse.Namespace, app: App) -> int:
