@@ -47,10 +47,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
+from mailbot.devtools.faults import fail_sent_writes
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.outbox import queue_reply
@@ -173,18 +174,6 @@ def _count(
     }
 
 
-def _fail_sent_writes(factory: sessionmaker[Session], times: int) -> None:
-    engine = factory.kw["bind"]
-    left = [times]
-
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE outbox") and "sent_at" in statement and left[0] > 0:
-            left[0] -= 1
-            raise engine.dialect.loaded_dbapi.OperationalError("injected: database gone")
-
-    event.listen(engine, "before_cursor_execute", before)
-
-
 def _scenario(
     name: str,
     replies: int,
@@ -284,7 +273,7 @@ def run(replies: int = 20, db_url: str | None = None) -> list[dict[str, Any]]:
                 replies,
                 db_url,
                 work,
-                lambda _, factory: _fail_sent_writes(factory, 8),
+                lambda _, factory: fail_sent_writes(factory, 8),
             ),
             _kill_mid_batch(replies, db_url, work),
         ]

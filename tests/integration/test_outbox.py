@@ -13,10 +13,11 @@ from random import Random
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
+from mailbot.devtools.faults import fail_sent_writes
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound import delivery
 from mailbot.outbound.delivery import DeliveryStats, deliver_pending, lease_for, requeue
@@ -346,25 +347,11 @@ def test_a_definite_refusal_after_the_message_is_retried(
     assert len(smtp_sink.wait_for(2, timeout=0.5)) == 1
 
 
-def _fail_sent_writes(factory: sessionmaker[Session], times: int) -> list[int]:
-    """Make the next `times` `sent` writes fail as a lost database would."""
-    engine = factory.kw["bind"]
-    left = [times]
-
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE outbox") and "sent_at" in statement and left[0] > 0:
-            left[0] -= 1
-            raise engine.dialect.loaded_dbapi.OperationalError("injected: database gone")
-
-    event.listen(engine, "before_cursor_execute", before)
-    return left
-
-
 def test_database_failure_after_250_is_retried(db_url: str, smtp_sink: SmtpSink) -> None:
     factory = _factory(db_url)
     settings = _settings(smtp_sink)
     _queue_many(factory, settings, 1)
-    left = _fail_sent_writes(factory, 2)
+    left = fail_sent_writes(factory, 2)
     stats = deliver_pending(factory, settings, T0)
     assert (stats.sent, stats.unrecorded, left) == (1, 0, [0])
     [row] = _rows(factory)
@@ -382,7 +369,7 @@ def test_a_250_whose_write_failed_is_never_resent(
     factory = _factory(db_url)
     settings = _settings(smtp_sink)
     _queue_many(factory, settings, 2)
-    left = _fail_sent_writes(factory, 3)
+    left = fail_sent_writes(factory, 3)
     stats = deliver_pending(factory, settings, T0, limit=1)
     assert (stats.sent, stats.unrecorded) == (1, 1)
     assert [r.status for r in _rows(factory)] == ["sending", "queued"]
@@ -402,7 +389,7 @@ def test_a_250_whose_write_failed_then_the_process_died_is_flagged(
     factory = _factory(db_url)
     settings = _settings(smtp_sink, resend_unconfirmed=False)
     _queue_many(factory, settings, 1)
-    _fail_sent_writes(factory, 2)
+    fail_sent_writes(factory, 2)
     assert deliver_pending(factory, settings, T0).unrecorded == 1
     delivery._UNRECORDED.clear()  # the process died: its memory is gone
     stats = deliver_pending(factory, settings, T0 + timedelta(minutes=5))
