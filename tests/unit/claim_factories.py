@@ -12,6 +12,7 @@ from mailbot.core.campaign import Campaign, ReturnsPolicy
 from mailbot.core.claim_machine import Claim, DocumentEvidence, register
 from mailbot.core.mail import AuthResult, InboundEmail
 from mailbot.core.receipt_fields import DocumentKind, FieldValue, ReceiptFields
+from mailbot.core.rma_machine import Rma, issue
 from mailbot.ruleset.campaigns import load_campaigns, load_returns_policy
 
 
@@ -111,6 +112,25 @@ def serial_photo(sha: str = "s1", serial: str | None = None) -> DocumentEvidence
 
 def refused(filename: str, reason: str = "file_type", sha: str = "x") -> DocumentEvidence:
     return DocumentEvidence(DocumentKind.OTHER, None, reason, sha + filename, filename=filename)
+
+
+def issued_rma(
+    now: datetime,
+    *,
+    number: str = "1234567",
+    advance: bool = False,
+    email: str = "o@e.no",
+    product: str = "Sub",
+) -> Rma:
+    """An RMA as issued at `now` under the shipped returns policy."""
+    return issue(
+        number=number,
+        email=email,
+        product=product,
+        policy=returns(),
+        now=now,
+        advance_replacement=advance,
+    ).snapshot
 
 
 def new_claim(

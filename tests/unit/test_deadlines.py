@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from mailbot.core.claim_machine import Claim, ClaimState, receive_documents
 from mailbot.core.deadlines import SweepPolicy, next_due, sweep
-from mailbot.core.rma_machine import Rma, RmaState, issue
+from mailbot.core.rma_machine import Rma, RmaState
 from mailbot.core.transition import Transition
-from tests.unit.claim_factories import cashback, new_claim, receipt, returns, utc
+from tests.unit.claim_factories import cashback, issued_rma, new_claim, receipt, utc
 
 NOW = utc("2023-01-10 12:00")
 POLICY = SweepPolicy(claim_reminder_before=timedelta(days=3), rma_reminder_before=timedelta(days=2))
@@ -27,14 +27,7 @@ def _incomplete(code: str = "1") -> Claim:
 
 
 def _rma(number: str = "1234567", advance: bool = False) -> Rma:
-    return issue(
-        number=number,
-        email="o@e.no",
-        product="Sub",
-        policy=returns(),
-        now=NOW,
-        advance_replacement=advance,
-    ).snapshot
+    return issued_rma(NOW, number=number, advance=advance)
 
 
 def _apply(
@@ -159,14 +152,7 @@ def test_any_sweep_schedule_gives_each_deadline_one_event(
         for i, h in enumerate(claim_offsets)
     ]
     rmas = [
-        issue(
-            number=f"R{i}",
-            email="o@e.no",
-            product="Sub",
-            policy=returns(),
-            now=NOW + timedelta(hours=h),
-            advance_replacement=adv,
-        ).snapshot
+        issued_rma(NOW + timedelta(hours=h), number=f"R{i}", advance=adv)
         for i, (h, adv) in enumerate(rma_offsets)
     ]
     seen: list[tuple[str, str]] = []

@@ -24,6 +24,7 @@ from mailbot.core.snapshots import claim_from_plain, rma_from_plain, to_plain
 from mailbot.core.transition import TEMPLATES, Transition, TransitionError
 from tests.unit.claim_factories import (
     cashback,
+    issued_rma,
     new_claim,
     promo,
     promo_receipt,
@@ -205,14 +206,7 @@ def _check_rma(r: Rma) -> None:
 @given(events=st.lists(rma_event, max_size=14), advance=st.booleans())
 def test_rma_sequences_stay_possible(events: list[tuple[Any, ...]], advance: bool) -> None:
     now = utc("2024-03-01 09:00")
-    rma = R.issue(
-        number="1234567",
-        email="o@e.no",
-        product="Sub",
-        policy=returns(),
-        now=now,
-        advance_replacement=advance,
-    ).snapshot
+    rma = issued_rma(now, advance=advance)
     acks: list[str] = []
     for event in events:
         t: Transition[Rma] | None

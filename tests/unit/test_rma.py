@@ -25,22 +25,14 @@ from mailbot.core.rma_machine import (
     reminder_due,
 )
 from mailbot.core.transition import TransitionError
-from tests.unit.claim_factories import returns, utc
+from tests.unit.claim_factories import issued_rma, returns, utc
 
 ISSUED = utc("2024-03-01 09:00")  # 10:00 in Oslo, 1 March
 EXPIRES = utc("2024-03-15 23:00")  # 16 March 00:00 in Oslo: day 15 after the issue date
 
 
 def _rma(advance: bool = False) -> Rma:
-    t = issue(
-        number="1234567",
-        email="ola@example.no",
-        product="Play:5",
-        policy=returns(),
-        now=ISSUED,
-        advance_replacement=advance,
-    )
-    return t.snapshot
+    return issued_rma(ISSUED, advance=advance, email="ola@example.no", product="Play:5")
 
 
 def test_issue() -> None:
