@@ -6,9 +6,7 @@ really goes out over SMTP (aiosmtpd) while a cancelled one never does."""
 from __future__ import annotations
 
 import getpass
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +17,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.cli.main import main
 from mailbot.config import Settings, SmtpSettings
 from mailbot.devtools.samples import customer_mail
 from mailbot.devtools.smtpsink import SmtpSink
@@ -29,6 +26,7 @@ from mailbot.services.outbox import queue_reply
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
+from tests.integration._helpers import run_cli, store_config, upgraded_factory
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +37,7 @@ CODE = "12345674"
 
 
 def _cli(cfg: Path, *argv: str, level: str = "ERROR") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(cfg), "--log-level", level, "--log-format", "json", *argv])
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(cfg, "--log-format", "json", *argv, level=level)
 
 
 def _json(cfg: Path, *argv: str) -> Any:
@@ -52,11 +47,8 @@ def _json(cfg: Path, *argv: str) -> Any:
 
 
 def _setup(tmp: Path, url: str) -> tuple[Path, sessionmaker[Session]]:
-    cfg = tmp / "m.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n[paths]\ndata_dir = "{tmp / "data"}"\n')
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+    cfg = store_config(tmp, url)
+    factory = upgraded_factory(url)
     with db.transaction(factory) as s:
         s.add(m.Campaign(id="cashback-2022", name="Cashback"))
         s.flush()

@@ -3,41 +3,26 @@ says what it skipped and names the server and the OCR language a problem is abou
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from mailbot.cli.main import main
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
+from tests.integration._helpers import run_cli, store_config
 
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
 
 
-def _cli(cfg: Path, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(cfg), "--log-level", "ERROR", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _config(tmp: Path, url: str) -> Path:
-    cfg = tmp / "m.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n[paths]\ndata_dir = "{tmp / "data"}"\n')
-    return cfg
-
-
 def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: str) -> None:
-    cfg = _config(tmp_path, db_url)
+    cfg = store_config(tmp_path, db_url)
     engine = db.make_engine(db_url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
@@ -59,19 +44,19 @@ def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: st
     done, failed = ids[1], ids[2]
     unknown = max(ids.values()) + 100
 
-    code, out, err = _cli(cfg, "reprocess", str(done))
+    code, out, err = run_cli(cfg, "reprocess", str(done))
     assert code == 1 and out == ""
     assert f"ledger row {done} is processed" in err and "failed" in err
-    code, out, err = _cli(cfg, "reprocess", str(unknown), "--json")
+    code, out, err = run_cli(cfg, "reprocess", str(unknown), "--json")
     assert code == 1 and out == "" and f"ledger row {unknown} does not exist" in err
     # one bad id refuses the whole command: the good one is not run either
-    code, _, err = _cli(cfg, "reprocess", str(failed), str(unknown))
+    code, _, err = run_cli(cfg, "reprocess", str(failed), str(unknown))
     assert code == 1 and "does not exist" in err
     with db.transaction(factory) as s:
         assert s.get(m.Message, failed).status == "failed"  # type: ignore[union-attr]
 
     # a failed row is reprocessed, and says so
-    code, out, err = _cli(cfg, "reprocess", str(failed), "--json")
+    code, out, err = run_cli(cfg, "reprocess", str(failed), "--json")
     assert code == 0, err
     counts = json.loads(out)
     assert counts["skipped"] == 0 and counts["failed"] == 0
@@ -83,8 +68,8 @@ def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: st
 def _check(tmp: Path, body: str, *argv: str) -> tuple[int, dict[str, dict[str, Any]]]:
     cfg = tmp / "c.toml"
     cfg.write_text(body + f'[paths]\ndata_dir = "{tmp / "data"}"\n')
-    assert _cli(cfg, "db", "upgrade")[0] == 0
-    code, out, _ = _cli(cfg, "check", "--json", *argv)
+    assert run_cli(cfg, "db", "upgrade")[0] == 0
+    code, out, _ = run_cli(cfg, "check", "--json", *argv)
     return code, {r["item"]: r for r in json.loads(out)}
 
 
@@ -97,7 +82,7 @@ def test_check_offline_says_skip_and_checks_the_configured_ocr_languages(tmp_pat
     # the campaigns' own languages when ocr.languages is empty; text output says SKIP
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n')
-    code, out, _ = _cli(cfg, "check", "--offline")
+    code, out, _ = run_cli(cfg, "check", "--offline")
     assert code == 0, out
     lines = {line.split()[1]: line for line in out.splitlines()}
     assert lines["imap"].startswith("SKIP") and lines["smtp"].startswith("SKIP")

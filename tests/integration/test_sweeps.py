@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import resources
-from mailbot.cli.main import main
 from mailbot.config import Settings, load_settings
 from mailbot.core import claim_machine as claim_sm
 from mailbot.core.claim_state import DocumentEvidence
@@ -26,6 +23,7 @@ from mailbot.services.rmas import issue_rma
 from mailbot.services.sweeps import run_sweeps
 from mailbot.store import db
 from mailbot.store import models as m
+from tests.integration._helpers import run_cli, store_config
 
 RULES = load_ruleset(resources.rules_dir())
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -128,12 +126,7 @@ def _everything(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...
 
 
 def _sweep_cli(tmp: Path, url: str, *argv: str) -> tuple[int, str, str]:
-    cfg = tmp / "m.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n[paths]\ndata_dir = "{tmp / "data"}"\n')
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(cfg), "--log-level", "ERROR", *argv])
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(store_config(tmp, url), *argv)
 
 
 def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(tmp_path: Path, db_url: str) -> None:
