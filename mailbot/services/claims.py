@@ -26,7 +26,13 @@ from mailbot.core.errors import MailbotError
 from mailbot.core.languages import LANGUAGES
 from mailbot.core.snapshots import to_plain
 from mailbot.ruleset.loader import RuleSet
-from mailbot.services.records import claim_by_code, claim_snapshot, record
+from mailbot.services.records import (
+    claim_by_code,
+    claim_snapshot,
+    event_row,
+    owned_rows,
+    record,
+)
 from mailbot.store import models as m
 from mailbot.store.limits import problem
 from parsers.mail.address import registration_address
@@ -327,9 +333,6 @@ def claim_details(session: Session, row: m.Claim) -> dict[str, Any]:
     }
     # the form's id and any columns an import kept (`claims import --extra-columns keep`)
     out["registration_form"] = (row.facts or {}).get(REGISTRATION_KEY)
-    docs = session.scalars(
-        select(m.Document).where(m.Document.claim_id == row.id).order_by(m.Document.id)
-    ).all()
     out["documents"] = [
         {
             "id": d.id,
@@ -341,27 +344,12 @@ def claim_details(session: Session, row: m.Claim) -> dict[str, Any]:
             "refusal": d.refusal,
             "kind": d.document_kind,
         }
-        for d in docs
+        for d in owned_rows(session, m.Document, claim_id=row.id)
     ]
-    events = session.scalars(
-        select(m.Event).where(m.Event.claim_id == row.id).order_by(m.Event.id)
-    ).all()
     out["events"] = [
-        {
-            "at": e.created_at.isoformat(),
-            "kind": e.kind,
-            "from": e.from_state,
-            "to": e.to_state,
-            "reasons": e.reasons,
-            "evidence": e.evidence,
-            "rules_version": e.rules_version,
-            "message": e.message_id,
-        }
-        for e in events
+        event_row(e) | {"message": e.message_id}
+        for e in owned_rows(session, m.Event, claim_id=row.id)
     ]
-    replies = session.scalars(
-        select(m.Outbox).where(m.Outbox.claim_id == row.id).order_by(m.Outbox.id)
-    ).all()
     out["replies"] = [
         {
             "template": o.template,
@@ -369,7 +357,7 @@ def claim_details(session: Session, row: m.Claim) -> dict[str, Any]:
             "subject": o.subject,
             "sent_at": o.sent_at.isoformat() if o.sent_at else None,
         }
-        for o in replies
+        for o in owned_rows(session, m.Outbox, claim_id=row.id)
     ]
     return to_plain(out)  # type: ignore[no-any-return]
 

@@ -9,9 +9,10 @@ the same transaction, so a reply exists if and only if its decision was committe
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, bindparam, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -102,6 +103,29 @@ def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
     if new:
         session.flush()
     return row
+
+
+# the rows that hang off a claim or an RMA by its id
+_Owned = TypeVar("_Owned", m.Document, m.Event, m.Message, m.Outbox)
+
+
+def owned_rows(session: Session, model: type[_Owned], **owner: int) -> Sequence[_Owned]:
+    """The rows of `model` that belong to one claim or RMA (`claim_id=…` or `rma_id=…`),
+    oldest first."""
+    return session.scalars(select(model).filter_by(**owner).order_by(model.id)).all()
+
+
+def event_row(e: m.Event) -> dict[str, Any]:
+    """An event as plain data, as `show` and the desk list it."""
+    return {
+        "at": e.created_at.isoformat(),
+        "kind": e.kind,
+        "from": e.from_state,
+        "to": e.to_state,
+        "reasons": e.reasons,
+        "evidence": e.evidence,
+        "rules_version": e.rules_version,
+    }
 
 
 def claim_by_code(session: Session, code: str) -> m.Claim | None:

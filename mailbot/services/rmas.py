@@ -21,7 +21,7 @@ from mailbot.core.snapshots import to_plain
 from mailbot.core.transition import TransitionError
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.claims import InputError
-from mailbot.services.records import record, rma_by_number, rma_snapshot
+from mailbot.services.records import event_row, owned_rows, record, rma_by_number, rma_snapshot
 from mailbot.store import models as m
 from mailbot.store.limits import problem
 from parsers.mail.address import registration_address
@@ -102,21 +102,7 @@ def rma_details(session: Session, row: m.Rma) -> dict[str, Any]:
     out = rma_summary(row)
     snap = rma_snapshot(row)
     out["notices"] = to_plain(list(snap.notices))
-    events = session.scalars(
-        select(m.Event).where(m.Event.rma_id == row.id).order_by(m.Event.id)
-    ).all()
-    out["events"] = [
-        {
-            "at": e.created_at.isoformat(),
-            "kind": e.kind,
-            "from": e.from_state,
-            "to": e.to_state,
-            "reasons": e.reasons,
-            "evidence": e.evidence,
-            "rules_version": e.rules_version,
-        }
-        for e in events
-    ]
+    out["events"] = [event_row(e) for e in owned_rows(session, m.Event, rma_id=row.id)]
     return out
 
 
