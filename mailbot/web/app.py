@@ -43,7 +43,7 @@ from mailbot.services import messages as messages_svc
 from mailbot.services import operator as op
 from mailbot.services import outbox_admin
 from mailbot.services import rmas as rmas_svc
-from mailbot.services.records import add_event, claim_by_code, rma_by_number
+from mailbot.services.records import add_event, claim_by_code, owned_rows, rma_by_number
 from mailbot.store import models as m
 from mailbot.store.db import transaction
 from mailbot.store.rawstore import RawStore
@@ -358,6 +358,22 @@ def _pdf_pages(doc: m.Document | None) -> int:
         return 1
 
 
+def _mails(s: Session, **owner: int) -> dict[str, Any]:
+    """The mails in (with their cause) and out of one claim or RMA, for its page."""
+    return {
+        "mails_in": [
+            {
+                "id": x.id,
+                "at": x.fetched_at,
+                "status": x.status,
+                "cause": messages_svc.cause(x.status, x.reason),
+            }
+            for x in owned_rows(s, m.Message, **owner)
+        ],
+        "mails_out": owned_rows(s, m.Outbox, **owner),
+    }
+
+
 def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
     detail = claims_svc.claim_details(s, row)
     docs = []
@@ -383,14 +399,6 @@ def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
                 "pdf_pages": pages,
             }
         )
-    mails_in = (
-        s.execute(select(m.Message).where(m.Message.claim_id == row.id).order_by(m.Message.id))
-        .scalars()
-        .all()
-    )
-    mails_out = s.scalars(
-        select(m.Outbox).where(m.Outbox.claim_id == row.id).order_by(m.Outbox.id)
-    ).all()
     campaign = None
     try:
         campaign = desk.app.rules.campaign(row.campaign_id)
@@ -399,16 +407,7 @@ def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
     return {
         "claim": detail,
         "documents": docs,
-        "mails_in": [
-            {
-                "id": x.id,
-                "at": x.fetched_at,
-                "status": x.status,
-                "cause": messages_svc.cause(x.status, x.reason),
-            }
-            for x in mails_in
-        ],
-        "mails_out": mails_out,
+        **_mails(s, claim_id=row.id),
         "required_documents": campaign.required_documents if campaign else (),
         "required_fields": campaign.required_fields if campaign else (),
         "rejection_reasons": claim_sm.OPERATOR_REJECTION_REASONS,
@@ -556,16 +555,22 @@ def _act(
     return RedirectResponse(back, status_code=303)
 
 
-@page("agent", post=True)
-def claim_preview(desk: Desk, r: Req) -> Response:
-    code = r.request.path_params["code"]
-    return _act(desk, r, "claim", code, CLAIM_ACTIONS, f"/claims/{code}", confirm=False)
+def _action_page(
+    kind: str, key: str, actions: dict[str, tuple[str, Action]], *, confirm: bool
+) -> Callable[[Request], Any]:
+    """The preview (confirm=False) or the do page of one kind of record's actions;
+    the record is named by the path parameter `key` and its page is /{kind}s/{ref}."""
+
+    @page("agent", post=True)
+    def handler(desk: Desk, r: Req) -> Response:
+        ref = r.request.path_params[key]
+        return _act(desk, r, kind, ref, actions, f"/{kind}s/{ref}", confirm)
+
+    return handler
 
 
-@page("agent", post=True)
-def claim_do(desk: Desk, r: Req) -> Response:
-    code = r.request.path_params["code"]
-    return _act(desk, r, "claim", code, CLAIM_ACTIONS, f"/claims/{code}", confirm=True)
+claim_preview = _action_page("claim", "code", CLAIM_ACTIONS, confirm=False)
+claim_do = _action_page("claim", "code", CLAIM_ACTIONS, confirm=True)
 
 
 @page("viewer")
@@ -576,40 +581,17 @@ def rma_page(desk: Desk, r: Req) -> Response:
         if row is None:
             return desk.error(r, 404, f"No RMA {number}.")
         detail = rmas_svc.rma_details(s, row)
-        mails_in = s.scalars(
-            select(m.Message).where(m.Message.rma_id == row.id).order_by(m.Message.id)
-        ).all()
-        mails_out = s.scalars(
-            select(m.Outbox).where(m.Outbox.rma_id == row.id).order_by(m.Outbox.id)
-        ).all()
         return desk.render(
             r.request,
             r.user,
             "rma.html",
             rma=detail,
-            mails_in=[
-                {
-                    "id": x.id,
-                    "at": x.fetched_at,
-                    "status": x.status,
-                    "cause": messages_svc.cause(x.status, x.reason),
-                }
-                for x in mails_in
-            ],
-            mails_out=mails_out,
+            **_mails(s, rma_id=row.id),
         )
 
 
-@page("agent", post=True)
-def rma_preview(desk: Desk, r: Req) -> Response:
-    number = r.request.path_params["number"]
-    return _act(desk, r, "rma", number, RMA_ACTIONS, f"/rmas/{number}", confirm=False)
-
-
-@page("agent", post=True)
-def rma_do(desk: Desk, r: Req) -> Response:
-    number = r.request.path_params["number"]
-    return _act(desk, r, "rma", number, RMA_ACTIONS, f"/rmas/{number}", confirm=True)
+rma_preview = _action_page("rma", "number", RMA_ACTIONS, confirm=False)
+rma_do = _action_page("rma", "number", RMA_ACTIONS, confirm=True)
 
 
 # --- documents --------------------------------------------------------------------------
