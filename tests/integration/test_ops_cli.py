@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail
@@ -21,11 +22,11 @@ from tests.integration._helpers import run_cli, store_config
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
 
 
-def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: str) -> None:
+def test_reprocess_refuses_unknown_and_processed_rows(
+    tmp_path: Path, db_url: str, store: sessionmaker[Session]
+) -> None:
     cfg = store_config(tmp_path, db_url)
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+    factory = store
     raw = customer_mail(
         sender="kari@example.no", to="claims@test", subject="Hei", body="Har dere fått den?"
     )
@@ -62,7 +63,6 @@ def test_reprocess_refuses_unknown_and_processed_rows(tmp_path: Path, db_url: st
     assert counts["skipped"] == 0 and counts["failed"] == 0
     with db.transaction(factory) as s:
         assert s.get(m.Message, failed).status != "failed"  # type: ignore[union-attr]
-    engine.dispose()
 
 
 def _check(tmp: Path, body: str, *argv: str) -> tuple[int, dict[str, dict[str, Any]]]:

@@ -8,6 +8,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from mailbot import resources
 from mailbot.config import Settings, load_settings
 from mailbot.devtools.samples import customer_mail, text_pdf
@@ -29,11 +31,11 @@ def _settings(tmp: Path, url: str, workers: int) -> Settings:
     )
 
 
-def test_prefetched_reads_are_used(tmp_path: Path, db_url: str) -> None:
+def test_prefetched_reads_are_used(
+    tmp_path: Path, db_url: str, store: sessionmaker[Session]
+) -> None:
     settings = _settings(tmp_path, db_url, workers=2)
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+    factory = store
     rules = load_ruleset(resources.rules_dir())
     with db.transaction(factory) as s:
         claim = register_claim(

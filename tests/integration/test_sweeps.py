@@ -73,11 +73,11 @@ def _seed(
     return deadline
 
 
-def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None:
+def test_sweeps_are_idempotent_and_catch_up(
+    tmp_path: Path, db_url: str, store: sessionmaker[Session]
+) -> None:
     settings = _settings(tmp_path, db_url)
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+    factory = store
     deadline = _seed(factory, settings)
 
     def events() -> int:
@@ -112,7 +112,6 @@ def test_sweeps_are_idempotent_and_catch_up(tmp_path: Path, db_url: str) -> None
             or 0
         )
         assert queued == with_reply
-    engine.dispose()
 
 
 def _everything(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
@@ -129,11 +128,11 @@ def _sweep_cli(tmp: Path, url: str, *argv: str) -> tuple[int, str, str]:
     return run_cli(store_config(tmp, url), *argv)
 
 
-def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(tmp_path: Path, db_url: str) -> None:
+def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(
+    tmp_path: Path, db_url: str, store: sessionmaker[Session]
+) -> None:
     settings = _settings(tmp_path, db_url)
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+    factory = store
     deadline = _seed(factory, settings)
     # a second claim whose mails must not go out (a no-reply address): reported as such
     _seed(factory, settings, email="no-reply@example.no")
@@ -187,4 +186,3 @@ def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(tmp_path: Path, d
         ("rma", "rma.expired", ""),
         ("rma", "rma.expired", ""),
     ]
-    engine.dispose()
