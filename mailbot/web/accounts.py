@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -96,37 +97,33 @@ def add_user(
         return _account(user)
 
 
+def _change(factory: sessionmaker[Session], name: str, now: datetime, **values: Any) -> Account:
+    """Set `values` on one account; every open session of it ends (its session version
+    moves on). By keyword so each change below reads as the columns it sets."""
+    with transaction(factory) as s:
+        user = _get(s, name)
+        for column, value in values.items():
+            setattr(user, column, value)
+        user.session_version += 1
+        user.updated_at = now
+        return _account(user)
+
+
 def set_password(
     factory: sessionmaker[Session], name: str, password: str, now: datetime
 ) -> Account:
     """A new password (and the account enabled again); every open session ends."""
     digest = _hasher.hash(check_password(password))
-    with transaction(factory) as s:
-        user = _get(s, name)
-        user.password_hash = digest
-        user.disabled = False
-        user.session_version += 1
-        user.updated_at = now
-        return _account(user)
+    return _change(factory, name, now, password_hash=digest, disabled=False)
 
 
 def set_role(factory: sessionmaker[Session], name: str, role: str, now: datetime) -> Account:
     check_role(role)
-    with transaction(factory) as s:
-        user = _get(s, name)
-        user.role = role
-        user.session_version += 1
-        user.updated_at = now
-        return _account(user)
+    return _change(factory, name, now, role=role)
 
 
 def disable(factory: sessionmaker[Session], name: str, now: datetime) -> Account:
-    with transaction(factory) as s:
-        user = _get(s, name)
-        user.disabled = True
-        user.session_version += 1
-        user.updated_at = now
-        return _account(user)
+    return _change(factory, name, now, disabled=True)
 
 
 def list_users(factory: sessionmaker[Session]) -> list[Account]:
