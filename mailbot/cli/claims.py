@@ -284,6 +284,17 @@ def default_actor() -> str:
     return os.environ.get("MAILBOT_ACTOR") or getpass.getuser()
 
 
+def operator_context(args: argparse.Namespace, app: App) -> op.Context:
+    """The operator context of a command: its `--by` (or the default actor), `--role`, `--why`."""
+    return op.context(
+        rules=app.rules,
+        settings=app.settings,
+        now=app.now(),
+        actor=op.Actor(args.by or default_actor(), args.role),
+        why=args.why,
+    )
+
+
 def run_action(
     args: argparse.Namespace,
     app: App,
@@ -292,13 +303,7 @@ def run_action(
     """Run one operator action in one transaction and report it; a refusal (wrong
     state, wrong value) is exit 2 with the reason, and nothing is written."""
     try:
-        ctx = op.context(
-            rules=app.rules,
-            settings=app.settings,
-            now=app.now(),
-            actor=op.Actor(args.by or default_actor(), args.role),
-            why=args.why,
-        )
+        ctx = operator_context(args, app)
         with transaction(app.factory) as session:
             done = action(session, ctx)
             out: dict[str, object] = {
@@ -372,13 +377,7 @@ def cmd_reevaluate(args: argparse.Namespace, app: App) -> int:
 
     app.ensure_schema()
     try:
-        ctx = op.context(
-            rules=app.rules,
-            settings=app.settings,
-            now=app.now(),
-            actor=op.Actor(args.by or default_actor(), args.role),
-            why=args.why,
-        )
+        ctx = operator_context(args, app)
         done = reevaluate(app.factory, ctx, args.code, dry_run=args.dry_run)
     except InputError as exc:
         return _refused(exc)
