@@ -108,6 +108,12 @@ def _queue(
     )
 
 
+def _queue_one(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Kari's claim and one queued reply to it (its approval)."""
+    with db.transaction(factory) as s:
+        _queue(s, settings, _claim(s))
+
+
 def _rows(factory: sessionmaker[Session]) -> list[Outbox]:
     with factory() as s:
         return list(s.scalars(select(Outbox).order_by(Outbox.id)))
@@ -157,8 +163,7 @@ def test_temporary_error_is_retried_with_backoff(
     factory: sessionmaker[Session], smtp_sink: SmtpSink
 ) -> None:
     settings = _settings(smtp_sink)
-    with db.transaction(factory) as s:
-        _queue(s, settings, _claim(s))
+    _queue_one(factory, settings)
     smtp_sink.fail_next(1, "451 4.3.0 greylisted, try again later")
     stats = deliver_pending(factory, settings, T0, rng=Random(1))
     assert (stats.sent, stats.deferred) == (0, 1)
@@ -178,8 +183,7 @@ def test_permanent_error_fails_and_is_flagged_never_retried(
     factory: sessionmaker[Session], smtp_sink: SmtpSink
 ) -> None:
     settings = _settings(smtp_sink)
-    with db.transaction(factory) as s:
-        _queue(s, settings, _claim(s))
+    _queue_one(factory, settings)
     smtp_sink.fail_next(1, "550 5.7.1 message refused")
     stats = deliver_pending(factory, settings, T0)
     assert (stats.sent, stats.failed) == (0, 1)
@@ -197,8 +201,7 @@ def test_permanent_error_fails_and_is_flagged_never_retried(
 
 def test_gives_up_after_max_attempts(factory: sessionmaker[Session], smtp_sink: SmtpSink) -> None:
     settings = _settings(smtp_sink, max_attempts=2)
-    with db.transaction(factory) as s:
-        _queue(s, settings, _claim(s))
+    _queue_one(factory, settings)
     smtp_sink.fail_next(2, "421 4.7.0 try later")
     assert deliver_pending(factory, settings, T0).deferred == 1
     assert deliver_pending(factory, settings, T0 + timedelta(hours=1)).failed == 1
@@ -561,8 +564,7 @@ def test_recipient_refused_marks_the_address(factory: sessionmaker[Session]) -> 
             pass
 
     settings = Settings(smtp=SmtpSettings(from_address=BOT))
-    with db.transaction(factory) as s:
-        _queue(s, settings, _claim(s))
+    _queue_one(factory, settings)
     assert deliver_pending(factory, settings, T0, transport=Refusing()).failed == 1
     with factory() as s:
         assert s.scalars(select(Claim.address_undeliverable)).one() is True
