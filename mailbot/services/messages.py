@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.core.errors import InputError, StoreError
 from mailbot.log import mask_email, scrub
+from mailbot.services.records import linked, newest_linked
 from mailbot.store.db import transaction
-from mailbot.store.models import Claim, Document, Event, Message, Outbox, Rma
+from mailbot.store.models import Document, Event, Message, Outbox
 from mailbot.store.rawstore import RawStore
 
 STATUSES = ("pending", "processed", "ignored", "quarantined", "failed", "duplicate")
@@ -187,14 +188,6 @@ def _row(m: Message, code: str | None, rma: str | None, subject: str | None) -> 
     }
 
 
-def _with_links() -> Any:
-    return (
-        select(Message, Claim.code, Rma.number)
-        .outerjoin(Claim, Claim.id == Message.claim_id)
-        .outerjoin(Rma, Rma.id == Message.rma_id)
-    )
-
-
 def recent_messages(
     factory: sessionmaker[Session], *, status: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
@@ -202,10 +195,7 @@ def recent_messages(
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
     with transaction(factory) as s:
-        stmt = _with_links().order_by(Message.id.desc()).limit(max(0, limit))
-        if status is not None:
-            stmt = stmt.where(Message.status == status)
-        rows = s.execute(stmt).all()
+        rows = newest_linked(s, Message, status=status, limit=limit)
         return [_row(m, code, rma, _subject_of(m.raw_path)) for m, code, rma in rows]
 
 
@@ -214,7 +204,7 @@ def message_detail(factory: sessionmaker[Session], ledger_id: int) -> dict[str, 
     history (fetched, each event it caused, its final status) and the replies and
     documents it produced; None if there is no such row."""
     with transaction(factory) as s:
-        found = s.execute(_with_links().where(Message.id == ledger_id)).one_or_none()
+        found = s.execute(linked(Message).where(Message.id == ledger_id)).one_or_none()
         if found is None:
             return None
         m, code, rma = found

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.core.errors import InputError
 from mailbot.log import mask_email, scrub
-from mailbot.services.records import add_event
+from mailbot.services.records import add_event, linked, newest_linked
 from mailbot.store.db import transaction
-from mailbot.store.models import Claim, Event, Outbox, Rma
+from mailbot.store.models import Event, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ CANCELLABLE = ("queued", "held", "claimed", "failed", "unconfirmed")
 
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
-
-
-def _linked() -> Any:
-    return (
-        select(Outbox, Claim.code, Rma.number)
-        .outerjoin(Claim, Claim.id == Outbox.claim_id)
-        .outerjoin(Rma, Rma.id == Outbox.rma_id)
-    )
 
 
 def _row(o: Outbox, code: str | None, rma: str | None) -> dict[str, Any]:
@@ -75,10 +67,8 @@ def list_outbox(
     if status is not None and status not in STATES:
         raise ValueError(f"unknown outbox status {status!r}; one of: {', '.join(STATES)}")
     with transaction(factory) as s:
-        stmt = _linked().order_by(Outbox.id.desc()).limit(max(0, limit))
-        if status is not None:
-            stmt = stmt.where(Outbox.status == status)
-        return [_row(o, code, rma) for o, code, rma in s.execute(stmt).all()]
+        rows = newest_linked(s, Outbox, status=status, limit=limit)
+        return [_row(o, code, rma) for o, code, rma in rows]
 
 
 def _actions(s: Session, outbox_id: int, o: Outbox) -> list[dict[str, Any]]:
@@ -107,7 +97,7 @@ def _actions(s: Session, outbox_id: int, o: Outbox) -> list[dict[str, Any]]:
 def show_outbox(factory: sessionmaker[Session], outbox_id: int) -> dict[str, Any] | None:
     """One reply: its row, the event that caused it, and the operator actions on it."""
     with transaction(factory) as s:
-        found = s.execute(_linked().where(Outbox.id == outbox_id)).one_or_none()
+        found = s.execute(linked(Outbox).where(Outbox.id == outbox_id)).one_or_none()
         if found is None:
             return None
         o, code, rma = found

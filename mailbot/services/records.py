@@ -115,6 +115,30 @@ def owned_rows(session: Session, model: type[_Owned], **owner: int) -> Sequence[
     return session.scalars(select(model).filter_by(**owner).order_by(model.id)).all()
 
 
+# the rows listed with the claim and the RMA they belong to
+_Linked = TypeVar("_Linked", m.Message, m.Outbox)
+
+
+def linked(model: type[_Linked]) -> Any:
+    """A select of `model`'s rows, each with its claim's code and its RMA's number
+    (None where it has none)."""
+    return (
+        select(model, m.Claim.code, m.Rma.number)
+        .outerjoin(m.Claim, m.Claim.id == model.claim_id)
+        .outerjoin(m.Rma, m.Rma.id == model.rma_id)
+    )
+
+
+def newest_linked(
+    session: Session, model: type[_Linked], *, status: str | None, limit: int
+) -> Sequence[Any]:
+    """The newest `limit` rows of `model` (of one status, if given), linked as `linked`."""
+    stmt = linked(model).order_by(model.id.desc()).limit(max(0, limit))
+    if status is not None:
+        stmt = stmt.where(model.status == status)
+    return session.execute(stmt).all()
+
+
 def event_row(e: m.Event) -> dict[str, Any]:
     """An event as plain data, as `show` and the desk list it."""
     return {
