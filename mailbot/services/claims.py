@@ -277,27 +277,6 @@ def find_registered(session: Session, c: Checked, *, external_id: str | None) ->
     return session.scalars(q.order_by(m.Claim.id).limit(1)).first()
 
 
-def mark_paid(
-    session: Session, code: str, *, rules: RuleSet, settings: Settings, now: datetime
-) -> m.Claim:
-    row = claim_by_code(session, code)
-    if row is None:
-        raise InputError(f"no claim with code {code}")
-    try:
-        transition = claim_sm.mark_paid(claim_snapshot(row), now)
-    except claim_sm.TransitionError as exc:
-        raise InputError(f"claim {code}: {exc}") from None
-    record(
-        session,
-        transition,
-        settings=settings,
-        rules_version=rules.version,
-        claim_row=row,
-        campaign_id=row.campaign_id,
-    )
-    return row
-
-
 def claim_summary(row: m.Claim) -> dict[str, Any]:
     payout = None
     if row.payout_amount is not None:

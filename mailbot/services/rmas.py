@@ -18,7 +18,6 @@ from mailbot.config import Settings
 from mailbot.core import rma_machine as rma_sm
 from mailbot.core.codes import generate_rma_number
 from mailbot.core.snapshots import to_plain
-from mailbot.core.transition import TransitionError
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.claims import InputError
 from mailbot.services.records import event_row, owned_rows, record, rma_by_number, rma_snapshot
@@ -66,20 +65,6 @@ def issue_rma(
     record(session, transition, settings=settings, rules_version=rules.version)
     row = rma_by_number(session, number)
     assert row is not None
-    return row
-
-
-def mark_received(
-    session: Session, number: str, *, rules: RuleSet, settings: Settings, now: datetime
-) -> m.Rma:
-    row = rma_by_number(session, number)
-    if row is None:
-        raise InputError(f"no RMA {number}")
-    try:
-        transition = rma_sm.mark_received(rma_snapshot(row), now)
-    except TransitionError as exc:
-        raise InputError(f"RMA {number}: {exc}") from None
-    record(session, transition, settings=settings, rules_version=rules.version, rma_row=row)
     return row
 
 
