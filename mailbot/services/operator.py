@@ -146,26 +146,38 @@ def _record(
     )
 
 
+def _step(
+    session: Session,
+    ctx: Context,
+    what: str,
+    step: Callable[[], Transition[Any]],
+    *,
+    claim_row: m.Claim | None = None,
+    rma_row: m.Rma | None = None,
+) -> Done:
+    """Take one step and record it; a step the state machine refuses is the operator's
+    InputError, naming `what` it was asked of."""
+    try:
+        t = step()
+    except TransitionError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    return _record(session, ctx, t, claim_row=claim_row, rma_row=rma_row)
+
+
 def _on_claim(
     session: Session, ctx: Context, code: str, step: Callable[[Claim], Transition[Claim]]
 ) -> Done:
     row = _claim_row(session, code)
-    try:
-        t = step(claim_snapshot(row))
-    except TransitionError as exc:
-        raise InputError(f"claim {row.code}: {exc}") from None
-    return _record(session, ctx, t, claim_row=row)
+    return _step(
+        session, ctx, f"claim {row.code}", lambda: step(claim_snapshot(row)), claim_row=row
+    )
 
 
 def _on_rma(
     session: Session, ctx: Context, number: str, step: Callable[[Rma], Transition[Rma]]
 ) -> Done:
     row = _rma_row(session, number)
-    try:
-        t = step(rma_snapshot(row))
-    except TransitionError as exc:
-        raise InputError(f"RMA {row.number}: {exc}") from None
-    return _record(session, ctx, t, rma_row=row)
+    return _step(session, ctx, f"RMA {row.number}", lambda: step(rma_snapshot(row)), rma_row=row)
 
 
 def _price(text: str | None) -> Decimal | None:
