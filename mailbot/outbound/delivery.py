@@ -62,7 +62,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -615,6 +615,22 @@ def deliver_pending(
     return stats
 
 
+def _flag_for_admin(
+    run: _Run,
+    item: _Claimed,
+    stats: DeliveryStats,
+    status: Literal["failed", "unconfirmed"],
+    last_error: str,
+    message: str,
+    extra: dict[str, object],
+) -> None:
+    """Leave a reply for an admin: never sent again by itself, counted under its
+    status (the stats field of the same name) and logged as an error."""
+    _finish(run, item, status=status, next_attempt_at=None, last_error=last_error)
+    setattr(stats, status, getattr(stats, status) + 1)
+    log.error(message, extra=extra)
+
+
 def _deliver_one(
     run: _Run,
     link: Transport,
@@ -633,17 +649,14 @@ def _deliver_one(
         link.send(smtp.from_address, item.to_addr, item.raw)
     except DeliveryRejected as exc:
         run.drop(item.id)
-        _finish(
+        _flag_for_admin(
             run,
             item,
-            status="failed",
-            next_attempt_at=None,
-            last_error=f"PERMANENT (admin): {exc}",
-        )
-        stats.failed += 1
-        log.error(
+            stats,
+            "failed",
+            f"PERMANENT (admin): {exc}",
             "reply rejected by the relay; flagged for an admin",
-            extra={**where, "error": scrub(str(exc))},
+            {**where, "error": scrub(str(exc))},
         )
         if isinstance(exc, RecipientRejected):
             with transaction(run.factory) as session:
@@ -671,35 +684,29 @@ def _deliver_one(
                 extra={**where, "error": scrub(str(exc))},
             )
             return False
-        _finish(
+        _flag_for_admin(
             run,
             item,
-            status="unconfirmed",
-            next_attempt_at=None,
-            last_error=f"UNCONFIRMED (admin): attempt {item.attempt}: {exc}",
-        )
-        stats.unconfirmed += 1
-        log.error(
+            stats,
+            "unconfirmed",
+            f"UNCONFIRMED (admin): attempt {item.attempt}: {exc}",
             "reply handed to the relay without an answer; maybe delivered, "
             "flagged for an admin, not resent",
-            extra={**where, "error": scrub(str(exc))},
+            {**where, "error": scrub(str(exc))},
         )
         return False  # a relay that drops or stalls us: the rest waits a little
     except Exception as exc:  # DeliveryError, or anything unexpected: retried, never lost
         run.drop(item.id)
         error = str(exc) if isinstance(exc, DeliveryError) else f"{exc.__class__.__name__}: {exc}"
         if item.attempt >= smtp.max_attempts:
-            _finish(
+            _flag_for_admin(
                 run,
                 item,
-                status="failed",
-                next_attempt_at=None,
-                last_error=f"GAVE UP (admin) after {item.attempt} attempts: {error}",
-            )
-            stats.failed += 1
-            log.error(
+                stats,
+                "failed",
+                f"GAVE UP (admin) after {item.attempt} attempts: {error}",
                 "reply gave up after retries; flagged for an admin",
-                extra={**where, "error": scrub(error)},
+                {**where, "error": scrub(error)},
             )
         else:
             later = run.now + backoff(item.attempt, rng)
