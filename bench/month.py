@@ -228,20 +228,15 @@ def run_phase(
         cli = Cli(cfg)
         claims = [c for c in cases if c.kind == "claim"]
         rmas = [c for c in cases if c.kind == "rma"]
+
+        def issue_rma(c: Case, when: str) -> str:
+            args = ["--email", c.email, "--product", c.registration["product"]]
+            return str(cli.json(when, "rma", "issue", *args, "--language", c.language)["number"])
+
         for issue_day in sorted({c.rma_issue_day for c in rmas if c.rma_issue_day < 0}):
             for c in rmas:
                 if c.rma_issue_day == issue_day:
-                    c.rma = cli.json(
-                        at(start, issue_day, 9),
-                        "rma",
-                        "issue",
-                        "--email",
-                        c.email,
-                        "--product",
-                        c.registration["product"],
-                        "--language",
-                        c.language,
-                    )["number"]
+                    c.rma = issue_rma(c, at(start, issue_day, 9))
             cli.run(at(start, issue_day), "once")
         if claims:
             csv_path = work / "registrations.csv"
@@ -256,17 +251,7 @@ def run_phase(
                 c.code = row["code"]
         for c in rmas:
             if c.rma_issue_day >= 0:
-                c.rma = cli.json(
-                    at(start, 0, 9),
-                    "rma",
-                    "issue",
-                    "--email",
-                    c.email,
-                    "--product",
-                    c.registration["product"],
-                    "--language",
-                    c.language,
-                )["number"]
+                c.rma = issue_rma(c, at(start, 0, 9))
         cli.run(at(start, 0), "once")
         log(f"  {phase}: {len(claims)} claims and {len(rmas)} RMAs registered, confirmations sent")
 
