@@ -4,6 +4,7 @@ database and a data directory, a command line whose output is captured, an upgra
 from __future__ import annotations
 
 import io
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -20,11 +21,20 @@ def store_config(tmp: Path, db_url: str, extra: str = "") -> Path:
     return cfg
 
 
-def run_cli(cfg: Path, *argv: str, level: str = "ERROR") -> tuple[int, str, str]:
-    """`mailbot --config cfg --log-level level argv` in-process; (exit code, stdout, stderr)."""
+def run_cli(
+    cfg: Path, *argv: str, level: str = "ERROR", stdin: str | None = None
+) -> tuple[int, str, str]:
+    """`mailbot --config cfg --log-level level argv` in-process, reading `stdin` when
+    given; (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--config", str(cfg), "--log-level", level, *argv])
+    old_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(["--config", str(cfg), "--log-level", level, *argv])
+    finally:
+        sys.stdin = old_stdin
     return code, out.getvalue(), err.getvalue()
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from mailbot.cli.main import main
 from mailbot.store import db
 from mailbot.store import models as m
+from tests.integration._helpers import store_config
 
 NOW = "2023-01-20T10:00:00+00:00"
 REGISTER = ["claims", "register", "--campaign", "cashback-2022", "--model", "WH-1000XM5"]
@@ -27,10 +28,7 @@ class Cli:
     def __init__(self, tmp: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
         self.db_url = db_url
         self.capsys = capsys
-        self.config = tmp / "m.toml"
-        self.config.write_text(
-            f'[paths]\ndata_dir = "{tmp / "data"}"\n[database]\nurl = "{db_url}"\n'
-        )
+        self.config = store_config(tmp, db_url)
 
     def __call__(self, *argv: str, now: str = NOW) -> tuple[int, str, str]:
         self.capsys.readouterr()

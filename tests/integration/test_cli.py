@@ -18,6 +18,7 @@ from mailbot.cli.main import build_parser, main
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail, text_pdf
 from mailbot.devtools.smtpsink import SmtpSink
+from tests.integration._helpers import store_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,8 +124,7 @@ def test_check_names_the_exact_problem(tmp_path: Path, dovecot: LocalDovecot) ->
 
 
 def test_claims_import_all_or_nothing(tmp_path: Path, db_url: str) -> None:
-    cfg = tmp_path / "m.toml"
-    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{db_url}"\n')
+    cfg = store_config(tmp_path, db_url)
     good = tmp_path / "good.csv"
     good.write_text(
         "campaign,email,name,model,purchase_date,language\n"

@@ -5,10 +5,8 @@ nothing; the approval an operator gives reaches a real SMTP server once."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.cli.main import main
 from mailbot.config import load_settings
 from mailbot.devtools.samples import customer_mail, good_receipt_pdf
 from mailbot.devtools.smtpsink import SmtpSink
@@ -26,6 +23,7 @@ from mailbot.outbound.delivery import deliver_pending
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
+from tests.integration._helpers import run_cli, store_config
 
 NOW = "2023-01-20T10:00:00+00:00"
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -38,10 +36,7 @@ class Cli:
     factory: sessionmaker[Session]
 
     def __call__(self, *argv: str, now: str = NOW) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main(["--config", str(self.config), "--log-level", "ERROR", "--now", now, *argv])
-        return code, out.getvalue(), err.getvalue()
+        return run_cli(self.config, "--now", now, *argv)
 
     def ok(self, *argv: str, now: str = NOW) -> dict[str, Any]:
         code, out, err = self(*argv, "--json", now=now)
@@ -97,11 +92,7 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path, db_url: str) -> Iterator[Cli]:
-    cfg = tmp_path / "m.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{db_url}"\n[paths]\ndata_dir = "{tmp_path / "data"}"\n'
-        '[smtp]\nhost = "127.0.0.1"\nport = 1\ntls = "none"\n'
-    )
+    cfg = store_config(tmp_path, db_url, '[smtp]\nhost = "127.0.0.1"\nport = 1\ntls = "none"\n')
     engine = db.make_engine(db_url)
     db.upgrade(engine)
     yield Cli(cfg, tmp_path / "data", db.session_factory(engine))
@@ -342,11 +333,8 @@ def test_rma_receive_close_and_attach_a_shipment_notice(cli: Cli) -> None:
 
 def test_the_operators_approval_is_delivered_once(tmp_path: Path, smtp_sink: SmtpSink) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = tmp_path / "m.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{url}"\n[paths]\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\ntls = "none"\n'
-    )
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\ntls = "none"\n'
+    cfg = store_config(tmp_path, url, smtp)
     engine = db.make_engine(url)
     db.upgrade(engine)
     cli = Cli(cfg, tmp_path / "data", db.session_factory(engine))

@@ -6,11 +6,9 @@ version on its event are shown exactly as they were, and `claims reevaluate` pre
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import resources
-from mailbot.cli.main import main
 from mailbot.devtools.samples import customer_mail, good_receipt_pdf
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
+from tests.integration._helpers import run_cli
 
 NOW = "2023-01-20T10:00:00+00:00"
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -48,11 +46,7 @@ class Cli:
         return cfg
 
     def __call__(self, rules: Path, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        args = ["--config", str(self.config(rules)), "--log-level", "ERROR", "--now", NOW]
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main([*args, *argv])
-        return code, out.getvalue(), err.getvalue()
+        return run_cli(self.config(rules), "--now", NOW, *argv)
 
     def ok(self, rules: Path, *argv: str) -> Any:
         code, out, err = self(rules, *argv, "--json")

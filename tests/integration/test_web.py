@@ -4,10 +4,8 @@ preview, search without addresses in URLs, the raw mail download, the users CLI.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +15,13 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from mailbot.cli.app import App
-from mailbot.cli.main import main
 from mailbot.config import load_settings
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
 from mailbot.web import accounts
 from mailbot.web.app import create_app
+from tests.integration._helpers import run_cli, store_config
 
 NOW = "2023-01-20T10:00:00+00:00"
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -46,19 +44,7 @@ class Desk:
     client: TestClient
 
     def cli(self, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        import sys
-
-        old = sys.stdin
-        sys.stdin = io.StringIO(stdin)
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                code = main(
-                    ["--config", str(self.config), "--log-level", "ERROR", "--now", NOW, *argv]
-                )
-        finally:
-            sys.stdin = old
-        return code, out.getvalue(), err.getvalue()
+        return run_cli(self.config, "--now", NOW, *argv, stdin=stdin)
 
     def register(self, email: str = "kari@example.no") -> str:
         code, out, err = self.cli(
@@ -92,11 +78,11 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def desk(tmp_path: Path, db_url: str) -> Iterator[Desk]:
-    cfg = tmp_path / "m.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{db_url}"\n[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+    cfg = store_config(
+        tmp_path,
+        db_url,
         '[smtp]\nhost = "127.0.0.1"\nport = 1\ntls = "none"\n'
-        "[web]\nsession_minutes = 60\nlogin_attempts = 3\nlogin_window_minutes = 10\n"
+        "[web]\nsession_minutes = 60\nlogin_attempts = 3\nlogin_window_minutes = 10\n",
     )
     app = App(load_settings(cfg, environ={}), clock=lambda: T0)
     app.ensure_schema()
