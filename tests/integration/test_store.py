@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -60,6 +61,19 @@ def test_check_schema_reports_missing_migration(db_url: str) -> None:
     engine.dispose()
 
 
+def _claim(code: str, email: str, state: str, now: datetime, **columns: Any) -> Claim:
+    """A claim of cashback-2022 created and last changed at `now`."""
+    return Claim(
+        code=code,
+        campaign_id="cashback-2022",
+        email=email,
+        state=state,
+        created_at=now,
+        updated_at=now,
+        **columns,
+    )
+
+
 def _inbox_mail(now: datetime) -> Message:
     """The ledger row of INBOX uid 1."""
     return Message(
@@ -88,17 +102,7 @@ def test_roundtrip_and_constraints(db_url: str) -> None:
     now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
     with db.transaction(factory) as s:
         s.add(Campaign(id="cashback-2022", name="Cashback"))
-        s.add(
-            Claim(
-                code="12345674",
-                campaign_id="cashback-2022",
-                email="a@example.no",
-                state="registered",
-                created_at=now,
-                updated_at=now,
-                facts={"note": "æøå"},
-            )
-        )
+        s.add(_claim("12345674", "a@example.no", "registered", now, facts={"note": "æøå"}))
         s.add(_inbox_mail(now))
     with db.transaction(factory) as s:
         claim = s.scalars(select(Claim)).one()
@@ -153,16 +157,7 @@ def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(db_url: s
     with db.transaction(factory) as s:
         s.add(Campaign(id="cashback-2022", name="Cashback"))
         for code, email in (("12345674", "Kari@Example.no"), ("87654321", "kari@example.no")):
-            s.add(
-                Claim(
-                    code=code,
-                    campaign_id="cashback-2022",
-                    email=email,
-                    state="incomplete",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            s.add(_claim(code, email, "incomplete", now))
     with db.transaction(factory) as s, s.no_autoflush:
         directory = StoreClaimDirectory(s)
         assert [r.code for r in directory.open_claims_for("KARI@example.no")] == [
