@@ -73,6 +73,18 @@ def _record(session: Session, inb: Inbound, t: Transition[Any], **kw: Any) -> No
     )
 
 
+def _event(session: Session, inb: Inbound, kind: str, **fields: Any) -> m.Event:
+    """An event about this mail: its ledger row, the time and the rules it is read with."""
+    return add_event(
+        session,
+        kind=kind,
+        now=inb.now,
+        message_row_id=inb.row.id,
+        rules_version=inb.rules.version,
+        **fields,
+    )
+
+
 # --- claims -----------------------------------------------------------------------------
 
 
@@ -146,17 +158,15 @@ def handle_claim_mail(session: Session, inb: Inbound, match: MatchResult) -> Res
             answer = replace(answer, evidence={**answer.evidence, "signal": match.signal})
             _record(session, inb, answer, claim_row=claim_row, campaign_id=campaign.id)
             return "processed", "claim_message_without_documents"
-        add_event(
+        _event(
             session,
-            kind="claim.message",
-            now=inb.now,
+            inb,
+            "claim.message",
             claim_id=claim_row.id,
-            message_row_id=inb.row.id,
             from_state=snap.state.value,
             to_state=snap.state.value,
             reasons=["no_attachments", said.reason],
             evidence={"signal": match.signal, "phrase": said.phrase},
-            rules_version=inb.rules.version,
         )
         return "processed", "claim_message_without_documents"
     evidence = handle_attachments(
@@ -238,12 +248,11 @@ def _claim_held(session: Session, inb: Inbound, match: MatchResult) -> Result:
     inb.row.match_signal = match.signal
     state = claim_snapshot(row).state.value
     sender_is_claimant = is_sender(inb.email, row.email)
-    add_event(
+    _event(
         session,
-        kind="claim.mail_held",
-        now=inb.now,
+        inb,
+        "claim.mail_held",
         claim_id=row.id,
-        message_row_id=inb.row.id,
         from_state=state,
         to_state=state,
         reasons=list(match.reasons),
@@ -252,7 +261,6 @@ def _claim_held(session: Session, inb: Inbound, match: MatchResult) -> Result:
             "sender": "claimant" if sender_is_claimant else "other",
             "documents": _kept_files(inb),
         },
-        rules_version=inb.rules.version,
     )
     return "processed", f"review:{match.reason}"
 
@@ -273,14 +281,12 @@ def _claim_review(session: Session, inb: Inbound, match: MatchResult) -> Result:
             if snap.state not in claim_sm.TERMINAL:
                 _record(session, inb, claim_sm.to_review(snap, reason, inb.now), claim_row=row)
                 return "processed", f"review:{reason}"
-    add_event(
+    _event(
         session,
-        kind="mail.review",
-        now=inb.now,
-        message_row_id=inb.row.id,
+        inb,
+        "mail.review",
         reasons=list(match.reasons) or [reason],
         evidence=evidence,
-        rules_version=inb.rules.version,
     )
     return "processed", f"review:{reason}"
 
@@ -308,17 +314,15 @@ def handle_shipment(session: Session, inb: Inbound, notice: ShipmentNotice) -> R
     if held:
         # as for claims: another sender, or a forged From, never moves the RMA and
         # is never answered; a person reads the notice on the RMA
-        add_event(
+        _event(
             session,
-            kind="rma.notice_held",
-            now=inb.now,
+            inb,
+            "rma.notice_held",
             rma_id=row.id,
-            message_row_id=inb.row.id,
             from_state=snap.state.value,
             to_state=snap.state.value,
             reasons=list(held),
             evidence={"tracking": notice.tracking.number if notice.tracking else None},
-            rules_version=inb.rules.version,
         )
         return "processed", f"review:{held[0]}"
     # What the policy requires and the notice lacks is asked for, not guessed.
@@ -339,17 +343,15 @@ def _unknown_rma(session: Session, inb: Inbound, notice: ShipmentNotice) -> Resu
     """No RMA with that number (or none given): answer with the policy, politely,
     unless the From failed DMARC (the answer would reach whoever it impersonates)."""
     forged = dmarc_failed(inb.email, inb.settings.imap.trusted_authserv_ids)
-    event = add_event(
+    event = _event(
         session,
-        kind="rma.unknown_notice",
-        now=inb.now,
-        message_row_id=inb.row.id,
+        inb,
+        "rma.unknown_notice",
         reasons=["rma_unknown", "dmarc_fail"] if forged else ["rma_unknown"],
         evidence={
             "rma_number": notice.rma_number,
             "tracking": notice.tracking.number if notice.tracking else None,
         },
-        rules_version=inb.rules.version,
     )
     sender = inb.email.from_address
     if sender and fit(m.Outbox.to_addr, sender) != sender:
@@ -402,15 +404,13 @@ def handle_bounce(session: Session, inb: Inbound, cls: Classification) -> Result
             addresses.add(sent.to_addr)
     flagged = sum(mark_undeliverable(session, a) for a in sorted(addresses))
     inb.row.claim_id, inb.row.rma_id = claim_id, rma_id
-    add_event(
+    _event(
         session,
-        kind="mail.bounce",
-        now=inb.now,
+        inb,
+        "mail.bounce",
         claim_id=claim_id,
         rma_id=rma_id,
-        message_row_id=inb.row.id,
         reasons=["bounce"],
         evidence={"failed_recipients": len(addresses), "flagged": flagged, "detail": cls.reason},
-        rules_version=inb.rules.version,
     )
     return "processed", "bounce:flagged" if flagged else "bounce:unknown_recipient"
