@@ -10,14 +10,14 @@ gets a mail because of it; the claimant's own mail afterwards still works.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from mailbot.devtools.dovecot import LocalDovecot
+from mailbot.devtools import scenario as sc
 from mailbot.devtools.samples import customer_mail, good_receipt_pdf, serial_photo
-from mailbot.devtools.smtpsink import SmtpSink
-from tests.integration.test_e2e import BOT, KARI, Operator
+from mailbot.devtools.scenario import BOT, KARI, Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,35 +33,8 @@ FILES = [
 ]
 
 
-@pytest.fixture
-def op(tmp_path: Any, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink)
-    operator.run("db", "upgrade")
-    return operator
-
-
 def register(op: Operator) -> str:
-    out = op.run(
-        "claims",
-        "register",
-        "--campaign",
-        "cashback-2022",
-        "--email",
-        KARI,
-        "--name",
-        "Kari Nordmann",
-        "--model",
-        "WH-1000XM5",
-        "--serial",
-        "5123456",
-        "--purchase-date",
-        "2022-12-12",
-        "--country",
-        "NO",
-        "--language",
-        "nb",
-    ).stdout
-    return out.strip().splitlines()[-1]
+    return op.created(replace(sc.KARI_CLAIM, retailer=None))
 
 
 def no_new_mail(op: Operator, before: int) -> None:

@@ -6,28 +6,19 @@ approved old claim stays as it was."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 from sqlalchemy import create_engine, select
 
-from mailbot.devtools.dovecot import LocalDovecot
+from mailbot.devtools import scenario as sc
 from mailbot.devtools.samples import DEMO_VAT_LINE, customer_mail, receipt_image, serial_photo
-from mailbot.devtools.smtpsink import SmtpSink
+from mailbot.devtools.scenario import BOT, Operator
 from mailbot.services.documents import dhash
 from mailbot.store import models as m
-from tests.integration.test_e2e import BOT, Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
-    operator.run("db", "upgrade")
-    return operator
 
 
 def shop_receipt(number: int, day: str, extra: str, total: str) -> bytes:
@@ -47,12 +38,10 @@ def shop_receipt(number: int, day: str, extra: str, total: str) -> bytes:
 
 
 def register(op: Operator, email: str, serial: str, day: str) -> str:
-    out = op.run(
-        "claims", "register", "--campaign", "cashback-2022", "--email", email,
-        "--name", "Kari Nordmann", "--model", "WH-1000XM5", "--serial", serial,
-        "--purchase-date", day, "--country", "NO", "--language", "nb",
-    ).stdout  # fmt: skip
-    return out.strip().splitlines()[-1]
+    form = sc.ClaimForm(
+        email, "Kari Nordmann", serial=serial, purchase_date=day, country="NO", language="nb"
+    )
+    return op.created(form)
 
 
 def send(op: Operator, email: str, code: str, receipt: bytes, serial: str) -> None:

@@ -10,34 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from mailbot.devtools import scenario as sc
-from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import bounce_for, good_receipt_pdf, serial_photo
 from mailbot.devtools.scenario import BOT, KARI, Operator
-from mailbot.devtools.smtpsink import SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-__all__ = ["BOT", "KARI", "Operator"]  # the other end-to-end tests drive mailbot with these
-
-
-@pytest.fixture
-def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink)
-    operator.run("db", "upgrade")
-    return operator
-
-
-@pytest.fixture
-def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
-    """As `op`, on SQLite and on PostgreSQL."""
-    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
-    operator.run("db", "upgrade")
-    return operator
 
 
 def test_receipt_mail_is_processed_and_answered_on_both_databases(op_db: Operator) -> None:

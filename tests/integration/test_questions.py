@@ -7,60 +7,23 @@ PostgreSQL (`db_url`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
-from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.devtools.samples import customer_mail, good_receipt_pdf, serial_photo
-from mailbot.devtools.smtpsink import Captured, SmtpSink
-from tests.integration.test_e2e import BOT, KARI, Operator
+from mailbot.devtools import scenario as sc
+from mailbot.devtools.samples import good_receipt_pdf, serial_photo
+from mailbot.devtools.scenario import KARI, Operator
+from mailbot.devtools.smtpsink import Captured
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
-    operator.run("db", "upgrade")
-    return operator
-
-
 def _register(op: Operator) -> str:
-    out = op.run(
-        "claims",
-        "register",
-        "--campaign",
-        "cashback-2022",
-        "--email",
-        KARI,
-        "--name",
-        "Kari Nordmann",
-        "--model",
-        "WH-1000XM5",
-        "--serial",
-        "5123456",
-        "--purchase-date",
-        "2022-12-12",
-        "--retailer",
-        "Elkjøp",
-        "--country",
-        "NO",
-        "--language",
-        "nb",
-    ).stdout
-    return out.strip().splitlines()[-1]
+    return op.created(sc.KARI_CLAIM)
 
 
 def _answer(ours: Captured, body: str, attachments: Sequence[tuple[str, str, bytes]] = ()) -> bytes:
-    return customer_mail(
-        sender=KARI,
-        to=BOT,
-        subject=f"Re: {ours.message['Subject']}",
-        body=body,
-        in_reply_to=ours.message["Message-ID"],
-        attachments=attachments,
-    )
+    return sc.answer(ours, KARI, "Re: ", body, attachments)
 
 
 def _text(mail: Captured) -> str:

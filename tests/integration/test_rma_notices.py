@@ -5,16 +5,13 @@ asked for (the returns policy requires both the tracking number and the drop-off
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailbot.core.codes import generate_rma_number
 from mailbot.devtools import scenario as sc
-from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.scenario import Operator
-from mailbot.devtools.smtpsink import SmtpSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,13 +19,6 @@ BODY_ONLY = (
     "Hei,\nRMA nr. {number}\nPakken er sendt, sporingsnummer {tracking}.\n"
     "Levert på posten 20.01.2023 kl. 09:30.\n\nHilsen Ola"
 )
-
-
-@pytest.fixture
-def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
-    operator.run("db", "upgrade")
-    return operator
 
 
 def _ledger(op: Operator) -> list[dict[str, Any]]:
