@@ -6,7 +6,6 @@ nothing; the approval an operator gives reaches a real SMTP server once."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,12 +90,9 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str) -> Iterator[Cli]:
+def cli(tmp_path: Path, db_url: str, store: sessionmaker[Session]) -> Cli:
     cfg = store_config(tmp_path, db_url, '[smtp]\nhost = "127.0.0.1"\nport = 1\ntls = "none"\n')
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    yield Cli(cfg, tmp_path / "data", db.session_factory(engine))
-    engine.dispose()
+    return Cli(cfg, tmp_path / "data", store)
 
 
 def _who(event: m.Event, why: str, who: str = "anne") -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,11 +77,8 @@ def _rules_copy(tmp: Path, name: str) -> Path:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str) -> Iterator[Cli]:
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    yield Cli(tmp_path, db_url, tmp_path / "data", db.session_factory(engine))
-    engine.dispose()
+def cli(tmp_path: Path, db_url: str, store: sessionmaker[Session]) -> Cli:
+    return Cli(tmp_path, db_url, tmp_path / "data", store)
 
 
 def _claim_with_receipt(cli: Cli, rules: Path) -> str:
