@@ -240,7 +240,9 @@ def test_every_returned_number_passes_its_check(text: str) -> None:
     for tn in find_tracking_numbers(text, RULES):
         assert check_ok(tn.check, tn.number)
         assert len(tn.number) >= 10
-        assert tn.number not in {wrong_last_digit(n) for n in _good}
+        # A carrier whose numbers carry no check digit (GLS, named before the number)
+        # cannot tell a mistyped number of another carrier from one of its own.
+        assert tn.check == "none" or tn.number not in {wrong_last_digit(n) for n in _good}
 
 
 # --- the rules file -----------------------------------------------------------------
