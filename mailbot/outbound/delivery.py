@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,7 @@ from mailbot.outbound.smtp import (
     Transport,
 )
 from mailbot.services.outbox import build_message, mark_undeliverable
+from mailbot.services.outbox_admin import requeued
 from mailbot.store.db import transaction
 from mailbot.store.models import Outbox
 
@@ -730,16 +731,7 @@ def requeue(session: Session, outbox_id: int, now: datetime) -> bool:
         session.execute(
             update(Outbox)
             .where(Outbox.id == outbox_id, Outbox.status.in_(("failed", "unconfirmed")))
-            .values(
-                status="queued",
-                attempts=0,
-                claimed_by=None,
-                next_attempt_at=now,
-                last_error=None,
-                possible_duplicate=case(
-                    (Outbox.status == "unconfirmed", True), else_=Outbox.possible_duplicate
-                ),
-            )
+            .values(**requeued(now))
             .execution_options(synchronize_session=False)
         )
     )

@@ -180,6 +180,22 @@ def _act(
     }
 
 
+def requeued(now: datetime) -> dict[str, Any]:
+    """The columns of a reply sent again by a person's decision: due now with fresh
+    attempts, the same bytes and Message-ID; one that was unconfirmed may already
+    have arrived, so it becomes a possible duplicate."""
+    return {
+        "status": "queued",
+        "attempts": 0,
+        "claimed_by": None,
+        "next_attempt_at": now,
+        "last_error": None,
+        "possible_duplicate": case(
+            (Outbox.status == "unconfirmed", True), else_=Outbox.possible_duplicate
+        ),
+    }
+
+
 def retry(
     factory: sessionmaker[Session], outbox_id: int, *, by: str, why: str, now: datetime
 ) -> dict[str, Any]:
@@ -190,16 +206,7 @@ def retry(
         outbox_id,
         action="retry",
         allowed=RETRYABLE,
-        values={
-            "status": "queued",
-            "attempts": 0,
-            "claimed_by": None,
-            "next_attempt_at": now,
-            "last_error": None,
-            "possible_duplicate": case(
-                (Outbox.status == "unconfirmed", True), else_=Outbox.possible_duplicate
-            ),
-        },
+        values=requeued(now),
         by=by,
         why=why,
         now=now,
