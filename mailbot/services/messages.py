@@ -111,6 +111,10 @@ def cause(status: str, reason: str | None) -> str:
     return scrub(reason)
 
 
+# the ledger reasons (exact, as stored) that leave work for a person
+PERSON_REASONS: tuple[str, ...] = tuple(k for k, (_, who) in _CAUSES.items() if who is not None)
+
+
 def needs_person(status: str, reason: str | None) -> str | None:
     """Which of PERSON_KINDS a ledger row waits for, or None when nobody has to look."""
     if status in ("quarantined", "failed"):

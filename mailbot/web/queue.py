@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.log import mask_email, scrub
-from mailbot.services.messages import _CAUSES, cause, needs_person
+from mailbot.services.messages import PERSON_REASONS, cause, needs_person
 from mailbot.store import models as m
 
 KINDS = ("review", "held", "question", "closed_claim", "quarantined", "failed", "outbox", "rma")
@@ -33,8 +33,6 @@ KIND_WORDS = {
 }
 LIMIT = 500
 """Rows read per source: a queue longer than this is a backlog to be worked by filter."""
-
-_PERSON_REASONS = [k for k, (_, who) in _CAUSES.items() if who is not None]
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def _messages(s: Session) -> list[Item]:
             or_(
                 m.Message.status.in_(("quarantined", "failed")),
                 m.Message.reason.like("review:%"),
-                m.Message.reason.in_(_PERSON_REASONS),
+                m.Message.reason.in_(PERSON_REASONS),
                 m.Message.reason.like("too_large%"),
             ),
             m.Message.id.not_in(done),
