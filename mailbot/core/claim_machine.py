@@ -72,6 +72,23 @@ def _file_rules(campaign: Campaign) -> dict[str, Any]:
     return {"file_types": list(campaign.file_types), "max_bytes": campaign.max_file_bytes}
 
 
+def _without_deadline(claim: Claim) -> Claim:
+    """No pending deadline: nothing voids the claim and no reminder is due."""
+    return replace(claim, deadline_on=None, deadline_at=None, deadline_set_at=None)
+
+
+def _recorded(
+    claim: Claim,
+    kind: str,
+    now: datetime,
+    reasons: Sequence[str],
+    evidence: dict[str, Any],
+    reply: ReplyIntent | None = None,
+) -> Transition[Claim]:
+    """A mail or request recorded as an event while the claim does not move."""
+    return _t(claim, claim, kind, now, reasons, evidence, reply, changed=False)
+
+
 def register(
     *,
     code: str,
@@ -144,15 +161,8 @@ def receive_documents(
     same step, so the customer gets one mail (approved) instead of two."""
     if claim.state in TERMINAL or claim.state in (ClaimState.VALIDATED, ClaimState.APPROVED):
         # Decided already: record the mail, change nothing, say nothing automatic.
-        return _t(
-            claim,
-            claim,
-            "claim.documents_ignored",
-            now,
-            ("claim_closed",),
-            {"state": claim.state.value, "files": [d.filename for d in documents]},
-            changed=False,
-        )
+        seen = {"state": claim.state.value, "files": [d.filename for d in documents]}
+        return _recorded(claim, "claim.documents_ignored", now, ("claim_closed",), seen)
     known = {d.sha256 for d in claim.documents}
     fresh: dict[str, DocumentEvidence] = {}  # the same file twice in one mail counts once
     for d in documents:
@@ -266,74 +276,38 @@ def _apply(
             "required_fields": list(campaign.required_fields),
             **_file_rules(campaign),
         }
-        return _t(
-            before,
-            new,
-            "claim.incomplete",
-            now,
-            d.reasons,
-            evidence,
-            ReplyIntent("missing_info", ctx),
-            via,
-        )
-    if d.outcome == "rejected":
+        reply = ReplyIntent("missing_info", ctx)
+    elif d.outcome == "rejected":
         new = _decided(claim, d, ClaimState.REJECTED)
-        return _t(
-            before,
-            new,
-            "claim.rejected",
-            now,
-            d.reasons,
-            evidence,
-            ReplyIntent("rejected", ctx | {"reasons": list(d.reasons)}),
-            via,
-        )
-    if d.outcome == "review":
+        reply = ReplyIntent("rejected", ctx | {"reasons": list(d.reasons)})
+    elif d.outcome == "review":
         new = _decided(claim, d, ClaimState.REVIEW)
         # The customer learns we have the documents, not that a human suspects anything.
-        return _t(
-            before,
-            new,
-            "claim.review",
-            now,
-            d.reasons,
-            evidence,
-            ReplyIntent("documents_received", ctx),
-            via,
-        )
-    new = replace(_decided(claim, d, ClaimState.VALIDATED), validated_at=now)
-    if auto_approve:
-        approved = approve(new, campaign, now)
-        return replace(
-            approved,
-            from_state=before.state.value,
-            via=(*via, "validated"),
-            reasons=d.reasons + approved.reasons,
-            evidence=evidence | dict(approved.evidence),
-        )
-    return _t(
-        before,
-        new,
-        "claim.validated",
-        now,
-        d.reasons,
-        evidence,
-        ReplyIntent("documents_received", ctx),
-        via,
-    )
+        reply = ReplyIntent("documents_received", ctx)
+    else:
+        new = replace(_decided(claim, d, ClaimState.VALIDATED), validated_at=now)
+        if auto_approve:
+            approved = approve(new, campaign, now)
+            return replace(
+                approved,
+                from_state=before.state.value,
+                via=(*via, "validated"),
+                reasons=d.reasons + approved.reasons,
+                evidence=evidence | dict(approved.evidence),
+            )
+        reply = ReplyIntent("documents_received", ctx)
+    # the event is named after the state the decision leads to (claim.incomplete ...)
+    return _t(before, new, f"claim.{new.state.value}", now, d.reasons, evidence, reply, via)
 
 
 def _decided(claim: Claim, d: Decision, state: ClaimState) -> Claim:
     return replace(
-        claim,
+        _without_deadline(claim),
         state=state,
         state_reasons=d.reasons,
         facts=tuple(sorted(d.facts.items())),
         missing_documents=d.missing_documents,
         missing_fields=d.missing_fields,
-        deadline_on=None,
-        deadline_at=None,
-        deadline_set_at=None,
     )
 
 
@@ -397,13 +371,10 @@ def reject(claim: Claim, reasons: Sequence[str], now: datetime) -> Transition[Cl
     if claim.state in TERMINAL or claim.state is ClaimState.APPROVED:
         raise TransitionError(f"cannot reject a claim in {claim.state}")
     new = replace(
-        claim,
+        _without_deadline(claim),
         state=ClaimState.REJECTED,
         state_reasons=tuple(reasons),
         updated_at=now,
-        deadline_on=None,
-        deadline_at=None,
-        deadline_set_at=None,
     )
     ctx = _base_context(claim) | {"reasons": list(reasons), "refused": []}
     return _t(claim, new, "claim.rejected", now, reasons, {}, ReplyIntent("rejected", ctx))
@@ -482,19 +453,15 @@ def to_review(claim: Claim, reason: str | Sequence[str], now: datetime) -> Trans
     told. Terminal claims do not move (the event is still recorded, `changed=False`)."""
     given = (reason,) if isinstance(reason, str) else tuple(reason)
     if claim.state in TERMINAL:
-        evidence = {"state": claim.state.value}
-        return _t(claim, claim, "claim.review_ignored", now, given, evidence, changed=False)
+        return _recorded(claim, "claim.review_ignored", now, given, {"state": claim.state.value})
     reasons = given
     if claim.state is ClaimState.REVIEW:
         reasons = tuple(dict.fromkeys((*claim.state_reasons, *given)))
     new = replace(
-        claim,
+        _without_deadline(claim),
         state=ClaimState.REVIEW,
         state_reasons=reasons,
         updated_at=now,
-        deadline_on=None,
-        deadline_at=None,
-        deadline_set_at=None,
         # An approval in review is withdrawn; approving again recomputes the payout.
         payout_amount=None,
         payout_currency=None,
@@ -539,14 +506,9 @@ def answer_attachment_missing(
     docs, fields, due = _still_needed(claim, campaign)
     evidence: dict[str, Any] = {"intent": "attachment_missing", "phrase": phrase}
     if claim.state not in NEEDS_DOCUMENTS or not (docs or fields):
-        return _t(
-            claim,
-            claim,
-            "claim.message",
-            now,
-            ("attachment_mentioned_nothing_needed",),
-            evidence | {"state": claim.state.value},
-            changed=False,
+        reasons = ("attachment_mentioned_nothing_needed",)
+        return _recorded(
+            claim, "claim.message", now, reasons, evidence | {"state": claim.state.value}
         )
     ctx = _base_context(claim) | {
         "missing_documents": docs,
@@ -554,15 +516,9 @@ def answer_attachment_missing(
         "deadline": due,
         **_file_rules(campaign),
     }
-    return _t(
-        claim,
-        claim,
-        "claim.question_answered",
-        now,
-        ("attachment_missing",),
-        evidence,
-        ReplyIntent("attachment_missing", ctx),
-        changed=False,
+    reply = ReplyIntent("attachment_missing", ctx)
+    return _recorded(
+        claim, "claim.question_answered", now, ("attachment_missing",), evidence, reply
     )
 
 
@@ -591,16 +547,9 @@ def answer_status_question(
         "currency": claim.payout_currency,
         **_file_rules(campaign),
     }
-    return _t(
-        claim,
-        claim,
-        "claim.question_answered",
-        now,
-        ("status_question",),
-        {"intent": "status_question", "phrase": phrase, "state": claim.state.value},
-        ReplyIntent("claim_status", ctx),
-        changed=False,
-    )
+    evidence = {"intent": "status_question", "phrase": phrase, "state": claim.state.value}
+    reply = ReplyIntent("claim_status", ctx)
+    return _recorded(claim, "claim.question_answered", now, ("status_question",), evidence, reply)
 
 
 # Operator actions besides approve, reject and mark_paid: ask for named items, reopen
@@ -697,13 +646,7 @@ def approve_by_hand(
     A pending deadline is dropped: an approved claim is never voided."""
     if claim.state not in ASKABLE:
         raise TransitionError(f"cannot approve a claim in {claim.state}")
-    held = replace(
-        claim,
-        state=ClaimState.REVIEW,
-        deadline_on=None,
-        deadline_at=None,
-        deadline_set_at=None,
-    )
+    held = replace(_without_deadline(claim), state=ClaimState.REVIEW)
     return replace(approve(held, campaign, now, price), from_state=claim.state.value)
 
 
@@ -714,13 +657,10 @@ def reopen(claim: Claim, now: datetime) -> Transition[Claim]:
     if claim.state not in (ClaimState.REJECTED, ClaimState.VOID):
         raise TransitionError(f"cannot reopen a claim in {claim.state}")
     new = replace(
-        claim,
+        _without_deadline(claim),
         state=ClaimState.REVIEW,
         state_reasons=("reopened",),
         updated_at=now,
-        deadline_on=None,
-        deadline_at=None,
-        deadline_set_at=None,
     )
     return _t(claim, new, "claim.reopened", now, ("reopened",), {"previous": claim.state.value})
 
