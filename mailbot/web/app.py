@@ -2,7 +2,9 @@
 
 Every page but /login and /static needs a session; a viewer reads, an agent also
 acts on claims, RMAs and ledger mails, an admin also retries or cancels replies and
-reprocesses mail. Every POST carries the session's CSRF token. Actions run the
+reprocesses mail and replays candidate rules (/rules: what they would decide for
+the claims holding documents; nothing is written). Every POST carries the session's
+CSRF token. Actions run the
 operator service (`mailbot.services.operator`) as `Actor(user, role)` with the
 operator's reason, so each is an event naming who, when and why; the preview runs
 the same action in a transaction that is rolled back and shows the reply it queued.
@@ -16,12 +18,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -36,14 +39,22 @@ from starlette.templating import Jinja2Templates
 
 from mailbot.cli.app import App
 from mailbot.core import claim_machine as claim_sm
-from mailbot.core.errors import InputError, MailbotError
+from mailbot.core.errors import InputError, MailbotError, RulesError
 from mailbot.log import mask_email
+from mailbot.ruleset.loader import RuleSet, load_ruleset
 from mailbot.services import claims as claims_svc
 from mailbot.services import messages as messages_svc
 from mailbot.services import operator as op
 from mailbot.services import outbox_admin
+from mailbot.services import replay as replay_svc
 from mailbot.services import rmas as rmas_svc
-from mailbot.services.records import add_event, claim_by_code, owned_rows, rma_by_number
+from mailbot.services.records import (
+    add_event,
+    claim_by_code,
+    claim_snapshot,
+    owned_rows,
+    rma_by_number,
+)
 from mailbot.store import models as m
 from mailbot.store.db import transaction
 from mailbot.store.rawstore import RawStore
@@ -412,7 +423,15 @@ def _claim_view(desk: Desk, s: Session, row: m.Claim) -> dict[str, Any]:
         "required_fields": campaign.required_fields if campaign else (),
         "rejection_reasons": claim_sm.OPERATOR_REJECTION_REASONS,
         "correctable": claim_sm.CORRECTABLE_FIELDS,
+        "reevaluable": _reevaluable(row),
     }
+
+
+def _reevaluable(row: m.Claim) -> bool:
+    """Whether the current rules may decide the claim again (`services.replay.reevaluate`
+    refuses the others): an open claim holding documents."""
+    snap = claim_snapshot(row)
+    return snap.state in replay_svc.OPEN and bool(snap.documents)
 
 
 @page("viewer")
@@ -427,6 +446,36 @@ def claim_page(desk: Desk, r: Req) -> Response:
 
 
 Action = Callable[[Session, op.Context, Req], op.Done]
+
+
+class _Lent:
+    """The desk's session lent to a service that opens and ends a session of its own
+    (`services.replay.reevaluate`): its commit only flushes, its rollback and close are
+    left to the desk, so its work is part of the desk's transaction, which the preview
+    rolls back and the confirm commits. A separate session committing a savepoint would
+    mark the rules version stored although the preview then rolls it back."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def commit(self) -> None:
+        self._session.flush()
+
+    def rollback(self) -> None:
+        pass  # called on the way out of an error, which rolls the desk's transaction back
+
+    def close(self) -> None:
+        pass
+
+
+def _reevaluate(s: Session, ctx: op.Context, r: Req) -> op.Done:
+    lent = cast("sessionmaker[Session]", lambda: _Lent(s))
+    done = replay_svc.reevaluate(lent, ctx, r.path("code"))
+    return op.Done(done.kind, done.from_state, done.to_state, done.reply)
+
 
 CLAIM_ACTIONS: dict[str, tuple[str, Action]] = {
     "approve": (
@@ -457,6 +506,7 @@ CLAIM_ACTIONS: dict[str, tuple[str, Action]] = {
         "Attach a ledger mail",
         lambda s, c, r: op.attach(s, c, _ledger_id(r.field("message")), claim_code=r.path("code")),
     ),
+    "reevaluate": ("Reevaluate with the current rules", _reevaluate),
 }
 RMA_ACTIONS: dict[str, tuple[str, Action]] = {
     "receive": ("Mark received", lambda s, c, r: op.rma_receive(s, c, r.path("number"))),
@@ -871,6 +921,148 @@ def outbox_act(desk: Desk, r: Req) -> Response:
     return RedirectResponse(back, status_code=303)
 
 
+# --- rules ------------------------------------------------------------------------------
+
+
+def _in_force(desk: Desk) -> tuple[str | None, str | None]:
+    """The version of the rules the desk decides with, and the problem with the
+    configured files (a reload that failed keeps the previous rules in force)."""
+    try:
+        rules = desk.app.rules
+    except MailbotError as exc:
+        return None, str(exc)
+    problem = desk.app.rules_cache.last_error
+    return rules.version, str(problem) if problem else None
+
+
+def _rules_page(
+    desk: Desk, r: Req, name: str = "rules.html", status: int = 200, **ctx: Any
+) -> Response:
+    version, problem = _in_force(desk)
+    with transaction(desk.app.factory) as s:
+        # the two columns only: `files` is every rules file of the version
+        stored = s.execute(
+            select(m.RulesVersion.version, m.RulesVersion.first_used_at).order_by(
+                m.RulesVersion.first_used_at.desc(), m.RulesVersion.version
+            )
+        ).all()
+        seen = set(s.scalars(select(m.Claim.campaign_id).distinct()))
+    if version is not None:
+        seen |= set(desk.app.rules.campaigns)
+    form = {"rules": str(desk.app.rules_dir), "since": "", "campaign": "", "reread": False}
+    return desk.render(
+        r.request,
+        r.user,
+        name,
+        status,
+        in_force=version,
+        rules_problem=problem,
+        rules_dir=str(desk.app.rules_dir),
+        versions=[{"version": v, "first_used_at": at} for v, at in stored],
+        campaigns=sorted(seen),
+        form=form | ctx.pop("form", {}),
+        **ctx,
+    )
+
+
+@page("viewer")
+def rules_page(desk: Desk, r: Req) -> Response:
+    return _rules_page(desk, r)
+
+
+@page("viewer")
+def rules_version_page(desk: Desk, r: Req) -> Response:
+    version = r.path("version").strip()[:64]
+    with transaction(desk.app.factory) as s:
+        row = s.get(m.RulesVersion, version)
+        if row is None:
+            return desk.error(
+                r,
+                404,
+                f"No rules version {version} stored "
+                "(one is stored when an event first records it).",
+            )
+        files = dict(row.files)
+        first_used = row.first_used_at
+    return desk.render(
+        r.request,
+        r.user,
+        "rules_version.html",
+        version=version,
+        first_used_at=first_used,
+        files=sorted(files.items()),
+        in_force=_in_force(desk)[0],
+    )
+
+
+def _since(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"since: a date such as 2023-01-31, not {text[:40]!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _candidate(text: str) -> RuleSet:
+    """The rules in a directory of the server, as the loader reads them (file:line)."""
+    directory = Path(text)
+    if directory.is_dir() and not (directory / "campaigns").is_dir():
+        # the loader reads every *.yaml below the directory: not a walk of /
+        raise RulesError("not a rules directory (it has no campaigns/)", path=text)
+    return load_ruleset(directory)
+
+
+@page("admin", post=True)
+def rules_replay(desk: Desk, r: Req) -> Response:
+    """Candidate rules against the claims holding documents: what would change. Read
+    only (`services.replay.replay` rolls its session back)."""
+    directory = r.field("rules")[:4096] or str(desk.app.rules_dir)
+    since_text, campaign = r.field("since")[:40], r.field("campaign")[:64]
+    reread = bool(r.field("reread"))
+    form = {"rules": directory, "since": since_text, "campaign": campaign, "reread": reread}
+    try:
+        since = _since(since_text)
+        rules = _candidate(directory)
+        if campaign and campaign not in rules.campaigns:
+            known = ", ".join(sorted(rules.campaigns)) or "none"
+            raise InputError(f"the candidate rules have no campaign {campaign!r} (known: {known})")
+    except MailbotError as exc:
+        return _rules_page(desk, r, status=400, form=form, error=str(exc))
+    reader = None
+    if reread:
+        from mailbot.services.documents import make_reader
+
+        ocr = desk.app.settings.ocr
+        reader = make_reader(lambda: rules, ocr.languages, ocr.timeout_seconds)
+    report = replay_svc.replay(
+        desk.app.factory,
+        rules,
+        desk.app.now(),
+        since=since,
+        campaign=campaign or None,
+        reread=reader,
+    )
+    summary = report.as_dict()
+    log.info(
+        "web rules replay",
+        extra={
+            "event": "web.rules_replay",
+            "user": r.user.name,
+            "rules_version": rules.version,
+            "in_force": _in_force(desk)[0],
+            "reread": reread,
+            "claims": summary["claims"],
+            "changed": summary["changed"],
+            "not_compared": summary["not_compared"],
+        },
+    )
+    return _rules_page(
+        desk, r, "replay.html", form=form, report=report, summary=summary, candidate=rules
+    )
+
+
 # --- the application --------------------------------------------------------------------
 
 
@@ -920,6 +1112,9 @@ def routes() -> Sequence[BaseRoute]:
         Route("/messages/{id}/reprocess", message_reprocess, methods=["POST"]),
         Route("/outbox/{id}", outbox_page, methods=["GET"]),
         Route("/outbox/{id}/{action}", outbox_act, methods=["POST"]),
+        Route("/rules", rules_page, methods=["GET"]),
+        Route("/rules/versions/{version}", rules_version_page, methods=["GET"]),
+        Route("/rules/replay", rules_replay, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
