@@ -39,6 +39,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from mailbot import resources
+from mailbot.core.claim_state import ClaimState
 from mailbot.core.errors import TemplateError
 from mailbot.core.languages import LANGUAGES
 from mailbot.core.transition import TEMPLATES
@@ -70,6 +71,11 @@ __all__ = [
 ]
 
 FALLBACK_LANGUAGE = "en"
+WORD_TABLES = ("documents", "fields", "reasons", "refusals", "states")
+"""The code -> words tables every language's `_words.j2` holds."""
+REQUIRED_WORDS = {"states": tuple(s.value for s in ClaimState)}
+"""Codes that need words in every language, English included (the others: what
+English has)."""
 TEMPLATE_NAMES = TEMPLATES
 PARTS = ("subject", "txt", "html")
 
@@ -263,7 +269,7 @@ class Templates:
     def words(self, language: str, campaign_id: str | None = None) -> dict[str, dict[str, str]]:
         """The code -> words tables of one language's `_words.j2` (for checks)."""
         module = self.env(campaign_id).get_template(f"{language}/_words.j2").module
-        return {k: dict(getattr(module, k)) for k in ("documents", "fields", "reasons", "refusals")}
+        return {k: dict(getattr(module, k)) for k in WORD_TABLES}
 
 
 @lru_cache(maxsize=8)
@@ -336,7 +342,8 @@ def check_templates(
     """Render every template in every language (and campaign) with SAMPLE_CONTEXT.
 
     Returns the problems found, empty when all is well: a missing built-in
-    translation, a render error, a code without words in some language.
+    translation, a render error, a code without words in some language (a code
+    English has, or a claim state).
     """
     problems: list[str] = []
     templates = Templates(site_dir, builtin_dir=builtin_dir)
@@ -346,7 +353,10 @@ def check_templates(
             for part in PARTS:
                 if not (builtin / lang / f"{name}.{part}.j2").is_file():
                     problems.append(f"built-in {lang}/{name}.{part}.j2 is missing")
-    reference = templates.words(FALLBACK_LANGUAGE)
+    try:
+        reference = templates.words(FALLBACK_LANGUAGE)
+    except (jinja2.TemplateError, AttributeError):
+        reference = {table: {} for table in WORD_TABLES}  # English's own line says why
     for lang in LANGUAGES:
         try:
             words = templates.words(lang)
@@ -354,7 +364,8 @@ def check_templates(
             problems.append(f"{lang}/_words.j2: {exc}")
             continue
         for table, codes in reference.items():
-            for code in sorted(set(codes) - set(words[table])):
+            wanted = set(codes) | set(REQUIRED_WORDS.get(table, ()))
+            for code in sorted(wanted - set(words[table])):
                 problems.append(f"{lang}/_words.j2: {table} has no words for {code!r}")
     campaigns = sorted(set(_campaigns(templates.site_dir)) | set(_campaigns(str(builtin))))
     for campaign in [None, *campaigns]:

@@ -7,7 +7,11 @@ same status code after the same work (`services.status.look_up`); a match shows
 the state, what is missing and by when, and when payment comes, in the claim's
 language, and nothing the claimant did not type (no name, address or documents).
 Before a match the page speaks the language of `?lang=` (the link in the
-confirmation mail carries it), else of Accept-Language, else English.
+confirmation mail carries it), else of Accept-Language, else English. The page's
+own words are in `status_templates/<lang>/_page_words.j2`; the words for codes
+(the claim's state, missing documents and fields) are the mails' (`states`,
+`documents`, `fields` in the mail templates' `<lang>/_words.j2`, a site override
+first), so the page and the claim_status reply say the same.
 
 Look-ups are limited per client address (`RateLimiter`, in memory, per process);
 behind a reverse proxy `[web] trust_proxy` takes the address from X-Forwarded-For.
