@@ -8,9 +8,9 @@ import csv
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -62,11 +62,19 @@ def cmd_register(args: argparse.Namespace, app: App) -> int:
             summary = svc.claim_summary(row)
     except InputError as exc:
         return _refused(exc)
+    headline = f"registered claim for campaign {summary['campaign']}; code:"
+    return report_created(args, app, summary, headline, summary["code"])
+
+
+def report_created(
+    args: argparse.Namespace, app: App, summary: dict[str, Any], headline: str, ref: str
+) -> int:
+    """What a command created: its summary as JSON (`--json`), or the headline and then
+    the new code or number alone on the last line, for a script to take."""
     if args.json:
         print_json(summary, app.out)
     else:
-        app.out.write(f"registered claim for campaign {summary['campaign']}; code:\n")
-        app.out.write(f"{summary['code']}\n")
+        app.out.write(f"{headline}\n{ref}\n")
     return 0
 
 
@@ -228,55 +236,90 @@ def _idempotency_key(c: svc.Checked) -> tuple[str, ...]:
     return ("claim", c.campaign.id, c.email.lower(), c.model, (c.reg.serial or "").strip())
 
 
-def cmd_show(args: argparse.Namespace, app: App) -> int:
+R = TypeVar("R")
+
+Layout = tuple[Sequence[str], Sequence[tuple[str, Sequence[str]]]]
+"""What `print_record` shows of a record: its fields, then its titled tables."""
+
+SHOW: Layout = (
+    (
+        "code",
+        "campaign",
+        "state",
+        "reasons",
+        "model",
+        "deadline_at",
+        "payout",
+        "address_undeliverable",
+        "missing_documents",
+        "missing_fields",
+    ),
+    (
+        ("events", EVENT_COLUMNS),
+        ("documents", ("filename", "type", "kind", "accepted", "refusal")),
+        ("replies", ("template", "status", "subject")),
+    ),
+)
+
+
+def show_record(
+    args: argparse.Namespace,
+    app: App,
+    find: Callable[[Session], R | None],
+    details: Callable[[Session, R], dict[str, Any]],
+    missing: str,
+    layout: Layout,
+) -> int:
+    """A `show` command: the row `find` returns, as JSON (`--json`) or for people;
+    `missing` is the refusal when there is none."""
     with transaction(app.factory) as session:
-        row = claim_by_code(session, args.code)
+        row = find(session)
         if row is None:
-            raise InputError(f"no claim with code {args.code}")
-        details = svc.claim_details(session, row)
+            raise InputError(missing)
+        record = details(session, row)
     if args.json:
-        print_json(details, app.out)
-        return 0
-    print_record(
-        details,
-        (
-            "code",
-            "campaign",
-            "state",
-            "reasons",
-            "model",
-            "deadline_at",
-            "payout",
-            "address_undeliverable",
-            "missing_documents",
-            "missing_fields",
-        ),
-        (
-            ("events", EVENT_COLUMNS),
-            ("documents", ("filename", "type", "kind", "accepted", "refusal")),
-            ("replies", ("template", "status", "subject")),
-        ),
-        app.out,
-    )
+        print_json(record, app.out)
+    else:
+        print_record(record, *layout, app.out)
     return 0
+
+
+def cmd_show(args: argparse.Namespace, app: App) -> int:
+    missing = f"no claim with code {args.code}"
+    return show_record(
+        args, app, lambda s: claim_by_code(s, args.code), svc.claim_details, missing, SHOW
+    )
+
+
+def list_records(
+    args: argparse.Namespace,
+    app: App,
+    rows: Callable[[Session], list[dict[str, Any]]],
+    columns: Sequence[str],
+    for_people: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
+) -> int:
+    """A `list` command: the rows as JSON (`--json`), or a table of `columns` with each
+    row as `for_people` puts it."""
+    with transaction(app.factory) as session:
+        found = rows(session)
+    if args.json:
+        print_json(found, app.out)
+    else:
+        print_table([for_people(r) for r in found], columns, app.out)
+    return 0
+
+
+def _payout_in_words(row: dict[str, Any]) -> dict[str, Any]:
+    p = row["payout"]
+    return row | {"payout": f"{p['amount']} {p['currency']}" if p else ""}
 
 
 def cmd_list(args: argparse.Namespace, app: App) -> int:
-    with transaction(app.factory) as session:
-        rows = [
-            svc.claim_summary(r)
-            for r in svc.list_claims(
-                session, state=args.state, campaign=args.campaign, limit=args.limit
-            )
-        ]
-    if args.json:
-        print_json(rows, app.out)
-    else:
-        for r in rows:
-            p = r["payout"]
-            r["payout"] = f"{p['amount']} {p['currency']}" if p else ""
-        print_table(rows, LIST_COLUMNS, app.out)
-    return 0
+    def rows(session: Session) -> list[dict[str, Any]]:
+        found = svc.list_claims(session, state=args.state, campaign=args.campaign, limit=args.limit)
+        return [svc.claim_summary(r) for r in found]
+
+    return list_records(args, app, rows, LIST_COLUMNS, _payout_in_words)
 
 
 def default_actor() -> str:

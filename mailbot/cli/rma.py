@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from mailbot.cli.app import EVENT_COLUMNS, App, print_json, print_record, print_table
-from mailbot.cli.claims import run_action
+from sqlalchemy.orm import Session
+
+from mailbot.cli.app import EVENT_COLUMNS, App
+from mailbot.cli.claims import Layout, list_records, report_created, run_action, show_record
 from mailbot.services import operator as op
 from mailbot.services import rmas as svc
-from mailbot.services.claims import InputError
 from mailbot.services.records import rma_by_number
 from mailbot.store.db import transaction
 
@@ -28,56 +30,42 @@ def cmd_issue(args: argparse.Namespace, app: App) -> int:
             now=app.now(),
         )
         summary = svc.rma_summary(row)
-    if args.json:
-        print_json(summary, app.out)
-    else:
-        app.out.write(f"RMA issued, valid until {summary['expires_at']}; number:\n")
-        app.out.write(f"{summary['number']}\n")
-    return 0
+    headline = f"RMA issued, valid until {summary['expires_at']}; number:"
+    return report_created(args, app, summary, headline, summary["number"])
+
+
+SHOW: Layout = (
+    (
+        "number",
+        "state",
+        "kind",
+        "product",
+        "issued_at",
+        "expires_at",
+        "tracking_number",
+        "carrier",
+        "dropoff_at",
+    ),
+    (("events", EVENT_COLUMNS),),
+)
 
 
 def cmd_show(args: argparse.Namespace, app: App) -> int:
-    with transaction(app.factory) as session:
-        row = rma_by_number(session, args.number)
-        if row is None:
-            raise InputError(f"no RMA {args.number}")
-        details = svc.rma_details(session, row)
-    if args.json:
-        print_json(details, app.out)
-        return 0
-    print_record(
-        details,
-        (
-            "number",
-            "state",
-            "kind",
-            "product",
-            "issued_at",
-            "expires_at",
-            "tracking_number",
-            "carrier",
-            "dropoff_at",
-        ),
-        (("events", EVENT_COLUMNS),),
-        app.out,
+    missing = f"no RMA {args.number}"
+    return show_record(
+        args, app, lambda s: rma_by_number(s, args.number), svc.rma_details, missing, SHOW
     )
-    return 0
+
+
+LIST_COLUMNS = ("number", "state", "kind", "product", "expires_at", "tracking_number", "carrier")
 
 
 def cmd_list(args: argparse.Namespace, app: App) -> int:
-    with transaction(app.factory) as session:
-        rows = [
-            svc.rma_summary(r) for r in svc.list_rmas(session, state=args.state, limit=args.limit)
-        ]
-    if args.json:
-        print_json(rows, app.out)
-    else:
-        print_table(
-            rows,
-            ("number", "state", "kind", "product", "expires_at", "tracking_number", "carrier"),
-            app.out,
-        )
-    return 0
+    def rows(session: Session) -> list[dict[str, Any]]:
+        found = svc.list_rmas(session, state=args.state, limit=args.limit)
+        return [svc.rma_summary(r) for r in found]
+
+    return list_records(args, app, rows, LIST_COLUMNS)
 
 
 def cmd_receive(args: argparse.Namespace, app: App) -> int:
