@@ -23,12 +23,24 @@ TLS_MODES = ("ssl", "starttls", "none")
 
 
 @dataclass(frozen=True)
-class ImapSettings:
+class ServerSettings:
+    """A mail server mailbot logs in to: IMAP to read, SMTP to send (each its own section,
+    with its own default port)."""
+
     host: str = "localhost"
-    port: int = 993
+    port: int = 0
     tls: str = "ssl"
     username: str = ""
     password: str = ""
+    timeout_seconds: float = 30.0
+    ca_file: str = ""
+    """PEM file of CA certificates to trust instead of the system's; for a private CA
+    or a self-signed server. Certificates and the host name are still verified."""
+
+
+@dataclass(frozen=True)
+class ImapSettings(ServerSettings):
+    port: int = 993
     # XOAUTH2 (Microsoft 365, Gmail): a command whose stdout, or a file whose
     # content, is a fresh access token. Used instead of the password when set.
     oauth2_token_command: str = ""
@@ -42,10 +54,6 @@ class ImapSettings:
     poll_seconds: int = 60
     batch_size: int = 100
     max_message_bytes: int = 25 * 1024 * 1024
-    timeout_seconds: float = 30.0
-    ca_file: str = ""
-    """PEM file of CA certificates to trust instead of the system's; for a private CA
-    or a self-signed server. Certificates and the host name are still verified."""
     account: str = ""
     """A stable name for this mailbox in the ledger; defaults to username@host."""
     trusted_authserv_ids: tuple[str, ...] = ()
@@ -56,18 +64,10 @@ class ImapSettings:
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
-    host: str = "localhost"
+class SmtpSettings(ServerSettings):
     port: int = 465
-    tls: str = "ssl"
-    username: str = ""
-    password: str = ""
     from_address: str = "claims@example.com"
     reply_to: str = ""
-    timeout_seconds: float = 30.0
-    ca_file: str = ""
-    """PEM file of CA certificates to trust instead of the system's; for a private CA
-    or a self-signed server. Certificates and the host name are still verified."""
     # how many replies one recipient may get per hour; the excess is held, not dropped
     rate_limit_per_hour: int = 5
     max_attempts: int = 8
@@ -213,6 +213,14 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+_NUMBERS: dict[Any, tuple[str, tuple[type, ...]]] = {
+    int: ("an integer", (int,)),
+    float: ("a number", (int, float)),
+}
+"""Number fields: how an error names the type, and the TOML values that fit (an
+integer is a number)."""
+
+
 def _coerce(value: Any, typ: Any, where: str, from_env: bool) -> Any:
     """Check (file) or convert (environment strings) one value to the field's type."""
     if typ is bool:
@@ -225,24 +233,17 @@ def _coerce(value: Any, typ: Any, where: str, from_env: bool) -> Any:
         elif isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if typ is int:
+    number = _NUMBERS.get(typ)
+    if number is not None:
+        words, accepted = number
         if from_env:
             try:
-                return int(str(value).strip())
+                return typ(str(value).strip())
             except ValueError:
                 pass
-        elif isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if typ is float:
-        if from_env:
-            try:
-                return float(str(value).strip())
-            except ValueError:
-                pass
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        elif isinstance(value, accepted) and not isinstance(value, bool):
+            return typ(value)
+        raise ConfigError(f"{where}: expected {words}, got {value!r}")
     if typ == tuple[str, ...]:
         if from_env:
             text = str(value).strip()
