@@ -2,22 +2,31 @@
 
 Config, rules, templates, database, IMAP login and the folders mailbot uses (each
 created when missing, as `run` would, so a name the server refuses fails here),
-SMTP greeting, tesseract and the OCR languages the config and campaigns need.
-Exit 0 when nothing failed (skipped items do not fail), 1 otherwise, so it can
+SMTP greeting, tesseract and the OCR languages the config and campaigns need, and
+the running daemon as its /healthz tells (`[health] listen`): the rules and templates
+versions in force and a reload that failed. Exit 0 when nothing failed (skipped
+items do not fail: a daemon that is not running is skipped), 1 otherwise, so it can
 gate a deployment.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from mailbot.cli.app import App, print_json
 from mailbot.core.errors import MailbotError, MailboxError
 from mailbot.core.languages import LANGUAGES
 
 Check = Callable[[App], str | None]
-"""Returns None (OK, no detail), "ok: detail", or the problem."""
+"""Returns None (OK, no detail), "ok: detail", "skip: why", or the problem."""
+
+DAEMON_TIMEOUT = 2.0
+"""Seconds the daemon's /healthz has to answer: it answers from memory and a cache."""
 
 
 def _config(app: App) -> str | None:
@@ -130,6 +139,62 @@ def _tesseract(app: App) -> str | None:
     return f"ok: tesseract {report['tesseract']}, {source} {'+'.join(wanted)} installed"
 
 
+def _healthz_address(listen: str) -> str:
+    """Where to ask the daemon listening on `listen` (a wildcard address: this host)."""
+    from mailbot.daemon.health import parse_listen
+
+    host, port = parse_listen(listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _versions(health: dict[str, Any]) -> str:
+    reload = health.get("reload") or {}
+    versions = health.get("in_force") or {
+        part: (reload.get(part) or {}).get("version") for part in ("rules", "templates")
+    }
+    return " ".join(f"{part} {versions.get(part) or 'not loaded yet'}" for part in versions)
+
+
+def _daemon(app: App) -> str | None:
+    listen = app.settings.health.listen
+    if not listen:
+        return "skip: [health] listen not set"
+    where = _healthz_address(listen)
+    # straight to the daemon: a proxy from the environment has no business in between
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{where}/healthz", timeout=DAEMON_TIMEOUT) as resp:
+            raw = resp.read(1_000_000)
+    except urllib.error.HTTPError as exc:  # 503: unhealthy, the body says why
+        raw = exc.read(1_000_000)
+    except TimeoutError:
+        return f"{where}: no answer from /healthz within {DAEMON_TIMEOUT:g} s"
+    except OSError as exc:
+        if isinstance(getattr(exc, "reason", exc), TimeoutError):
+            return f"{where}: no answer from /healthz within {DAEMON_TIMEOUT:g} s"
+        return f"skip: not running at {where}"
+    try:
+        health = json.loads(raw)
+    except ValueError:
+        health = None
+    if not isinstance(health, dict):
+        return f"{where}: answered, but not with the /healthz JSON of mailbot"
+    versions = _versions(health)
+    # the reload failures, as the daemon words them ("rules reload failed, previous
+    # rules in force: file:line: ..."); "restart needed" is no failure of the daemon
+    failed = [w for w in health.get("warnings") or [] if "reload failed" in w]
+    if failed:
+        return f"{'; '.join(failed)}; in force: {versions}"
+    if health.get("status") != "ok":
+        reasons = "; ".join(health.get("reasons") or []) or "no reason given"
+        return f"running but unhealthy: {reasons}; {versions}"
+    reload = health.get("reload") or {}
+    last = "last reload ok" if reload.get("reloaded_at") else "not reloaded since start"
+    restart = [w for w in health.get("warnings") or [] if w.startswith("restart needed")]
+    return f"ok: running; {versions}; {last}" + "".join(f"; {w}" for w in restart)
+
+
 CHECKS: tuple[tuple[str, Check, bool], ...] = (
     ("config", _config, False),
     ("rules", _rules, False),
@@ -138,6 +203,7 @@ CHECKS: tuple[tuple[str, Check, bool], ...] = (
     ("imap", _imap, True),
     ("smtp", _smtp, True),
     ("tesseract", _tesseract, False),
+    ("daemon", _daemon, True),
 )
 
 
@@ -155,6 +221,10 @@ def cmd_check(args: argparse.Namespace, app: App) -> int:
             detail = str(exc)
         except Exception as exc:  # a check must report, never crash the command
             detail = f"{exc.__class__.__name__}: {exc}"
+        if detail is not None and detail.startswith("skip: "):
+            text = detail.removeprefix("skip: ")
+            results.append({"item": name, "ok": True, "status": "skip", "detail": text})
+            continue
         ok = detail is None or detail.startswith("ok")
         text = (detail or "ok").removeprefix("ok: ").removeprefix("ok")
         results.append({"item": name, "ok": ok, "status": "ok" if ok else "fail", "detail": text})

@@ -5,7 +5,8 @@ the database check and `now`: healthy when the last successful poll (or a mail
 finished, during a long pass) and the last successful outbox delivery run are recent
 and the database answers; otherwise 503 with the reasons. A failed reload of rules,
 templates or config is reported (the previous ones stay in force) but is not
-unhealthy.
+unhealthy; `in_force` names the rules and templates versions the daemon works with
+(what `mailbot check` prints on its `daemon` line).
 
 /metrics is prometheus-client's own WSGI exposition (content negotiation, gzip,
 OpenMetrics); only the two-route dispatch and a request handler that does not write
@@ -40,6 +41,7 @@ from mailbot.config import Settings
 from mailbot.core.errors import ConfigError
 from mailbot.store.db import transaction
 from mailbot.store.models import Message, Outbox
+from mailbot.templating.render import templates_version
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +109,28 @@ def _age(now: float, ts: float | None) -> float | None:
     return round(now - ts, 1) if ts is not None else None
 
 
+def in_force(reload: dict[str, Any] | None, templates: str | None) -> dict[str, str | None]:
+    """The rules and templates versions in force, from the reload state: a failed rules
+    reload keeps the version in force in its status; a templates status names the
+    files it checked, which are in force only when they all rendered, else `templates`
+    (the last version known good) stays."""
+    rules = (reload or {}).get("rules") or {}
+    checked = (reload or {}).get("templates") or {}
+    if checked.get("version") and not checked.get("error"):
+        templates = checked["version"]
+    return {"rules": rules.get("version"), "templates": templates}
+
+
 def assess(
     now: float,
     live: metrics.Liveness,
     limits: Limits,
     store: StoreReading,
     reload: dict[str, Any] | None = None,
+    versions: dict[str, str | None] | None = None,
 ) -> Health:
-    """The verdict and the JSON body of /healthz (pure: `now` is given)."""
+    """The verdict and the JSON body of /healthz (pure: `now` is given); `versions`
+    are the ones in force (`in_force`)."""
     reasons: list[str] = []
     active = max((t for t in (live.last_poll, live.last_progress) if t is not None), default=None)
     if active is None:
@@ -169,6 +185,7 @@ def assess(
         if store.ok
         else None,
         "reload": reload,
+        "in_force": versions if versions is not None else in_force(reload, None),
     }
     return Health(not reasons, body)
 
@@ -296,6 +313,8 @@ class HealthServer:
         self.clock = clock
         self.reload = reload
         self.cache = StoreCache(factory, clock=clock)
+        # the templates the daemon starts with; a reload that renders them all replaces it
+        self.templates: str | None = templates_version(settings.paths.templates_dir or None)
         self.collector = StoreCollector(self.cache, reload)
         self._metrics_app = make_wsgi_app(metrics.REGISTRY)
         self._server: _Server | None = None
@@ -308,7 +327,11 @@ class HealthServer:
                 reload = self.reload()
             except Exception:  # the health answer must not depend on it
                 log.exception("reload status failed")
-        return assess(self.clock(), metrics.LIVENESS, self.limits, self.cache.get(), reload)
+        versions = in_force(reload, self.templates)
+        self.templates = versions["templates"]
+        return assess(
+            self.clock(), metrics.LIVENESS, self.limits, self.cache.get(), reload, versions
+        )
 
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
         path = environ.get("PATH_INFO", "")
