@@ -46,6 +46,38 @@ def rma_snapshot(row: m.Rma) -> Rma:
     return rma_from_plain(row.facts["snapshot"])
 
 
+# columns that hold the snapshot's attribute of the same name as it is
+_CLAIM_COLUMNS = (
+    "campaign_id", "email", "name", "model", "serial", "retailer", "country", "language",
+    "price", "currency", "deadline_at", "reminded_at", "payout_amount", "payout_currency",
+    "updated_at",
+)  # fmt: skip
+_RMA_COLUMNS = (
+    "policy_id", "email", "product", "serial", "kind", "language", "issued_at", "expires_at",
+    "tracking_number", "carrier", "dropoff_at", "reminded_at", "updated_at",
+)  # fmt: skip
+
+_Row = TypeVar("_Row", m.Claim, m.Rma)
+
+
+def _mirror(
+    session: Session,
+    row: _Row,
+    snap: Claim | Rma,
+    columns: Sequence[str],
+    facts: dict[str, Any],
+    *,
+    new: bool,
+) -> _Row:
+    for name in columns:
+        setattr(row, name, getattr(snap, name))
+    row.state = snap.state.value
+    row.facts = facts
+    if new:
+        session.flush()
+    return row
+
+
 def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.Claim:
     """Mirror the snapshot into its row. A new row is flushed (callers need its id);
     changes to an existing one go out with the transaction's next flush."""
@@ -53,30 +85,12 @@ def save_claim(session: Session, snap: Claim, row: m.Claim | None = None) -> m.C
     if row is None:
         row = m.Claim(code=snap.code, created_at=snap.registered_at)
         session.add(row)
-    row.campaign_id = snap.campaign_id
-    row.email = snap.email
-    row.name = snap.name
-    row.model = snap.model
-    row.serial = snap.serial
     row.purchase_date = snap.purchase_date.isoformat() if snap.purchase_date else None
-    row.retailer = snap.retailer
-    row.country = snap.country
-    row.language = snap.language
-    row.price = snap.price
-    row.currency = snap.currency
-    row.state = snap.state.value
     row.state_reasons = list(snap.state_reasons)
-    row.deadline_at = snap.deadline_at
-    row.reminded_at = snap.reminded_at
-    row.payout_amount = snap.payout_amount
-    row.payout_currency = snap.payout_currency
-    row.updated_at = snap.updated_at
     # a new dict: SQLAlchemy's JSON column does not see in-place changes; other keys
     # (what the registration form said, `services.claims.REGISTRATION_KEY`) are kept
-    row.facts = {**(row.facts or {}), "snapshot": to_plain(snap)}
-    if new:
-        session.flush()
-    return row
+    facts = {**(row.facts or {}), "snapshot": to_plain(snap)}
+    return _mirror(session, row, snap, _CLAIM_COLUMNS, facts, new=new)
 
 
 def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
@@ -85,24 +99,7 @@ def save_rma(session: Session, snap: Rma, row: m.Rma | None = None) -> m.Rma:
     if row is None:
         row = m.Rma(number=snap.number, created_at=snap.issued_at)
         session.add(row)
-    row.policy_id = snap.policy_id
-    row.email = snap.email
-    row.product = snap.product
-    row.serial = snap.serial
-    row.kind = snap.kind
-    row.language = snap.language
-    row.state = snap.state.value
-    row.issued_at = snap.issued_at
-    row.expires_at = snap.expires_at
-    row.tracking_number = snap.tracking_number
-    row.carrier = snap.carrier
-    row.dropoff_at = snap.dropoff_at
-    row.reminded_at = snap.reminded_at
-    row.updated_at = snap.updated_at
-    row.facts = {"snapshot": to_plain(snap)}
-    if new:
-        session.flush()
-    return row
+    return _mirror(session, row, snap, _RMA_COLUMNS, {"snapshot": to_plain(snap)}, new=new)
 
 
 # the rows that hang off a claim or an RMA by its id
