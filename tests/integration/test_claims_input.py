@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -26,6 +27,7 @@ REGISTER = ["claims", "register", "--campaign", "cashback-2022", "--model", "WH-
 
 class Cli:
     def __init__(self, tmp: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.err = ""
         self.db_url = db_url
         self.capsys = capsys
         self.config = store_config(tmp, db_url)
@@ -35,6 +37,14 @@ class Cli:
         code = main(["--config", str(self.config), "--log-level", "ERROR", "--now", now, *argv])
         out, err = self.capsys.readouterr()
         return code, out, err
+
+    def imported(self, csv_file: Path, *options: str) -> list[dict[str, Any]]:
+        """`claims import FILE --json` that succeeds: a row per line read; stderr is
+        kept in `self.err`."""
+        code, out, self.err = self("claims", "import", str(csv_file), *options, "--json")
+        assert code == 0, self.err
+        rows: list[dict[str, Any]] = json.loads(out)
+        return rows
 
     def counts(self) -> tuple[int, int]:
         """(claims, queued replies) in the database."""
@@ -110,24 +120,20 @@ def test_import_semicolons_day_first_dates_and_kept_columns_twice(cli: Cli, tmp_
         ";;;;;;;;;\n",
         encoding="utf-8-sig",
     )
-    code, out, err = cli("claims", "import", str(csv_file), "--extra-columns", "keep", "--json")
-    assert code == 0, err
-    first = json.loads(out)
+    first = cli.imported(csv_file, "--extra-columns", "keep")
     assert [(r["line"], r["status"]) for r in first] == [(2, "registered"), (3, "registered")]
     assert cli.counts() == (2, 2)
-    code, out, _ = cli("claims", "show", first[1]["code"], "--json")
+    _, out, _ = cli("claims", "show", first[1]["code"], "--json")
     shown = json.loads(out)
     assert shown["registered"]["purchase_date"] == "2023-01-03"  # day first
     # kept columns are stored with the claim (empty cells are not)
     assert shown["registration_form"] == {"external_id": None, "extra": {"kanal": "butikk"}}
 
     # the same file again: nothing registered, no second confirmation
-    code, out, err = cli("claims", "import", str(csv_file), "--json")
-    assert code == 0, err
-    again = json.loads(out)
+    again = cli.imported(csv_file)
     assert [(r["code"], r["status"]) for r in again] == [(r["code"], "exists") for r in first]
     assert cli.counts() == (2, 2)
-    assert "ignored columns skjema_id, kanal" in err
+    assert "ignored columns skjema_id, kanal" in cli.err
 
 
 def test_import_is_idempotent_by_external_id(cli: Cli, tmp_path: Path) -> None:
@@ -137,9 +143,7 @@ def test_import_is_idempotent_by_external_id(cli: Cli, tmp_path: Path) -> None:
         "F-1001,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
         "F-1002,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
     )
-    code, out, err = cli("claims", "import", str(csv_file), "--json")
-    assert code == 0, err
-    assert [r["status"] for r in json.loads(out)] == ["registered", "registered"]
+    assert [r["status"] for r in cli.imported(csv_file)] == ["registered", "registered"]
     # the form's export again, one row corrected (name) and one new
     csv_file.write_text(
         "external_id,campaign,email,name,model\n"
@@ -147,9 +151,7 @@ def test_import_is_idempotent_by_external_id(cli: Cli, tmp_path: Path) -> None:
         "F-1002,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
         "F-1003,cashback-2022,ola@example.no,Ola,WH-1000XM5\n"
     )
-    code, out, err = cli("claims", "import", str(csv_file), "--json")
-    assert code == 0, err
-    assert [r["status"] for r in json.loads(out)] == ["exists", "exists", "registered"]
+    assert [r["status"] for r in cli.imported(csv_file)] == ["exists", "exists", "registered"]
     assert cli.counts() == (3, 3)
 
 
@@ -160,17 +162,14 @@ def test_import_without_ids_knows_a_claim_however_the_model_was_typed(
     first.write_text(
         "campaign,email,name,model,serial\ncashback-2022,kari@example.no,Kari,wh1000xm5,1\n"
     )
-    code, out, err = cli("claims", "import", str(first), "--json")
-    assert code == 0, err
+    cli.imported(first)
     second = tmp_path / "b.csv"
     second.write_text(
         "campaign,email,name,model,serial\n"
         "cashback-2022,Kari@Example.no,Kari N.,WH-1000XM5,1\n"
         "cashback-2022,kari@example.no,Kari,WH-1000XM5,2\n"
     )
-    code, out, err = cli("claims", "import", str(second), "--json")
-    assert code == 0, err
-    assert [r["status"] for r in json.loads(out)] == ["exists", "registered"]
+    assert [r["status"] for r in cli.imported(second)] == ["exists", "registered"]
     assert cli.counts() == (2, 2)
 
 
