@@ -87,44 +87,48 @@ def test_dsn_with_broken_boundary_still_names_recipient() -> None:
     assert c.failed_recipients == ("ola.nordmann@example.no",)
 
 
-def test_exim_x_failed_recipients() -> None:
-    raw = (
-        b"From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\n"
-        b"To: kampanje@example.com\r\nSubject: Mail delivery failed: returning message to sender"
-        b"\r\nX-Failed-Recipients: kari@example.no\r\nAuto-Submitted: auto-replied\r\n\r\n"
-        b"This message was created automatically by mail delivery software.\r\n"
-    )
-    c = run(raw)
-    assert c.kind is MailKind.BOUNCE and c.failed_recipients == ("kari@example.no",)
+EXIM = (
+    b"From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\n"
+    b"To: kampanje@example.com\r\nSubject: Mail delivery failed: returning message to sender"
+    b"\r\nX-Failed-Recipients: kari@example.no\r\nAuto-Submitted: auto-replied\r\n\r\n"
+    b"This message was created automatically by mail delivery software.\r\n"
+)
+QMAIL = (
+    b"From: MAILER-DAEMON@mx.example.net\r\nTo: kampanje@example.com\r\n"
+    b"Subject: failure notice\r\n\r\n"
+    b"Hi. This is the qmail-send program at mx.example.net.\r\n"
+    b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+    b"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+    b"<lisa@example.se>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n"
+    b"--- Below this line is a copy of the message.\r\n\r\n"
+    b"Message-ID: <reply-7@mailbot.example.com>\r\nSubject: hei\r\n"
+)
+GERMAN = (
+    b"From: postmaster@firma.example.de\r\nTo: kampanje@example.com\r\n"
+    b"Subject: Unzustellbar: Ihre Registrierung\r\n\r\n"
+    b"Die Nachricht konnte nicht zugestellt werden an: hans@firma.example.de\r\n"
+    b"Bei Fragen: postmaster@firma.example.de\r\n"
+)
 
 
-def test_non_standard_qmail_bounce_via_flufl() -> None:
-    raw = (
-        b"From: MAILER-DAEMON@mx.example.net\r\nTo: kampanje@example.com\r\n"
-        b"Subject: failure notice\r\n\r\n"
-        b"Hi. This is the qmail-send program at mx.example.net.\r\n"
-        b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
-        b"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
-        b"<lisa@example.se>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n"
-        b"--- Below this line is a copy of the message.\r\n\r\n"
-        b"Message-ID: <reply-7@mailbot.example.com>\r\nSubject: hei\r\n"
-    )
+@pytest.mark.parametrize(
+    ("raw", "recipient", "bounced"),
+    [
+        pytest.param(EXIM, "kari@example.no", None, id="exim_x_failed_recipients"),
+        pytest.param(QMAIL, "lisa@example.se", "<reply-7@mailbot.example.com>", id="qmail_flufl"),
+        pytest.param(GERMAN, "hans@firma.example.de", None, id="heuristic_german_text"),
+    ],
+)
+def test_bounce_without_a_dsn_names_the_recipient(
+    raw: bytes, recipient: str, bounced: str | None
+) -> None:
+    """Non-standard bounces (an Exim header, qmail via flufl, words in German); the
+    bounced Message-ID where the bounce quotes it."""
     c = run(raw)
     assert c.kind is MailKind.BOUNCE
-    assert c.failed_recipients == ("lisa@example.se",)
-    assert c.bounced_message_id == "<reply-7@mailbot.example.com>"
-
-
-def test_heuristic_bounce_in_german_names_recipient_from_text() -> None:
-    raw = (
-        b"From: postmaster@firma.example.de\r\nTo: kampanje@example.com\r\n"
-        b"Subject: Unzustellbar: Ihre Registrierung\r\n\r\n"
-        b"Die Nachricht konnte nicht zugestellt werden an: hans@firma.example.de\r\n"
-        b"Bei Fragen: postmaster@firma.example.de\r\n"
-    )
-    c = run(raw)
-    assert c.kind is MailKind.BOUNCE
-    assert c.failed_recipients == ("hans@firma.example.de",)
+    assert c.failed_recipients == (recipient,)
+    if bounced is not None:
+        assert c.bounced_message_id == bounced
 
 
 def test_arf_report_is_not_a_bounce() -> None:
