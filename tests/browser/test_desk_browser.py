@@ -7,13 +7,16 @@ A receipt for another model than the registered one parks the claim in review; a
 logs in through the form (a wrong password is refused first), finds the claim in
 the queue, approves it with a reason, sees the reply in the preview, confirms, and
 the approval mail reaches the sink exactly once; the claimant's status page then
-shows the new state. With MAILBOT_SCREENSHOTS=<dir> the queue, the claim page and
-the status page are saved there as PNGs (the README's come from this test).
+shows the new state. An admin replays candidate rules on the rules page and sees
+both claims' decisions change, with nothing written or sent. With
+MAILBOT_SCREENSHOTS=<dir> the queue, the claim page, the status page and the replay
+are saved there as PNGs (the README's come from these tests).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mailbot import resources
 from mailbot.devtools import scenario as sc
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import good_receipt_pdf, serial_photo
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AGENT, PASSWORD = "anne", "correct horse battery staple"
+AGENT, ADMIN, PASSWORD = "anne", "ada", "correct horse battery staple"
 # The receipt (a text PDF: no OCR involved) shows another model than the registered one.
 REVIEW_CLAIM = replace(sc.KARI_CLAIM, model="WF-1000XM4")
 OTHER_CLAIM = replace(
@@ -152,7 +156,8 @@ def claims_in_review(op: Operator) -> tuple[str, str]:
     op.run("once")
     for c in (code, other):
         state = op.json("claims", "show", c)
-        assert isinstance(state, dict) and state["state"] == "review", state["reasons"]
+        assert isinstance(state, dict)
+        assert state["state"] == "review", state["reasons"]
     return code, other
 
 
@@ -265,3 +270,36 @@ def test_agent_approves_a_review_claim_and_the_claimant_sees_it(
     element(browser, "status-submit").click()
     assert element(browser, "status-state").text.endswith("godkjent")
     shot(browser, "status")
+
+
+def test_admin_replays_candidate_rules_and_nothing_changes(
+    op: Operator, desk: Desk, browser: WebDriver
+) -> None:
+    add_user(op, ADMIN, "admin", PASSWORD)
+    code, other = claims_in_review(op)
+    sent_before = len(op.sink.messages)
+    # the candidate: a campaign that ended before the receipts' purchase date (12.12.2022)
+    candidate = op.tmp / "rules-candidate"
+    shutil.copytree(resources.rules_dir(), candidate)
+    campaign = candidate / "campaigns" / "cashback-2022.yaml"
+    text = campaign.read_text()
+    assert "  end: 2023-01-15\n" in text
+    campaign.write_text(text.replace("  end: 2023-01-15\n", "  end: 2022-12-10\n"))
+
+    log_in(browser, desk.url, ADMIN, PASSWORD)
+    element(browser, "nav-rules").click()
+    in_force = element(browser, "rules-in-force-version").text
+    fill(browser, "replay-rules", str(candidate))
+    element(browser, "replay-submit").click()
+    assert element(browser, "replay-changed").text == "2"
+    assert element(browser, "replay-version").text != in_force
+    for c in (code, other):
+        row = element(browser, f"replay-claim-{c}")
+        assert "review → rejected" in row.text and "purchase outside window" in row.text
+    shot(browser, "rules")
+
+    for c in (code, other):  # a replay decides nothing
+        state = op.json("claims", "show", c)
+        assert isinstance(state, dict) and state["state"] == "review"
+    op.run("once")
+    assert len(op.sink.messages) == sent_before
