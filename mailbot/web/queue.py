@@ -1,28 +1,37 @@
 """The desk's queue: everything that waits for a person, each with its reason in words,
 its age and its deadline, sorted by what is due first.
 
-Four sources: claims in review, ledger mails parked for a person (review, held,
-questions, documents for a closed claim, quarantined, failed; a mail an operator
-has attached somewhere is done), replies the outbox could not deliver (refused by
-SMTP or outcome unknown) and returned items received but not closed.
+Five sources: claims in review, approved claims to pay (due at the end of the day
+payment is promised: the campaign's `payment_days` after the approval; no deadline
+when the campaign sets none), ledger mails parked for a person (review, held,
+questions, documents for a closed claim, quarantined, failed; a mail an operator has
+attached somewhere is done), replies the outbox could not deliver (refused by SMTP or
+outcome unknown) and returned items received but not closed. The page draws the most
+due rows first, up to a page (`queue.html`); the rest is reached by filter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from mailbot.core.campaign import Campaign
 from mailbot.log import mask_email, scrub
+from mailbot.ruleset.loader import RuleSet
 from mailbot.services.messages import PERSON_REASONS, cause, needs_person
 from mailbot.store import models as m
 
-KINDS = ("review", "held", "question", "closed_claim", "quarantined", "failed", "outbox", "rma")
+KINDS = (
+    "review", "payment", "held", "question", "closed_claim", "quarantined", "failed", "outbox",
+    "rma",
+)  # fmt: skip
 KIND_WORDS = {
     "review": "claim or mail in review",
+    "payment": "approved claim to pay",
     "held": "mail held (sender doubtful)",
     "question": "question from a customer",
     "closed_claim": "mail for a closed claim",
@@ -87,44 +96,98 @@ def _claims(s: Session) -> list[Item]:
     ]
 
 
+def pay_by(campaign: Campaign, approved: datetime) -> date | None:
+    """The last day payment is promised on: `payment_days` after the approval, in the
+    campaign's calendar (the approval mail says "within N days"); None when the
+    campaign promises no time."""
+    if campaign.payment_days is None:
+        return None
+    return campaign.local_date(approved) + timedelta(days=campaign.payment_days)
+
+
+def _payments(s: Session, rules: RuleSet | None) -> list[Item]:
+    c = m.Claim
+    # one time from the snapshot JSON (each JSON path parses the whole document), not
+    # the snapshot decoded per row; updated_at only stands in for a snapshot without it
+    approved = c.facts[("snapshot", "approved_at")].as_string()
+    cols = (c.code, c.campaign_id, c.updated_at, c.payout_amount, c.payout_currency, c.state)
+    rows = s.execute(
+        select(*cols, approved.label("approved_at"))
+        .where(c.state == "approved")
+        .order_by(c.updated_at)
+        .limit(LIMIT)
+    ).all()
+    campaigns = rules.campaigns if rules is not None else {}
+    out = []
+    for r in rows:
+        campaign = campaigns.get(r.campaign_id)
+        at = datetime.fromisoformat(r.approved_at) if r.approved_at else r.updated_at
+        day = pay_by(campaign, at) if campaign is not None else None
+        amount = f" {r.payout_amount} {r.payout_currency}" if r.payout_amount is not None else ""
+        if day is not None:
+            when = f"pay by {day.isoformat()}"
+        elif campaign is not None:
+            when = "the campaign promises no payment day"
+        else:
+            when = "payment day unknown (campaign not in the rules)"
+        out.append(
+            Item(
+                kind="payment",
+                ref=r.code,
+                link=f"/claims/{r.code}",
+                reason=f"approved{amount}: {when}",
+                since=at,
+                # the whole promised day of the campaign's calendar; in UTC like the
+                # store's times, which the desk shows as UTC
+                deadline=campaign.end_of_day(day).astimezone(UTC) if campaign and day else None,
+                campaign=r.campaign_id,
+                state=r.state,
+                dom_id=f"queue-payment-{r.code}",
+            )
+        )
+    return out
+
+
 def _messages(s: Session) -> list[Item]:
     done = select(m.Event.message_id).where(
         m.Event.kind.in_(("claim.message_attached", "rma.message_attached", "message.dismissed")),
         m.Event.message_id.is_not(None),
     )
+    g = m.Message  # not the traceback or the headers: only what the row shows
     stmt = (
-        select(m.Message, m.Claim.code, m.Claim.campaign_id, m.Claim.deadline_at, m.Claim.state)
-        .outerjoin(m.Claim, m.Claim.id == m.Message.claim_id)
+        select(g.id, g.status, g.reason, g.fetched_at)
+        .add_columns(m.Claim.code, m.Claim.campaign_id, m.Claim.deadline_at, m.Claim.state)
+        .outerjoin(m.Claim, m.Claim.id == g.claim_id)
         .where(
             or_(
-                m.Message.status.in_(("quarantined", "failed")),
-                m.Message.reason.like("review:%"),
-                m.Message.reason.in_(PERSON_REASONS),
-                m.Message.reason.like("too_large%"),
+                g.status.in_(("quarantined", "failed")),
+                g.reason.like("review:%"),
+                g.reason.in_(PERSON_REASONS),
+                g.reason.like("too_large%"),
             ),
-            m.Message.id.not_in(done),
+            g.id.not_in(done),
         )
-        .order_by(m.Message.id)
+        .order_by(g.id)
         .limit(LIMIT)
     )
     out = []
-    for msg, code, campaign, deadline, claim_state in s.execute(stmt).all():
-        kind = needs_person(msg.status, msg.reason)
+    for r in s.execute(stmt).all():
+        kind = needs_person(r.status, r.reason)
         if kind is None:
             continue
-        if kind == "review" and claim_state == "review":
+        if kind == "review" and r.state == "review":
             continue  # the claim itself is in the queue
         out.append(
             Item(
                 kind=kind,
-                ref=f"#{msg.id}",
-                link=f"/messages/{msg.id}",
-                reason=cause(msg.status, msg.reason) + (f" (claim {code})" if code else ""),
-                since=msg.fetched_at,
-                deadline=deadline,
-                campaign=campaign,
-                state=msg.status,
-                dom_id=f"queue-message-{msg.id}",
+                ref=f"#{r.id}",
+                link=f"/messages/{r.id}",
+                reason=cause(r.status, r.reason) + (f" (claim {r.code})" if r.code else ""),
+                since=r.fetched_at,
+                deadline=r.deadline_at,
+                campaign=r.campaign_id,
+                state=r.status,
+                dom_id=f"queue-message-{r.id}",
             )
         )
     return out
@@ -190,10 +253,17 @@ def due_order(item: Item) -> tuple[int, datetime, datetime]:
 
 
 def build(
-    s: Session, *, kind: str = "", campaign: str = "", reason: str = ""
+    s: Session,
+    *,
+    kind: str = "",
+    campaign: str = "",
+    reason: str = "",
+    rules: RuleSet | None = None,
 ) -> tuple[list[Item], dict[str, int], list[str]]:
-    """The filtered queue, counts per kind (unfiltered) and the campaigns seen."""
-    items = _claims(s) + _messages(s) + _outbox(s) + _rmas(s)
+    """The filtered queue, counts per kind (unfiltered) and the campaigns seen.
+    `rules` gives the campaigns' payment terms (without them, claims to pay have no
+    deadline)."""
+    items = _claims(s) + _payments(s, rules) + _messages(s) + _outbox(s) + _rmas(s)
     counts = {k: 0 for k in KINDS}
     for it in items:
         counts[it.kind] += 1
