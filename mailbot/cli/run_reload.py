@@ -20,7 +20,7 @@ from mailbot.config import Settings, load_settings
 from mailbot.core.errors import MailbotError
 from mailbot.log import set_level
 from mailbot.ruleset.loader import ReloadStatus
-from mailbot.templating.render import reload_templates
+from mailbot.templating.render import reload_templates, templates_version
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class Reloader:
         self.log_level_fixed = log_level_fixed
         self.settings = app.settings  # what is in force, log level included
         self.templates = ReloadStatus()
+        # the templates in force: those the daemon started with, replaced only by a
+        # reload that rendered them all (a failed one leaves the previous in force)
+        self.templates_in_force = templates_version(app.settings.paths.templates_dir or None)
         self.config_error: str | None = None
         self.restart_needed: tuple[str, ...] = ()
         self.reloaded_at: datetime | None = None
@@ -54,6 +57,8 @@ class Reloader:
         self._config()
         self.app.rules_cache.reload()
         self.templates = reload_templates(self.app.settings.paths.templates_dir or None)
+        if self.templates.version and not self.templates.error:
+            self.templates_in_force = self.templates.version
 
     def _config(self) -> None:
         try:
@@ -92,6 +97,7 @@ class Reloader:
             "reloaded_at": self.reloaded_at.isoformat() if self.reloaded_at else None,
             "rules": self.app.rules_cache.status.as_dict(),
             "templates": self.templates.as_dict(),
+            "templates_in_force": self.templates_in_force,
             "config_error": self.config_error,
             "restart_needed": list(self.restart_needed),
         }

@@ -114,9 +114,12 @@ def in_force(reload: dict[str, Any] | None, templates: str | None) -> dict[str, 
     reload keeps the version in force in its status; a templates status names the
     files it checked, which are in force only when they all rendered, else `templates`
     (the last version known good) stays."""
-    rules = (reload or {}).get("rules") or {}
-    checked = (reload or {}).get("templates") or {}
-    if checked.get("version") and not checked.get("error"):
+    state = reload or {}
+    rules = state.get("rules") or {}
+    checked = state.get("templates") or {}
+    if state.get("templates_in_force"):  # the reloader keeps the last good version
+        templates = state["templates_in_force"]
+    elif checked.get("version") and not checked.get("error"):
         templates = checked["version"]
     return {"rules": rules.get("version"), "templates": templates}
 
