@@ -25,7 +25,8 @@ RECEIPT_FIELDS = ("retailer", "purchase_date", "product", "vat_number")
 class FieldValue:
     value: str
     """Normalised: purchase_date as YYYY-MM-DD, vat_number without country prefix/suffix,
-    product as the campaign's model name, retailer as the canonical name."""
+    product as the campaign's model name, retailer as the canonical name, total as a
+    decimal with two decimals ("1299.00")."""
     confidence: float
     """0..1; below the rules' threshold the extractor abstains instead of reporting."""
     evidence: str
@@ -34,6 +35,8 @@ class FieldValue:
     """Which rule fired (for `mailbot rules test`)."""
     country: str | None = None
     """ISO country code, for vat_number."""
+    currency: str | None = None
+    """ISO currency code, for total, when the total's line prints one."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class ReceiptFields:
     buyer_company: FieldValue | None = None
     """A company named as the buyer (an invoice's buyer block: a legal-form name or an
     organisation number other than the seller's); value the name, else the number."""
+    total: FieldValue | None = None
+    """The total paid when a total label prints it, as "1299.00" (with `currency`);
+    never required, it tells receipts of one shop, day and number apart."""
 
     def get(self, name: str) -> FieldValue | None:
         value = getattr(self, name)

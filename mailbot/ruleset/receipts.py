@@ -3,7 +3,8 @@
 The files are admin-editable data: VAT labels per country (`vat.yaml`), month
 names and date context words (`dates.yaml`), the default retailer list
 (`retailers.yaml`), the product catalogue (`products.yaml`), document-kind
-signals (`document.yaml`) and confidence thresholds (`thresholds.yaml`). Every
+signals, receipt-number and total labels (`document.yaml`) and confidence
+thresholds (`thresholds.yaml`). Every
 file is validated on load (pydantic schema, unknown keys rejected, regular
 expressions compiled) and every error names the file and line. `version` is a
 short sha256 of the files' bytes, stored with every extraction. `RulesCache`
@@ -49,6 +50,7 @@ FIELD_NAMES = (
     "serial_number",
     "receipt_number",
     "buyer_company",
+    "total",
 )
 
 
@@ -109,6 +111,14 @@ class ReceiptRules:
     """Labels opening an invoice's buyer block ("Kunde:", "Bill to"), at a line's start."""
     buyer_block_lines: int = 4
     """Lines under a buyer label that belong to the buyer block."""
+    total_labels: tuple[re.Pattern[str], ...] = ()
+    """Labels of the receipt's total ("Totalt", "Summa", "I alt"), as whole words."""
+    total_due_labels: tuple[re.Pattern[str], ...] = ()
+    """Labels of the amount to pay ("Å betale", "Att betala"): outrank `total_labels`."""
+    total_including: tuple[re.Pattern[str], ...] = ()
+    """Phrases saying tax is included ("inkl. mva"), read past before `not_total_labels`."""
+    not_total_labels: tuple[re.Pattern[str], ...] = ()
+    """Words of a line that is never the total: subtotal, tax, change, cash, discount."""
 
     def threshold(self, field: str) -> float:
         return dict(self.min_confidence).get(field, 0.6)
@@ -179,6 +189,10 @@ class _DocumentFile(_Strict):
     document_titles: list[str] = Field(default_factory=list)
     buyer_labels: list[str] = Field(default_factory=list)
     buyer_block_lines: int = Field(default=4, ge=1, le=12)
+    total_labels: list[str] = Field(default_factory=list)
+    total_due_labels: list[str] = Field(default_factory=list)
+    total_including: list[str] = Field(default_factory=list)
+    not_total_labels: list[str] = Field(default_factory=list)
 
 
 class _Fuzzy(_Strict):
@@ -323,6 +337,10 @@ def load_receipt_rules(directory: Path | None = None) -> ReceiptRules:
         document_titles=_patterns(ddoc, document.document_titles, ("document_titles",)),
         buyer_labels=_buyer_labels(ddoc, document.buyer_labels),
         buyer_block_lines=document.buyer_block_lines,
+        total_labels=_words(ddoc, document.total_labels, "total_labels"),
+        total_due_labels=_words(ddoc, document.total_due_labels, "total_due_labels"),
+        total_including=_words(ddoc, document.total_including, "total_including"),
+        not_total_labels=_words(ddoc, document.not_total_labels, "not_total_labels"),
         min_confidence=tuple(sorted(thresholds.min_confidence.items())),
         fuzzy_retailer=thresholds.fuzzy.retailer,
         fuzzy_product=thresholds.fuzzy.product,
@@ -342,6 +360,15 @@ def _buyer_labels(doc: YamlDoc, items: list[str]) -> tuple[re.Pattern[str], ...]
             ("buyer_labels", i),
         )
     return tuple(re.compile(rf"\s*(?:{p.pattern})(?!\w)", re.IGNORECASE) for p in loose)
+
+
+def _words(doc: YamlDoc, items: list[str], key: str) -> tuple[re.Pattern[str], ...]:
+    """Each pattern compiled to match whole words only ("sum" is not in "Consumer");
+    one that matches an empty string would match every line."""
+    loose = _patterns(doc, items, (key,))
+    for i, pattern in enumerate(loose):
+        check(doc, pattern.fullmatch("") is None, f"{key}.{i}: matches an empty line", (key, i))
+    return tuple(re.compile(rf"(?<!\w)(?:{p.pattern})(?!\w)", re.IGNORECASE) for p in loose)
 
 
 def _retailer_domains(doc: YamlDoc, file: _RetailersFile) -> tuple[tuple[str, str], ...]:

@@ -1,12 +1,11 @@
 """Text of one document -> `ReceiptFields`: retailer, purchase date, product, VAT number.
 
 The input is plain text lines as OCR or pdfplumber give them (`parsers.document.text`).
-Each field has its own module (receipt_vat, receipt_date, receipt_retailer,
-receipt_product) driven by the admin-tunable `ReceiptRules`; this module runs
-them, tells a receipt from a serial-number photo, picks up the serial and the
-receipt number, and applies the rule that matters most: a field below its
-confidence threshold is None (abstain rather than guess), so the claim asks for
-it instead of acting on a wrong value.
+Each field has its own module (vat, date, retailer, product, buyer, total) driven by
+the admin-tunable `ReceiptRules`; this module runs them, tells a receipt from a
+serial-number photo, picks up the serial and the receipt number, and applies the
+rule that matters most: a field below its confidence threshold is None (abstain
+rather than guess), so the claim asks for it instead of acting on a wrong value.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from parsers.receipt.date import find_purchase_date
 from parsers.receipt.ocrtext import TextLine, model_key, split_lines
 from parsers.receipt.product import find_product
 from parsers.receipt.retailer import find_retailer
+from parsers.receipt.total import find_total
 from parsers.receipt.vat import find_vat
 
 __all__ = ["MAX_LINE_CHARS", "MAX_TEXT_CHARS", "bounded_text", "extract_fields"]
@@ -182,6 +182,7 @@ def extract_fields(
         rules,
         "receipt_number",
     )
+    total = _keep(find_total(lines, rules), rules, "total")
     seen = _serial_seen(lines, serial) if serial else None
     serial_line = seen[0] if seen else None
     serial_label = _labelled(lines, rules.serial_labels, _SERIAL_VALUE, "serial:label")
@@ -206,6 +207,7 @@ def extract_fields(
         serial_number=_keep(serial_value, rules, "serial_number"),
         receipt_number=receipt_no,
         buyer_company=buyer,
+        total=total,
     )
 
 
