@@ -3,7 +3,10 @@ many claims from one sender. Pure: the caller passes the claims to compare with.
 
 The same receipt is recognised by its bytes (sha256) or by what it says: the same
 seller (VAT number, else retailer name) + receipt number + purchase date, all read
-with confidence (`receipt_identity`). A picture hash is NOT a signal:
+with confidence (`receipt_identity`), and the same total where both reads show one:
+two receipts of one shop and day whose registers number alike are told apart by what
+they cost, while a total not read (a crop, a blurred line) never hides a reused
+receipt. A picture hash is NOT a signal:
 `bench/duplicates.py` measured every candidate (9x8 and 17x16 dHash, 8x8 and 16x16
 DCT hash) and each either joins different receipts of one shop's template or misses
 re-photographed and cropped copies, often both; a false flag sends an honest
@@ -63,13 +66,16 @@ class FraudSignal:
 
 @dataclass(frozen=True)
 class ReceiptIdentity:
-    """What one receipt says that no other receipt says: its seller, number and date.
-    (A total would add to it; the field rules do not read totals yet.)"""
+    """What one receipt says that no other receipt says: its seller, number, date and,
+    when read, its total."""
 
     number: str
     day: str
     vat: str | None
     retailer: str | None
+    total: str | None = None
+    """The total paid ("1299.00"), None when not read with confidence: a missing total
+    compares with any, so it never makes a reused receipt look new."""
 
     @property
     def key(self) -> str:
@@ -87,13 +93,15 @@ def receipt_identity(
     fields: ReceiptFields | None, min_confidence: float = 0.0
 ) -> ReceiptIdentity | None:
     """The identity of a receipt as read, or None when a part is missing or doubtful:
-    without all of them two receipts of one shop and day cannot be told apart."""
+    without number, date and seller two receipts of one shop and day cannot be told
+    apart. The total is optional: without it the identity is just less specific."""
     if fields is None or fields.document_kind != DocumentKind.RECEIPT:
         return None
     number = _confident(fields, "receipt_number", min_confidence)
     day = _confident(fields, "purchase_date", min_confidence)
     vat = _confident(fields, "vat_number", min_confidence)
     retailer = _confident(fields, "retailer", min_confidence)
+    total = _confident(fields, "total", min_confidence)
     if number is None or day is None or (vat is None and retailer is None):
         return None
     folded = normalize_name(number.value).upper()
@@ -104,6 +112,7 @@ def receipt_identity(
         day=day.value,
         vat=normalize_name(vat.value).upper() if vat is not None else None,
         retailer=normalize_name(retailer.value) if retailer is not None else None,
+        total=total.value if total is not None else None,
     )
 
 
@@ -111,8 +120,11 @@ def same_receipt(a: ReceiptIdentity, b: ReceiptIdentity) -> bool:
     """One receipt read twice: same number and date, and the same seller by VAT number
     when both show one (two shops of a chain can share numbering, never a VAT number),
     else by name. One read with only a VAT number and the other with only a name are
-    not compared: nothing says they are the same seller."""
+    not compared: nothing says they are the same seller. Totals read on both must be
+    equal (one receipt has one total); a total read on one side only decides nothing."""
     if a.key != b.key:
+        return False
+    if a.total is not None and b.total is not None and a.total != b.total:
         return False
     if a.vat is not None and b.vat is not None:
         return a.vat == b.vat

@@ -99,6 +99,64 @@ def test_identity_needs_every_part_read_with_confidence() -> None:
     assert fraud_signals(low2, [low], cashback()) == ()
 
 
+def _claim_with_total(
+    code: str, email: str, total: str | None, confidence: float = 0.95, **receipt_kw: object
+) -> Claim:
+    doc = receipt(sha="t" + code, receipt_number="K-1001", **receipt_kw)  # type: ignore[arg-type]
+    assert doc.fields is not None
+    total_fv = fv(total, confidence) if total is not None else None
+    doc = replace(doc, fields=replace(doc.fields, total=total_fv))
+    c = new_claim(code=code, email=email)
+    return receive_documents(c, cashback(), [doc, serial_photo("s" + code)], NOW).snapshot
+
+
+def test_totals_read_on_both_must_agree() -> None:
+    # One shop, day and receipt number (registers numbered alike): what they cost
+    # tells the receipts apart.
+    first = _claim_with_total("1", "a@x.no", "3990.00")
+    other_price = _claim_with_total("2", "b@x.no", "1299.00")
+    same_price = _claim_with_total("3", "c@x.no", "3990.00")
+    assert duplicate_receipts(other_price, [first]) == ()
+    signals = duplicate_receipts(same_price, [first])
+    assert [(s.reason, s.detail) for s in signals] == [
+        ("duplicate_receipt_number", "K1001|2022-12-01")
+    ]
+
+
+def test_a_total_not_read_never_hides_a_reused_receipt() -> None:
+    first = _claim_with_total("1", "a@x.no", "3990.00")
+    cropped = _claim_with_total("2", "b@x.no", None)  # the total line cut off
+    doubtful = _claim_with_total("3", "c@x.no", "3998.00", confidence=0.5)  # below the bar
+    for later in (cropped, doubtful):
+        assert [s.reason for s in duplicate_receipts(later, [first], min_confidence=0.8)] == [
+            "duplicate_receipt_number"
+        ]
+
+
+def test_the_total_is_part_of_the_identity_but_not_of_its_key() -> None:
+    def fields(total: str | None, confidence: float = 0.95) -> ReceiptFields:
+        return ReceiptFields(
+            DocumentKind.RECEIPT,
+            retailer=fv("Power"),
+            purchase_date=fv("2022-12-01"),
+            receipt_number=fv("00-4711"),
+            total=fv(total, confidence) if total else None,
+        )
+
+    with_total = receipt_identity(fields("1299.00"), 0.8)
+    without = receipt_identity(fields(None), 0.8)
+    doubtful = receipt_identity(fields("1299.00", 0.7), 0.8)
+    assert with_total is not None and with_total.total == "1299.00"
+    assert without is not None and without.total is None
+    assert doubtful is not None and doubtful.total is None  # not believed, not required
+    # The database look-up of candidates is by number and date alone.
+    assert with_total.key == without.key == "004711|2022-12-01"
+    other = receipt_identity(fields("1399.00"), 0.8)
+    assert other is not None
+    assert same_receipt(with_total, without) and same_receipt(without, other)
+    assert not same_receipt(with_total, other)
+
+
 def test_many_claims_from_one_sender() -> None:
     limit = cashback().fraud.max_claims_per_sender
     claims = [new_claim(code=str(i), email="Same@Example.no ") for i in range(limit + 1)]
