@@ -1,9 +1,10 @@
 """`mailbot extract FILE... [--json] [--campaign ID]` (`rules test` shares its options).
 
 `extract --json` prints one JSON object per document, one per line (the shape
-scripts depend on is documented in `parsers.document.extraction`); a file that
-cannot be read gets an object with "error" and the command exits 1 after reading
-the others. Files go through the mail path's attachment check first, so
+scripts depend on is documented in `parsers.document.extraction`: the four fields,
+and in `other_fields` the others read, buyer company and total among them); a file
+that cannot be read gets an object with "error" and the command exits 1 after
+reading the others. Files go through the mail path's attachment check first, so
 `extract` reads what a mail would: a HEIC photo as its JPEG, a `winmail.dat` as
 the files inside it (one object each), and refuses what a mail's check refuses.
 """
@@ -62,8 +63,16 @@ def _human(obj: dict[str, Any], app: App) -> None:
         if value is None:
             out.write(f"  {field:14} (not found)\n")
         else:
-            country = f" [{value['country']}]" if value.get("country") else ""
-            out.write(
-                f"  {field:14} {value['value']}{country}  "
-                f"(confidence {value['confidence']}: {value['evidence']!r})\n"
-            )
+            _value(field, value, app)
+    for field, value in obj.get("other_fields", {}).items():
+        if value is not None:  # none is required: only what was read is shown
+            _value(field, value, app)
+
+
+def _value(field: str, value: dict[str, Any], app: App) -> None:
+    country = f" [{value['country']}]" if value.get("country") else ""
+    currency = f" {value['currency']}" if value.get("currency") else ""
+    app.out.write(
+        f"  {field:14} {value['value']}{currency}{country}  "
+        f"(confidence {value['confidence']}: {value['evidence']!r})\n"
+    )

@@ -12,13 +12,15 @@ so a second pass or engine only runs when a required field is still missing.
                 "vat_number": {"value": ..., "country": "NO", ...} | null},
      "source": "pdf-text" | "ocr", "seconds": 0.8, "rules_version": "..."}
 
-`format_rules_test` shows the same for a person (`mailbot rules test FILE`): the
-text read, each field, the rule that fired.
-
-`extract_files` is what `mailbot extract` runs: a file goes through the same
-attachment check as a mail's (`parsers.mail.filecheck.judge_file`) first, so a
-HEIC photo is read as the JPEG it is converted to, a `winmail.dat` (TNEF) as the
-files inside it, and a file the mail path refuses is refused with its reason.
+`read_files` is what `mailbot extract` and `mailbot rules test` read: a file goes
+through the same attachment check as a mail's (`parsers.mail.filecheck.judge_file`)
+first, so a HEIC photo is read as the JPEG it is converted to, a `winmail.dat`
+(TNEF) as the files inside it, a PDF holding only a picture by OCR, and a file the
+mail path refuses is refused with its reason. `extract_files` gives each document's
+object as above plus `other_fields`, the fields read besides the four (serial_number,
+receipt_number, buyer_company with its "country", total with its "currency"; null
+when not read), and `converted_from` for a converted photo. `render` shows the same
+for a person: the text read, each field, the rule that fired.
 """
 
 from __future__ import annotations
@@ -38,14 +40,22 @@ from parsers.document.text import FALLBACK_ENGINES, DocumentText, read_document
 from parsers.mail.attachments import sniff_type
 
 __all__ = [
+    "OTHER_FIELDS",
     "Extraction",
+    "ReadDocument",
+    "document_json",
     "documents_in",
     "extract",
     "extract_file",
     "extract_files",
     "format_rules_test",
+    "read_files",
+    "render",
     "to_json",
 ]
+
+OTHER_FIELDS = ("serial_number", "receipt_number", "buyer_company", "total")
+"""Fields read besides the four of `RECEIPT_FIELDS`; none is required."""
 
 
 @dataclass(frozen=True)
@@ -152,12 +162,16 @@ def extract(
     )
 
 
-def _field_json(value: FieldValue | None, *, with_country: bool) -> dict[str, Any] | None:
+def _field_json(
+    value: FieldValue | None, *, with_country: bool, with_currency: bool = False
+) -> dict[str, Any] | None:
     if value is None:
         return None
     out: dict[str, Any] = {"value": value.value}
     if with_country:
         out["country"] = value.country
+    if with_currency:
+        out["currency"] = value.currency
     out["confidence"] = round(float(value.confidence), 3)
     out["evidence"] = value.evidence
     return out
@@ -216,28 +230,61 @@ def documents_in(path_or_bytes: str | Path | bytes, name: str | None = None) -> 
     return out
 
 
-def extract_files(path_or_bytes: str | Path | bytes, **options: Any) -> list[dict[str, Any]]:
-    """`mailbot extract`: one JSON object (as `extract_file`) per document in the
-    file, `{"file": ..., "error": ...}` for one that cannot be read or is refused."""
+@dataclass(frozen=True)
+class ReadDocument:
+    """One document of a file, read as the mail path reads it, or why not."""
+
+    name: str
+    result: Extraction | None
+    error: str | None = None
+    """The refusal or the reading error; None when `result` is set."""
+    converted_from: str | None = None
+
+
+def read_files(path_or_bytes: str | Path | bytes, **options: Any) -> list[ReadDocument]:
+    """Each document in the file (`documents_in`), read by `extract` (same keyword
+    options); one that is refused or cannot be read carries its reason instead."""
     label = options.pop("name", None)
     try:
         documents = documents_in(path_or_bytes, label)
     except ExtractionError as exc:
-        return [{"file": label or str(path_or_bytes), "error": str(exc)}]
-    out: list[dict[str, Any]] = []
+        return [ReadDocument(label or str(path_or_bytes), None, str(exc))]
+    out: list[ReadDocument] = []
     for doc in documents:
         if doc.content is None:
-            out.append({"file": doc.name, "error": doc.refusal})
+            out.append(ReadDocument(doc.name, None, doc.refusal or "not accepted"))
             continue
         try:
-            obj = extract_file(doc.content, name=doc.name, **options)
+            result = extract(doc.content, name=doc.name, **options)
         except ExtractionError as exc:
-            out.append({"file": doc.name, "error": str(exc)})
+            out.append(ReadDocument(doc.name, None, str(exc)))
             continue
-        if doc.converted_from:
-            obj["converted_from"] = doc.converted_from
-        out.append(obj)
+        out.append(ReadDocument(doc.name, result, None, doc.converted_from))
     return out
+
+
+def document_json(doc: ReadDocument) -> dict[str, Any]:
+    """The object `mailbot extract --json` prints for one document: `to_json` with
+    `other_fields` and `converted_from`, or `{"file": ..., "error": ...}`."""
+    if doc.result is None:
+        return {"file": doc.name, "error": doc.error}
+    obj = to_json(doc.result)
+    obj["other_fields"] = {
+        name: _field_json(
+            doc.result.fields.get(name),
+            with_country=name == "buyer_company",
+            with_currency=name == "total",
+        )
+        for name in OTHER_FIELDS
+    }
+    if doc.converted_from:
+        obj["converted_from"] = doc.converted_from
+    return obj
+
+
+def extract_files(path_or_bytes: str | Path | bytes, **options: Any) -> list[dict[str, Any]]:
+    """`mailbot extract`: one JSON object (`document_json`) per document in the file."""
+    return [document_json(doc) for doc in read_files(path_or_bytes, **options)]
 
 
 def extract_file(path_or_bytes: str | Path | bytes, **options: Any) -> dict[str, Any]:
@@ -247,15 +294,24 @@ def extract_file(path_or_bytes: str | Path | bytes, **options: Any) -> dict[str,
 
 
 def format_rules_test(path_or_bytes: str | Path | bytes, **options: Any) -> str:
-    """A person's view of one extraction (`mailbot rules test FILE`); options as `extract`."""
-    return render(extract(path_or_bytes, **options))
+    """A person's view of each document in the file (`mailbot rules test FILE`), read
+    as `read_files` reads it; options as `extract`."""
+    return "\n".join(render_document(d) for d in read_files(path_or_bytes, **options))
 
 
-def render(result: Extraction) -> str:
+def render_document(doc: ReadDocument) -> str:
+    """`render` of one read document, or the reason it was not read."""
+    if doc.result is None:
+        return f"cannot read {doc.name}: {doc.error}\n"
+    return render(doc.result, converted_from=doc.converted_from)
+
+
+def render(result: Extraction, *, converted_from: str | None = None) -> str:
     doc, fields = result.document, result.fields
+    converted = f" (converted from {converted_from})" if converted_from else ""
     out = [
         f"file:      {result.name}",
-        f"read as:   {doc.source}, {doc.pages} page(s), {doc.seconds:.2f} s"
+        f"read as:   {doc.source}, {doc.pages} page(s), {doc.seconds:.2f} s{converted}"
         + (" (time budget ran out: partial text)" if doc.timed_out else ""),
         f"passes:    {'; '.join(doc.notes) or '-'}",
         f"rules:     {result.rules_version or '-'}",
@@ -266,7 +322,7 @@ def render(result: Extraction) -> str:
         "",
         f"document kind: {fields.document_kind}",
     ]
-    names = (*RECEIPT_FIELDS, "serial_number", "receipt_number")
+    names = (*RECEIPT_FIELDS, *OTHER_FIELDS)
     width = max(len(n) for n in names)
     for name in names:
         value = fields.get(name)
@@ -275,6 +331,8 @@ def render(result: Extraction) -> str:
                 out.append(f"{name:<{width}}  MISSING (no rule matched with enough confidence)")
             continue
         shown = f"{value.country} {value.value}" if value.country else value.value
+        if value.currency:
+            shown = f"{shown} {value.currency}"
         out.append(f"{name:<{width}}  {shown}  (confidence {value.confidence:.2f})")
         out.append(f"{'':<{width}}    rule:     {value.rule}")
         out.append(f"{'':<{width}}    evidence: {value.evidence!r}")
