@@ -1,8 +1,9 @@
 """`mailbot run`, `mailbot once`, `mailbot reprocess`: the intake with the pipeline.
 
 `run` serves until SIGTERM (the current message is finished, exit 0), tells systemd
-(Type=notify) when it is ready, beats its watchdog from the intake loop, and serves
-/healthz and /metrics when `health.listen` is set; `once`
+(Type=notify) when it is ready, beats its watchdog from the intake loop, serves
+/healthz and /metrics when `health.listen` is set and the web desk when
+`web.in_daemon` is (a port it cannot listen on stops it at the start); `once`
 processes what is pending, delivers the outbox and runs the sweeps, then exits.
 
 On PostgreSQL any number of `run` processes (any machines) share the work: one holds
@@ -66,7 +67,14 @@ def cmd_run(args: argparse.Namespace, app: App) -> int:
     if app.settings.web.in_daemon:  # the web desk in this process (`[web] in_daemon`)
         from mailbot.cli.web import DeskThread
 
-        desk = DeskThread(app).start()
+        try:
+            desk = DeskThread(app).start()
+        except BaseException:  # a taken port: nothing of this process stays behind
+            if health is not None:
+                health.stop()
+            if single is not None:
+                single.release()
+            raise
     notifier = Notifier()
     watchdog = Watchdog(notifier)
     metrics.add_beat_listener(watchdog)
