@@ -33,6 +33,19 @@ FILES = [
 ]
 
 
+def kari_sends_files(body: str, dmarc: str, **thread: Any) -> bytes:
+    """Kari's mail with the receipt and the serial photo, under our server's DMARC
+    verdict (`Authentication-Results`)."""
+    return customer_mail(
+        sender=KARI,
+        to=BOT,
+        body=body,
+        attachments=FILES,
+        headers={"Authentication-Results": dmarc},
+        **thread,
+    )
+
+
 def register(op: Operator) -> str:
     return op.created(replace(sc.KARI_CLAIM, retailer=None))
 
@@ -46,6 +59,13 @@ def newest_ledger_reason(op: Operator) -> str:
     rows = op.json("messages", "list", "--limit", "1")
     assert isinstance(rows, list)
     return str(rows[0]["reason"])
+
+
+def ledger_reasons(op: Operator) -> list[str]:
+    """The reasons of every ledger row, sorted."""
+    rows = op.json("messages", "list")
+    assert isinstance(rows, list)
+    return sorted(r["reason"] for r in rows)
 
 
 def claim(op: Operator, code: str) -> dict[str, Any]:
@@ -65,16 +85,7 @@ def test_forged_and_foreign_mail_is_held_on_the_claim(op: Operator) -> None:
     }
 
     # 1. the claimant's address forged: our server says DMARC failed
-    op.deliver(
-        customer_mail(
-            sender=KARI,
-            to=BOT,
-            body="Her er kvitteringen.",
-            attachments=FILES,
-            headers={"Authentication-Results": DMARC_FAIL},
-            **thread,
-        )
-    )
+    op.deliver(kari_sends_files("Her er kvitteringen.", DMARC_FAIL, **thread))
     op.run("once")
     no_new_mail(op, 1)
     assert newest_ledger_reason(op) == "review:dmarc_fail"
@@ -107,25 +118,14 @@ def test_forged_and_foreign_mail_is_held_on_the_claim(op: Operator) -> None:
         ("claim.mail_held", ["sender_not_claimant"], "other"),
         ("claim.mail_held", ["code_other_address"], "other"),
     ]
-    rows = op.json("messages", "list")
-    assert isinstance(rows, list)
-    assert sorted(r["reason"] for r in rows) == [
+    assert ledger_reasons(op) == [
         "review:code_other_address",
         "review:dmarc_fail",
         "review:sender_not_claimant",
     ]
 
     # 4. Kari herself, authenticated: the claim moves and she is answered
-    op.deliver(
-        customer_mail(
-            sender=KARI,
-            to=BOT,
-            body="Her er kvitteringen og serienummeret.",
-            attachments=FILES,
-            headers={"Authentication-Results": DMARC_PASS},
-            **thread,
-        )
-    )
+    op.deliver(kari_sends_files("Her er kvitteringen og serienummeret.", DMARC_PASS, **thread))
     op.run("once")
     [answer] = op.sink.wait_for(2, timeout=5)[1:]
     assert answer.rcpt_tos == (KARI,) and code in answer.message["Subject"]
@@ -208,9 +208,7 @@ def test_rma_notice_from_another_address_is_held(op: Operator) -> None:
         ("rma.notice_held", ["sender_not_claimant"]),
         ("rma.notice_held", ["dmarc_fail"]),
     ]
-    rows = op.json("messages", "list")
-    assert isinstance(rows, list)
-    assert sorted(r["reason"] for r in rows) == [
+    assert ledger_reasons(op) == [
         "review:dmarc_fail",
         "review:sender_not_claimant",
         "rma:unknown_notice",
