@@ -91,20 +91,32 @@ def _event(s: Session, claim: Claim) -> Event:
     return ev
 
 
+def _approval(settings: Settings, **fields: Any) -> dict[str, Any]:
+    """`queue_reply`'s arguments for the approval mail to Kari, `fields` replaced."""
+    return {
+        "template": "approved",
+        "language": "nb",
+        "context": APPROVED,
+        "to_addr": KARI,
+        "now": T0,
+        "settings": settings,
+        **fields,
+    }
+
+
 def _queue(
     s: Session, settings: Settings, claim: Claim, to: str | None = None, **kw: Any
 ) -> Outbox | None:
     return queue_reply(
         s,
-        template="approved",
-        language="nb",
-        context={**APPROVED, "code": claim.code},
-        to_addr=to or claim.email,
-        event_id=_event(s, claim).id,
-        claim_id=claim.id,
-        now=T0,
-        settings=settings,
-        **kw,
+        **_approval(
+            settings,
+            context={**APPROVED, "code": claim.code},
+            to_addr=to or claim.email,
+            event_id=_event(s, claim).id,
+            claim_id=claim.id,
+            **kw,
+        ),
     )
 
 
@@ -112,6 +124,17 @@ def _queue_one(factory: sessionmaker[Session], settings: Settings) -> None:
     """Kari's claim and one queued reply to it (its approval)."""
     with db.transaction(factory) as s:
         _queue(s, settings, _claim(s))
+
+
+def _answered_first(
+    factory: sessionmaker[Session], sink: SmtpSink, times: int, answer: str, **smtp: Any
+) -> Settings:
+    """Kari's reply queued, and the relay answers its first `times` attempts with
+    `answer`; the settings to deliver with."""
+    settings = _settings(sink, **smtp)
+    _queue_one(factory, settings)
+    sink.fail_next(times, answer)
+    return settings
 
 
 def _rows(factory: sessionmaker[Session]) -> list[Outbox]:
@@ -162,9 +185,7 @@ def test_delivery_with_threading_and_loop_headers(db_url: str, smtp_sink: SmtpSi
 def test_temporary_error_is_retried_with_backoff(
     factory: sessionmaker[Session], smtp_sink: SmtpSink
 ) -> None:
-    settings = _settings(smtp_sink)
-    _queue_one(factory, settings)
-    smtp_sink.fail_next(1, "451 4.3.0 greylisted, try again later")
+    settings = _answered_first(factory, smtp_sink, 1, "451 4.3.0 greylisted, try again later")
     stats = deliver_pending(factory, settings, T0, rng=Random(1))
     assert (stats.sent, stats.deferred) == (0, 1)
     [row] = _rows(factory)
@@ -182,9 +203,7 @@ def test_temporary_error_is_retried_with_backoff(
 def test_permanent_error_fails_and_is_flagged_never_retried(
     factory: sessionmaker[Session], smtp_sink: SmtpSink
 ) -> None:
-    settings = _settings(smtp_sink)
-    _queue_one(factory, settings)
-    smtp_sink.fail_next(1, "550 5.7.1 message refused")
+    settings = _answered_first(factory, smtp_sink, 1, "550 5.7.1 message refused")
     stats = deliver_pending(factory, settings, T0)
     assert (stats.sent, stats.failed) == (0, 1)
     [row] = _rows(factory)
@@ -200,9 +219,7 @@ def test_permanent_error_fails_and_is_flagged_never_retried(
 
 
 def test_gives_up_after_max_attempts(factory: sessionmaker[Session], smtp_sink: SmtpSink) -> None:
-    settings = _settings(smtp_sink, max_attempts=2)
-    _queue_one(factory, settings)
-    smtp_sink.fail_next(2, "421 4.7.0 try later")
+    settings = _answered_first(factory, smtp_sink, 2, "421 4.7.0 try later", max_attempts=2)
     assert deliver_pending(factory, settings, T0).deferred == 1
     assert deliver_pending(factory, settings, T0 + timedelta(hours=1)).failed == 1
     [row] = _rows(factory)
@@ -516,16 +533,7 @@ def test_loop_protection_refuses_and_records_why(
     with db.transaction(factory) as s:
         claim = _claim(s)
         ev = _event(s, claim)
-        row = queue_reply(
-            s,
-            template="approved",
-            language="nb",
-            context=APPROVED,
-            to_addr=address,
-            event_id=ev.id,
-            now=T0,
-            settings=settings,
-        )
+        row = queue_reply(s, **_approval(settings, to_addr=address, event_id=ev.id))
         assert row is None
         assert ev.evidence["reply_suppressed"] == {"template": "approved", "reason": reason}
     assert _rows(factory) == []
@@ -575,15 +583,7 @@ def test_one_reply_per_event(factory: sessionmaker[Session], smtp_sink: SmtpSink
     with db.transaction(factory) as s:
         claim = _claim(s)
         ev = _event(s, claim)
-        kwargs: dict[str, Any] = dict(
-            template="approved",
-            language="nb",
-            context=APPROVED,
-            to_addr=KARI,
-            event_id=ev.id,
-            now=T0,
-            settings=settings,
-        )
+        kwargs = _approval(settings, event_id=ev.id)
         first = queue_reply(s, **kwargs)
         second = queue_reply(s, **kwargs)
         assert first is not None and second is first
@@ -615,15 +615,7 @@ def test_reply_queued_with_an_unflushed_event(
         with s.no_autoflush:
             ev = Event(claim_id=claim.id, kind="approved", to_state="approved", created_at=T0)
             s.add(ev)
-            kwargs: dict[str, Any] = dict(
-                template="approved",
-                language="nb",
-                context=APPROVED,
-                to_addr=KARI,
-                event=ev,
-                now=T0,
-                settings=settings,
-            )
+            kwargs = _approval(settings, event=ev)
             row = queue_reply(s, **kwargs)
             assert row is not None and ev.id is None and row.id is None
             assert queue_reply(s, **kwargs) is row
