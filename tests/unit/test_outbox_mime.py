@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -20,6 +21,27 @@ def _parse(raw: bytes) -> email.message.EmailMessage:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, email.message.EmailMessage)
     return msg
+
+
+# a mail to a@b.no with our SMTP settings at NOW; a call may give any of these again
+_build = partial(build_message, to_addr="a@b.no", settings=SMTP, now=NOW)
+
+
+def _to_kari(mail: RenderedMail, message_id: str) -> tuple[bytes, dict[str, str]]:
+    """The mail as a reply to Kari in her thread (<c@example.no>)."""
+    thread = thread_headers("<c@example.no>")
+    return _build(mail=mail, message_id=message_id, to_addr="kari@example.no", extra_headers=thread)
+
+
+def _assert_bodies_read_back(
+    msg: email.message.EmailMessage, mail: RenderedMail, what: str
+) -> None:
+    """Both parts are there and decode to exactly what was rendered (line ends are CRLF
+    on the wire, and stay so after decoding quoted-printable)."""
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().replace("\r\n", "\n") == mail.text, what
+    assert html.get_content().replace("\r\n", "\n") == mail.html, what
 
 
 def test_threading_headers_follow_the_customer_and_drop_junk() -> None:
@@ -44,14 +66,7 @@ def test_bare_address() -> None:
 @pytest.mark.parametrize("lang", ["nb", "fi"])
 def test_full_mail_parses_back_with_every_header(lang: str) -> None:
     mail = Templates().render("missing_info", lang, SAMPLE_CONTEXT["missing_info"])
-    raw, headers = build_message(
-        mail=mail,
-        to_addr="kari@example.no",
-        message_id="<m1@brand.example>",
-        settings=SMTP,
-        now=NOW,
-        extra_headers=thread_headers("<c@example.no>"),
-    )
+    raw, headers = _to_kari(mail, "<m1@brand.example>")
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     raw.decode("ascii")  # 7-bit on the wire: QP bodies, encoded-word subject
@@ -61,19 +76,13 @@ def test_full_mail_parses_back_with_every_header(lang: str) -> None:
     assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
     assert msg["Reply-To"] == "help@brand.example" and msg["Content-Language"] == lang
     assert msg["Date"] == "Fri, 20 Jan 2023 10:00:00 +0000"
-    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
-    assert text is not None and html is not None
-    # line ends are CRLF on the wire, and stay so after decoding quoted-printable
-    assert text.get_content().replace("\r\n", "\n") == mail.text
-    assert html.get_content().replace("\r\n", "\n") == mail.html
+    _assert_bodies_read_back(msg, mail, lang)
     assert headers["Message-ID"] == "<m1@brand.example>"
 
 
 def test_text_only_mail_is_a_single_part() -> None:
     mail = RenderedMail("Hei [Ref 12345678]", "Hei på deg\n", None, "nb")
-    raw, _ = build_message(
-        mail=mail, to_addr="a@b.no", message_id="<m2@brand.example>", settings=SMTP, now=NOW
-    )
+    raw, _ = _build(mail=mail, message_id="<m2@brand.example>")
     msg = _parse(raw)
     assert msg.get_content_type() == "text/plain" and msg.get_content() == "Hei på deg\r\n"
     assert raw.count(b"MIME-Version") == 1
@@ -82,12 +91,8 @@ def test_text_only_mail_is_a_single_part() -> None:
 def test_a_line_break_in_a_header_is_refused() -> None:
     mail = RenderedMail("ok", "x\n", None, "en")
     with pytest.raises(ValueError, match="line break"):
-        build_message(
-            mail=mail,
-            to_addr="a@b.no\r\nBcc: evil@example.com",
-            message_id="<m3@brand.example>",
-            settings=SMTP,
-            now=NOW,
+        _build(
+            mail=mail, message_id="<m3@brand.example>", to_addr="a@b.no\r\nBcc: evil@example.com"
         )
 
 
@@ -98,48 +103,27 @@ def test_every_template_parses_back_exactly(lang: str) -> None:
     templates = Templates()
     for name, context in SAMPLE_CONTEXT.items():
         mail = templates.render(name, lang, context)
-        raw, _ = build_message(
-            mail=mail,
-            to_addr="kari@example.no",
-            message_id="<m4@brand.example>",
-            settings=SMTP,
-            now=NOW,
-            extra_headers=thread_headers("<c@example.no>"),
-        )
+        raw, _ = _to_kari(mail, "<m4@brand.example>")
         raw.decode("ascii")
         assert max(len(line) for line in raw.split(b"\r\n")) <= 78, name
         msg = _parse(raw)
         assert msg["Subject"] == mail.subject, name
-        text, html = msg.get_body(("plain",)), msg.get_body(("html",))
-        assert text is not None and html is not None
-        assert text.get_content().replace("\r\n", "\n") == mail.text, name
-        assert html.get_content().replace("\r\n", "\n") == mail.html, name
+        _assert_bodies_read_back(msg, mail, name)
 
 
 def test_long_references_fold_and_unfold_to_the_same_value() -> None:
     refs = [f"<{i}.a-rather-long-identifier@mail.customer.example>" for i in range(9)]
     headers = thread_headers("<parent@customer.example>", refs)
-    raw, _ = build_message(
-        mail=RenderedMail("s", "t\n", None, "en"),
-        to_addr="a@b.no",
-        message_id="<m5@brand.example>",
-        settings=SMTP,
-        now=NOW,
-        extra_headers=headers,
-    )
+    mail = RenderedMail("s", "t\n", None, "en")
+    raw, _ = _build(mail=mail, message_id="<m5@brand.example>", extra_headers=headers)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 78
     assert _parse(raw)["References"] == headers["References"]
 
 
 def test_a_non_ascii_sender_name_keeps_the_address_readable() -> None:
     smtp = SmtpSettings(from_address="Kundeservice Ærlig <claims@brand.example>")
-    raw, _ = build_message(
-        mail=RenderedMail("s", "t\n", None, "nb"),
-        to_addr="a@b.no",
-        message_id="<m6@brand.example>",
-        settings=smtp,
-        now=NOW,
-    )
+    mail = RenderedMail("s", "t\n", None, "nb")
+    raw, _ = _build(mail=mail, message_id="<m6@brand.example>", settings=smtp)
     sender = _parse(raw)["From"]
     assert sender.addresses[0].addr_spec == "claims@brand.example"
     assert sender.addresses[0].display_name == "Kundeservice Ærlig"
@@ -149,16 +133,7 @@ def test_a_non_ascii_sender_name_keeps_the_address_readable() -> None:
 def test_awkward_bodies_survive_quoted_printable() -> None:
     text = "a = b  \n" + "x" * 200 + "\nTabs\tand trailing tab\t\nÆØÅ æøå €\n--=_not a boundary\n"
     html = "<p>" + "é" * 120 + "</p>\n"
-    raw, _ = build_message(
-        mail=RenderedMail("s", text, html, "nb"),
-        to_addr="a@b.no",
-        message_id="<m7@brand.example>",
-        settings=SMTP,
-        now=NOW,
-    )
+    mail = RenderedMail("s", text, html, "nb")
+    raw, _ = _build(mail=mail, message_id="<m7@brand.example>")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 78
-    msg = _parse(raw)
-    plain, rich = msg.get_body(("plain",)), msg.get_body(("html",))
-    assert plain is not None and rich is not None
-    assert plain.get_content().replace("\r\n", "\n") == text
-    assert rich.get_content().replace("\r\n", "\n") == html
+    _assert_bodies_read_back(_parse(raw), mail, "")
