@@ -39,6 +39,15 @@ def extract(*paths: Path) -> tuple[int, list[dict[str, object]]]:
     return code, [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
 
 
+def read_one(path: Path, data: bytes) -> dict[str, object]:
+    """`data` written to `path` and extracted: it succeeds with one object."""
+    path.write_bytes(data)
+    code, objs = extract(path)
+    assert code == 0, objs
+    (obj,) = objs
+    return obj
+
+
 def _receipt_read(obj: dict[str, object]) -> None:
     fields = obj["fields"]
     assert isinstance(fields, dict), obj
@@ -55,10 +64,7 @@ def _heic(image: Image.Image) -> bytes:
 @needs_tesseract
 def test_heic_photo_is_read_as_the_mail_path_converts_it(tmp_path: Path) -> None:
     path = tmp_path / "kvittering.heic"
-    path.write_bytes(_heic(render_receipt(LINES, size=30)))
-    code, objs = extract(path)
-    assert code == 0, objs
-    (obj,) = objs
+    obj = read_one(path, _heic(render_receipt(LINES, size=30)))
     assert obj["file"] == str(path) and obj["source"] == "ocr"
     assert obj["converted_from"] == "image/heic"
     _receipt_read(obj)
@@ -80,11 +86,7 @@ def test_tnef_winmail_dat_gives_one_object_per_file_inside(tmp_path: Path) -> No
 
 @needs_tesseract
 def test_pdf_whose_receipt_is_an_embedded_image(tmp_path: Path) -> None:
-    path = tmp_path / "scan.pdf"
-    path.write_bytes(scanned_pdf(render_receipt(LINES, size=30)))
-    code, objs = extract(path)
-    assert code == 0, objs
-    (obj,) = objs
+    obj = read_one(tmp_path / "scan.pdf", scanned_pdf(render_receipt(LINES, size=30)))
     assert obj["source"] == "ocr"
     _receipt_read(obj)
 
