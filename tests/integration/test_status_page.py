@@ -70,12 +70,23 @@ def _client(app: App, **kw: object) -> TestClient:
     return TestClient(web, **kw)  # type: ignore[arg-type]
 
 
+def _kari(tmp_path: Path, db_url: str, **web: object) -> tuple[App, str, TestClient]:
+    """An app with Kari's claim (Norwegian) registered, its code, and a browser."""
+    app = _app(tmp_path, db_url, **web)
+    return app, _register(app), _client(app)
+
+
+def _token(html: str) -> str:
+    """The CSRF token a status form carries."""
+    token = TOKEN.search(html)
+    assert token is not None
+    return token.group(0).split('value="')[1].rstrip('"')
+
+
 def _ask(client: TestClient, code: str, email: str, **headers: str) -> tuple[int, str]:
     form = client.get("/status", headers=headers)
     assert form.status_code == 200
-    token = TOKEN.search(form.text)
-    assert token is not None
-    value = token.group(0).split('value="')[1].rstrip('"')
+    value = _token(form.text)
     lang = re.search(r'name="lang" value="(\w+)"', form.text)
     assert lang is not None
     answer = client.post(
@@ -98,9 +109,7 @@ def _unknown_code(known: str) -> str:
 def test_a_match_shows_the_state_in_the_claims_language_and_nothing_personal(
     tmp_path: Path, db_url: str
 ) -> None:
-    app = _app(tmp_path, db_url)
-    code = _register(app)
-    client = _client(app)
+    _, code, client = _kari(tmp_path, db_url)
     # English browser, Norwegian claim: the answer is in Norwegian; the address is
     # compared case-insensitively and without the blanks people paste
     spaced = f"{code[:4]} {code[4:]}"
@@ -145,9 +154,7 @@ def test_an_approved_claim_in_english_says_how_much_and_by_when(
 def test_a_wrong_address_and_an_unknown_code_get_the_same_bytes(
     tmp_path: Path, db_url: str
 ) -> None:
-    app = _app(tmp_path, db_url)
-    code = _register(app)
-    client = _client(app)
+    _, code, client = _kari(tmp_path, db_url)
     wrong_email = _ask(client, code, "someone.else@example.no", **{"Accept-Language": "sv"})
     unknown_code = _ask(client, _unknown_code(code), KARI, **{"Accept-Language": "sv"})
     malformed = _ask(client, "12ab", KARI, **{"Accept-Language": "sv"})
@@ -159,9 +166,7 @@ def test_a_wrong_address_and_an_unknown_code_get_the_same_bytes(
 
 
 def test_lookups_are_rate_limited_per_client(tmp_path: Path, db_url: str) -> None:
-    app = _app(tmp_path, db_url, trust_proxy=True)
-    code = _register(app)
-    client = _client(app)
+    _, code, client = _kari(tmp_path, db_url, trust_proxy=True)
     proxy = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
     for _ in range(status.LOOKUPS_PER_WINDOW):
         assert _ask(client, _unknown_code(code), KARI, **proxy)[0] == 200
@@ -174,9 +179,8 @@ def test_lookups_are_rate_limited_per_client(tmp_path: Path, db_url: str) -> Non
 
 
 def test_the_proxy_header_counts_only_when_trusted(tmp_path: Path, db_url: str) -> None:
-    app = _app(tmp_path, db_url)  # trust_proxy = false: every request is the TCP peer
-    code = _register(app)
-    client = _client(app)
+    # trust_proxy = false: every request is the TCP peer
+    _, code, client = _kari(tmp_path, db_url)
     for i in range(status.LOOKUPS_PER_WINDOW):
         hops = {"X-Forwarded-For": f"198.51.100.{i}"}
         assert _ask(client, _unknown_code(code), KARI, **hops)[0] == 200
@@ -184,16 +188,12 @@ def test_the_proxy_header_counts_only_when_trusted(tmp_path: Path, db_url: str) 
 
 
 def test_the_form_refuses_a_missing_or_wrong_csrf_token(tmp_path: Path, db_url: str) -> None:
-    app = _app(tmp_path, db_url)
-    code = _register(app)
-    client = _client(app)
+    app, code, client = _kari(tmp_path, db_url)
     page = client.get("/status?lang=da")
     assert page.status_code == 200 and '<html lang="da">' in page.text
     assert status.CSRF_COOKIE in page.cookies
     assert "no-store" in page.headers["cache-control"]
-    token = TOKEN.search(page.text)
-    assert token is not None
-    good = token.group(0).split('value="')[1].rstrip('"')
+    good = _token(page.text)
     form = {"code": code, "email": KARI, "lang": "da"}
 
     missing = client.post("/status", data=form)
@@ -203,9 +203,7 @@ def test_the_form_refuses_a_missing_or_wrong_csrf_token(tmp_path: Path, db_url: 
     assert client.post("/status", data={**form, "csrf_token": forged}).status_code == 403
     # a token from another browser's form: right signature, other nonce
     other = _client(app).get("/status")
-    theirs = TOKEN.search(other.text)
-    assert theirs is not None
-    stolen = theirs.group(0).split('value="')[1].rstrip('"')
+    stolen = _token(other.text)
     assert client.post("/status", data={**form, "csrf_token": stolen}).status_code == 403
     # without the cookie the token alone is not enough
     bare = _client(app)
