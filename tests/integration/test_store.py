@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.store import db
 from mailbot.store.models import Campaign, Claim, Event, Message, Outbox
@@ -95,10 +97,16 @@ def _reply(message_id: str, event_id: int, now: datetime) -> Outbox:
     )
 
 
-def test_roundtrip_and_constraints(db_url: str) -> None:
+@pytest.fixture
+def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a database upgraded to the newest schema."""
     engine = db.make_engine(db_url)
     db.upgrade(engine)
-    factory = db.session_factory(engine)
+    yield db.session_factory(engine)
+    engine.dispose()
+
+
+def test_roundtrip_and_constraints(factory: sessionmaker[Session]) -> None:
     now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
     with db.transaction(factory) as s:
         s.add(Campaign(id="cashback-2022", name="Cashback"))
@@ -126,7 +134,6 @@ def test_roundtrip_and_constraints(db_url: str) -> None:
         s.add(_reply("<1@x>", event_id, now))
     with pytest.raises(IntegrityError), db.transaction(factory) as s:
         s.add(_reply("<2@x>", event_id, now))
-    engine.dispose()
 
 
 def test_sqlite_pragmas(sqlite_url: str) -> None:
@@ -136,23 +143,18 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_naive_datetimes_are_refused(db_url: str) -> None:
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
+def test_naive_datetimes_are_refused(factory: sessionmaker[Session]) -> None:
     with pytest.raises(Exception, match="naive"), db.transaction(factory) as s:
         s.add(Campaign(id="x", loaded_at=datetime(2023, 1, 1)))
-    engine.dispose()
 
 
-def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(db_url: str) -> None:
+def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(
+    factory: sessionmaker[Session],
+) -> None:
     """Group commit: mail 1 approves a claim (not flushed yet), mail 2 from the same
     sender must not be matched to it as an open claim."""
     from mailbot.store.directory import StoreClaimDirectory
 
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
     now = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
     with db.transaction(factory) as s:
         s.add(Campaign(id="cashback-2022", name="Cashback"))
@@ -167,4 +169,3 @@ def test_directory_sees_a_claim_closed_earlier_in_the_same_transaction(db_url: s
         first = s.scalars(select(Claim).where(Claim.code == "12345674")).one()
         first.state = "approved"  # decided, not flushed
         assert [r.code for r in directory.open_claims_for("kari@example.no")] == ["87654321"]
-    engine.dispose()
