@@ -941,6 +941,14 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
     def reply(body: str, atts: list[tuple[str, str, bytes]]) -> Callable[[MailContext], MailSpec]:
         return lambda c: MailSpec(f"{re_}{c.last_subject}", greet + body + sign, atts)
 
+    def honest(day: int) -> Mail:
+        """The receipt and the serial photo, as asked: approved."""
+        return Mail(
+            day,
+            APPROVE,
+            reply(w["receipt" if cb else "receipt_only"], receipt_att() + serial_att()),
+        )
+
     name_p = persona.name
     if name_p in ("complete", "shop_layout", "phone_serial"):
         if name_p == "shop_layout":
@@ -988,13 +996,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
                 )
             )
         else:  # nothing to reuse yet (tiny runs): an honest customer
-            mails.append(
-                Mail(
-                    d1,
-                    APPROVE,
-                    reply(w["receipt" if cb else "receipt_only"], receipt_att() + serial_att()),
-                )
-            )
+            mails.append(honest(d1))
     elif name_p == "nothing_attached":
         mails.append(
             Mail(
@@ -1008,13 +1010,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
             )
         )
     elif name_p == "status_question":
-        mails.append(
-            Mail(
-                d1,
-                APPROVE,
-                reply(w["receipt" if cb else "receipt_only"], receipt_att() + serial_att()),
-            )
-        )
+        mails.append(honest(d1))
         mails.append(
             Mail(
                 d1 + rng.randint(4, 9),
@@ -1125,13 +1121,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
                 ),
             )
         )
-        mails.append(
-            Mail(
-                d1 + rng.randint(5, 10),
-                APPROVE,
-                reply(w["receipt" if cb else "receipt_only"], receipt_att() + serial_att()),
-            )
-        )
+        mails.append(honest(d1 + rng.randint(5, 10)))
     elif name_p == "bounce":
         from mailbot.devtools.samples import bounce_for
 
