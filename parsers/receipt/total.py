@@ -67,13 +67,14 @@ ITEMS_LOOKED_AT = 60
 # An amount: digits, optionally grouped by thousands, optionally with two decimals or
 # ",-"; a sign just before it is kept to tell refunds apart. Not part of a longer number
 # (a date, an EAN, a card number): no digit or separator-digit on either side; letters
-# may touch it, as OCR prints "NOK3990,00" and "3 990,00kr"; OCR's space after the
-# decimal point ("39. 80") is read past, and "26, 90" is never the integer 26.
+# may touch it, as OCR prints "NOK3990,00" and "3 990,00kr", but then it is not grouped
+# ("WF-1000XM4 249,00" is 249, not 4 249). OCR's space after the decimal point ("39. 80")
+# is read past, and "26, 90" or "2. Oo" is never an integer.
 _AMOUNT = re.compile(
     r"(?<![\d.,])(?P<sign>[-\u2212]\s?)?"
-    r"(?P<int>\d{1,3}(?:[ .,'\u00a0\u202f]\d{3})+|\d+)"
+    r"(?P<int>(?<![^\W\d_])\d{1,3}(?:[ .,'\u00a0\u202f]\d{3})+|\d+)"
     r"(?:(?P<dec_sep>[.,]) ?(?P<dec>\d{2})|(?P<dash>[.,]-{1,2}))?"
-    r"(?!\d|[.,] ?\d)"
+    r"(?!\d|[.,] ?\w)"
     r"(?P<minus>-(?!\d))?"
 )
 _CURRENCY = re.compile(

@@ -96,6 +96,9 @@ def test_labelled_totals(line: str, expected: str) -> None:
         "2 x Sony total 3 990,00",  # a label after digits: an item line
         "SUMME EUR 5.417",  # "5,41" misread, or thousands?
         "SUMME EUR 26, 9O",
+        "KOPA EUR 2. Oo",  # a decimal OCR broke: not the integer 2
+        "Paid Amount 100.00",  # cash handed over
+        "Amount 12,00",  # a column's word, not a total's
         "Consumer 12,00",  # "sum" only as a word
     ],
 )
@@ -128,6 +131,9 @@ def test_confident_only_when_the_page_backs_it() -> None:
     items = ["Sonos One 2 490,00", "HDMI-kabel 2m 199,00", "Bærepose 2,00"]
     backed = total(*items, "Totalt 2 691,00")
     assert backed is not None and backed[:2] == ("2691.00", CHECKED)  # the items add up
+    # A model's digits are not thousands of the price beside it ("XM4 249,00").
+    model = total("Sony WH-1000XM5 99,00", "Sony WF-1000XM4 249,00", "Totalt 348,00")
+    assert model is not None and model[:2] == ("348.00", CHECKED)
     paid = total("Sonos One 2 490,00", "Totalt 2 490,00", "Bankkort 2 490,00")
     assert paid is not None and paid[1] == CHECKED  # another line shows it
     # OCR turned 10 470,00 into 106 476,06: nothing else on the page says so.
