@@ -66,6 +66,8 @@ def test_not_one_amount() -> None:
         ("Att betala: 1 299,00", "1299.00"),
         ("Å betale kr 1299", "1299.00"),  # an integer with its currency
         ("Totalt inkl. mva 3 990,00", "3990.00"),  # tax said to be included
+        ("Totalt (inkl. 25% mva) 3 990,00", "3990.00"),
+        ("Total Sales (Inclusive of GST) 54.50", "54.50"),
         ("BETALT 3 990,00", "3990.00"),
     ],
 )
