@@ -86,8 +86,14 @@ from mailbot.store.models import Outbox
 log = logging.getLogger(__name__)
 
 
-def _rows(result: Any) -> int:
-    """Rows an UPDATE touched (CursorResult.rowcount; typed loosely by SQLAlchemy)."""
+def _update(session: Session, *where: Any, **values: Any) -> int:
+    """Set `values` on the outbox rows `where` matches, in the database only (no
+    session objects are synchronized); how many rows changed. Each `where` names the
+    row as it was read, so a row someone else changed meanwhile is left alone."""
+    result = session.execute(
+        update(Outbox).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
+    # CursorResult.rowcount, typed loosely by SQLAlchemy
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -234,12 +240,12 @@ class _Run:
         try:
             with transaction(self.factory) as session:
                 for token, ids in groups.items():
-                    session.execute(
-                        update(Outbox)
-                        .where(Outbox.id.in_(ids), Outbox.claimed_by == token)
-                        .where(Outbox.status.in_(_IN_FLIGHT))
-                        .values(next_attempt_at=until)
-                        .execution_options(synchronize_session=False)
+                    _update(
+                        session,
+                        Outbox.id.in_(ids),
+                        Outbox.claimed_by == token,
+                        Outbox.status.in_(_IN_FLIGHT),
+                        next_attempt_at=until,
                     )
         except _DB_ERRORS as exc:
             # the next beat tries again; the rows stay ours unless the lease runs out
@@ -314,41 +320,32 @@ def _flag_abandoned(
 
     With `smtp.resend_unconfirmed` it is sent once more (same bytes and Message-ID,
     marked `possible_duplicate`); a second unknown outcome waits for an admin."""
-    if resend and _rows(
-        session.execute(
-            update(Outbox)
-            .where(*same, Outbox.possible_duplicate.is_(False))
-            .values(
-                status="queued",
-                claimed_by=None,
-                possible_duplicate=True,
-                last_error=(
-                    f"UNCONFIRMED: the sender was lost during attempt {attempts}; "
-                    "sent once more with the same Message-ID (possible duplicate)"
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
+    if resend and _update(
+        session,
+        *same,
+        Outbox.possible_duplicate.is_(False),
+        status="queued",
+        claimed_by=None,
+        possible_duplicate=True,
+        last_error=(
+            f"UNCONFIRMED: the sender was lost during attempt {attempts}; "
+            "sent once more with the same Message-ID (possible duplicate)"
+        ),
     ):
         log.warning(
             "reply left sending by a lost sender; sent once more, marked possible_duplicate",
             extra={"outbox_id": row_id, "attempt": attempts},
         )
         return False
-    done = _rows(
-        session.execute(
-            update(Outbox)
-            .where(*same)
-            .values(
-                status="unconfirmed",
-                next_attempt_at=None,
-                last_error=(
-                    f"UNCONFIRMED (admin): the sender was lost during attempt {attempts}; "
-                    "the relay may have the mail, so it is not sent again"
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
+    done = _update(
+        session,
+        *same,
+        status="unconfirmed",
+        next_attempt_at=None,
+        last_error=(
+            f"UNCONFIRMED (admin): the sender was lost during attempt {attempts}; "
+            "the relay may have the mail, so it is not sent again"
+        ),
     )
     if done:
         log.error(
@@ -401,29 +398,19 @@ def _claim_batch(run: _Run, smtp: SmtpSettings, stats: DeliveryStats, size: int)
                     continue
                 release = book.release(row_id, to_addr)
                 if release is not None:
-                    session.execute(
-                        update(Outbox)
-                        .where(*same)
-                        .values(status="held", claimed_by=None, next_attempt_at=release)
-                        .execution_options(synchronize_session=False)
-                    )
+                    _update(session, *same, status="held", claimed_by=None, next_attempt_at=release)
                     stats.held += 1
                     log.info(
                         "reply held by rate limit",
                         extra={"outbox_id": row_id, "to": mask_email(to_addr), "until": release},
                     )
                     continue
-                claimed = _rows(
-                    session.execute(
-                        update(Outbox)
-                        .where(*same)
-                        .values(
-                            status="claimed",
-                            claimed_by=run.token,
-                            next_attempt_at=now + run.lease,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+                claimed = _update(
+                    session,
+                    *same,
+                    status="claimed",
+                    claimed_by=run.token,
+                    next_attempt_at=now + run.lease,
                 )
                 if claimed != 1:
                     continue  # another sender took it between our read and our update
@@ -458,32 +445,41 @@ def _rebuild(row: Outbox, smtp: SmtpSettings) -> bytes:
 def _release(run: _Run, later: datetime) -> None:
     """Give back the rows this run claimed and never started: no attempt was made."""
     with transaction(run.factory) as session:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.claimed_by == run.token, Outbox.status == "claimed")
-            .values(status="queued", claimed_by=None, next_attempt_at=later)
-            .execution_options(synchronize_session=False)
+        _update(
+            session,
+            Outbox.claimed_by == run.token,
+            Outbox.status == "claimed",
+            status="queued",
+            claimed_by=None,
+            next_attempt_at=later,
         )
 
 
 def _mark_sending(run: _Run, item: _Claimed) -> bool:
     """Record the attempt before the relay sees it; False when the row is not ours now."""
     with transaction(run.factory) as session:
-        done = _rows(
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == item.id, Outbox.status == "claimed")
-                .where(Outbox.claimed_by == run.token)
-                .values(
-                    status="sending",
-                    attempts=item.attempt,
-                    attempted_at=run.now,
-                    next_attempt_at=run.at() + run.lease,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        done = _update(
+            session,
+            Outbox.id == item.id,
+            Outbox.status == "claimed",
+            Outbox.claimed_by == run.token,
+            status="sending",
+            attempts=item.attempt,
+            attempted_at=run.now,
+            next_attempt_at=run.at() + run.lease,
         )
     return done == 1
+
+
+def _our_attempt(row_id: int, token: str, attempt: int) -> tuple[Any, ...]:
+    """The row as our attempt left it: the relay answered it, it is still claimed by
+    us, and no attempt was made since."""
+    return (
+        Outbox.id == row_id,
+        Outbox.status.in_(_ANSWERED),
+        Outbox.claimed_by == token,
+        Outbox.attempts == attempt,
+    )
 
 
 def _finish(run: _Run, item: _Claimed, *, only_first_doubt: bool = False, **values: object) -> bool:
@@ -492,29 +488,20 @@ def _finish(run: _Run, item: _Claimed, *, only_first_doubt: bool = False, **valu
     `possible_duplicate`), so an unknown outcome is resent at most once."""
     first = (Outbox.possible_duplicate.is_(False),) if only_first_doubt else ()
     with transaction(run.factory) as session:
-        done = _rows(
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == item.id, Outbox.status.in_(_ANSWERED), *first)
-                .where(Outbox.claimed_by == run.token, Outbox.attempts == item.attempt)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        )
+        done = _update(session, *_our_attempt(item.id, run.token, item.attempt), *first, **values)
     return done == 1
 
 
 def _write_sent(factory: sessionmaker[Session], done: _Unrecorded) -> bool:
     """Record a 250; False when the row had meanwhile been changed by someone else."""
     with transaction(factory) as session:
-        n = _rows(
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == done.id, Outbox.status.in_(_ANSWERED))
-                .where(Outbox.claimed_by == done.token, Outbox.attempts == done.attempt)
-                .values(status="sent", sent_at=done.sent_at, next_attempt_at=None, last_error=None)
-                .execution_options(synchronize_session=False)
-            )
+        n = _update(
+            session,
+            *_our_attempt(done.id, done.token, done.attempt),
+            status="sent",
+            sent_at=done.sent_at,
+            next_attempt_at=None,
+            last_error=None,
         )
     return n == 1
 
@@ -727,12 +714,10 @@ def requeue(session: Session, outbox_id: int, now: datetime) -> bool:
     """An admin fixed the cause of a failed reply, or decided that an unconfirmed one
     must go out again: send it (same bytes and Message-ID). Resending an unconfirmed
     reply records `possible_duplicate`: the first copy may have arrived."""
-    done = _rows(
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id == outbox_id, Outbox.status.in_(("failed", "unconfirmed")))
-            .values(**requeued(now))
-            .execution_options(synchronize_session=False)
-        )
+    done = _update(
+        session,
+        Outbox.id == outbox_id,
+        Outbox.status.in_(("failed", "unconfirmed")),
+        **requeued(now),
     )
     return bool(done)
