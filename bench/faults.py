@@ -48,6 +48,7 @@ from mailbot.cli.app import App
 from mailbot.config import load_settings
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.samples import customer_mail, deflated_pdf, good_receipt_pdf, text_pdf
+from mailbot.devtools.scenario import config_toml
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.claims import Registration, register_claim
@@ -137,27 +138,9 @@ CASES: dict[str, Callable[[], Callable[[str, str], bytes]]] = {
 
 
 def _config(path: Path, dovecot: LocalDovecot, sink: SmtpSink, data: Path) -> None:
-    path.write_text(
-        f"""
-[imap]
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
-username = "claims"
-password = "secret"
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-tls = "none"
-from_address = "{BOT}"
-rate_limit_per_hour = 100000
-[paths]
-data_dir = "{data}"
-[log]
-format = "text"
-level = "WARNING"
-"""
-    )
+    # no rate limit worth the name: every hostile mail may be answered
+    smtp = {"rate_limit_per_hour": 100000}
+    path.write_text(config_toml(dovecot.port, sink.port, data, sections={"smtp": smtp}))
 
 
 def _register(cfg: Path, addresses: list[str]) -> list[str]:
