@@ -38,7 +38,8 @@ def cmd_stats(args: argparse.Namespace, app: App) -> int:
     return run_messages_stats(app.factory, as_json=args.json, out=app.out)
 
 
-def _dump(obj: Any, out: TextIO) -> None:
+def dump_json(obj: Any, out: TextIO) -> None:
+    """A report as JSON for scripts and people alike: indented, non-ASCII as it is."""
     out.write(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
@@ -57,7 +58,7 @@ def run_messages_list(
         out.write(f"{exc}\n")
         return 2
     if as_json:
-        _dump(rows, out)
+        dump_json(rows, out)
         return 0
     if not rows:
         out.write("no messages\n")
@@ -104,7 +105,7 @@ def run_messages_show(
     if d is None:
         raise InputError(f"ledger row {ledger_id} does not exist")
     if as_json:
-        _dump(d, out)
+        dump_json(d, out)
         return 0
     out.write(f"ledger #{d['id']}  {d['status']}  ({d['reason'] or '-'})\n")
     out.write(f"  {'cause:':12} {d['cause']}\n")
@@ -148,7 +149,7 @@ def run_messages_stats(
 ) -> int:
     st = messages_stats(factory)
     if as_json:
-        _dump(st, out)
+        dump_json(st, out)
         return 0
     out.write(f"ledger: {st['total']} messages\n")
     for status in STATUSES:

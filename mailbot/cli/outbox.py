@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
-from typing import Any, TextIO
 
 from mailbot.cli.app import App
+from mailbot.cli.messages import dump_json
 from mailbot.core.errors import InputError
 from mailbot.services import outbox_admin
-
-
-def _dump(obj: Any, out: TextIO) -> None:
-    out.write(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
 def operator_name(given: str | None) -> str:
@@ -35,7 +30,7 @@ def cmd_list(args: argparse.Namespace, app: App) -> int:
         app.out.write(f"{exc}\n")
         return 2
     if args.json:
-        _dump(rows, app.out)
+        dump_json(rows, app.out)
         return 0
     if not rows:
         app.out.write("no replies\n")
@@ -61,7 +56,7 @@ def cmd_show(args: argparse.Namespace, app: App) -> int:
     if d is None:
         raise InputError(f"outbox row {args.id} does not exist")
     if args.json:
-        _dump(d, app.out)
+        dump_json(d, app.out)
         return 0
     out = app.out
     out.write(f"outbox #{d['id']}  {d['status']}  {d['template']} ({d['language']})\n")
@@ -103,7 +98,7 @@ def _action(args: argparse.Namespace, app: App, what: str) -> int:
         now=app.now(),
     )
     if args.json:
-        _dump(done, app.out)
+        dump_json(done, app.out)
     else:
         app.out.write(f"outbox #{done['id']}: {done['from']} -> {done['to']} (by {done['by']})\n")
     return 0
