@@ -16,8 +16,11 @@ For each picture hash and threshold it prints the pairs of DIFFERENT receipts wi
 the threshold (false matches; every pair of different images counts, copies included)
 and the share of true copies within it (recall), per kind of copy. `--ocr N` reads N
 generated receipts and their copies with the production extraction and prints how often
-the content identity (seller + receipt number + date, `mailbot.core.fraud`) is read
-on both sides and agrees, and whether it ever joins two different receipts.
+the content identity (seller + receipt number + date, and the total where both reads
+show one: `mailbot.core.fraud`) is read on both sides and agrees, how often the total
+is read with the confidence the check relies on, and whether it ever joins two
+different receipts. It also reads N "twins": other receipts of the shop with the same
+number and date (two registers numbering alike), which only the total tells apart.
 
 Everything is random but for `--seed`.
 """
@@ -33,7 +36,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
@@ -42,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdout import degrade  # the same photo model as the holdout set
+
+from mailbot.core.fraud import ReceiptIdentity
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 ITEMS = (
@@ -253,6 +258,8 @@ def generate(args: argparse.Namespace) -> tuple[list[Doc], list[list[str]]]:
 
 # --- measuring -----------------------------------------------------------------------
 
+Pair = tuple[ReceiptIdentity, ReceiptIdentity]
+
 
 def measure(docs: list[Doc], cand: Candidate, count: int) -> None:
     started = time.perf_counter()
@@ -299,18 +306,32 @@ def measure(docs: list[Doc], cand: Candidate, count: int) -> None:
         print("  no threshold keeps two different receipts of the one shop apart")
 
 
-def identity_bench(docs: list[Doc], n: int, count: int) -> None:
-    """Content identity as the pipeline reads it, on the first n receipts and their copies."""
+def twins(texts: list[list[str]], n: int, seed: int) -> list[Doc]:
+    """For each of the first n receipts, another receipt of the shop with its number
+    and date (other items, so another total), photographed the same way."""
+    rng = random.Random(seed + 1)
+    out = []
+    for i in range(min(n, len(texts))):
+        lines = shop_lines(rng)
+        lines[5:7] = texts[i][5:7]  # "Kvittering nr ...", "Dato: ..."
+        out.append(Doc(i, "twin", jpeg(degrade(render(lines), rng), rng.randrange(60, 90))))
+    return out
+
+
+def identity_bench(docs: list[Doc], n: int, count: int, texts: list[list[str]], seed: int) -> None:
+    """Content identity as the pipeline reads it, on the first n receipts, their copies
+    and their twins."""
     from mailbot.core.fraud import receipt_identity, same_receipt
     from mailbot.ruleset.loader import load_ruleset
     from parsers.document.extraction import extract
 
     rules = load_ruleset(Path(__file__).resolve().parents[1] / "rules")
     campaign = rules.campaign("cashback-2022")
-    ids = {}
+    ids: dict[tuple[int, str], ReceiptIdentity | None] = {}
     started = time.perf_counter()
     chosen = [d for d in docs if d.source < n and d.kind != "corpus"]
-    for d in chosen:
+    twin_docs = twins(texts, n, seed)
+    for d in (*chosen, *twin_docs):
         result = extract(
             d.data,
             rules=rules.receipts,
@@ -321,6 +342,7 @@ def identity_bench(docs: list[Doc], n: int, count: int) -> None:
         )
         ids[(d.source, d.kind)] = receipt_identity(result.fields, campaign.min_confidence)
     seconds = time.perf_counter() - started
+    twin_ids = {s: ids.pop((s, k)) for s, k in list(ids) if k == "twin"}
     originals = [ids[(i, "original")] for i in range(n)]
     read = sum(1 for x in ids.values() if x is not None)
     print(
@@ -340,6 +362,31 @@ def identity_bench(docs: list[Doc], n: int, count: int) -> None:
         1 for (sa, a), (sb, b) in itertools.combinations(keys, 2) if sa != sb and same_receipt(a, b)
     )
     print(f"  false matches among different receipts: {false} pairs of {len(values)} read")
+    totals = sum(1 for x in values if x.total is not None)
+    print(f"  total read with the campaign's confidence on {totals} of {len(values)} identities")
+
+    def blind(a: ReceiptIdentity, b: ReceiptIdentity) -> bool:
+        return same_receipt(replace(a, total=None), replace(b, total=None))
+
+    copies = _both([(originals[s], x) for (s, k), x in ids.items() if k != "original"])
+    lost = sum(1 for a, b in copies if blind(a, b) and not same_receipt(a, b))
+    print(f"  copies the totals kept apart (an OCR slip read with confidence): {lost}")
+    twin_pairs = _both([(originals[s], t) for s, t in twin_ids.items()])
+    joined = sum(1 for a, b in twin_pairs if same_receipt(a, b))
+    print(
+        f"  twins (same shop, number and date, other items): {len(twin_pairs)}/{len(twin_ids)} "
+        f"with both identities read; joined {sum(1 for a, b in twin_pairs if blind(a, b))} "
+        f"without the total, {joined} with it"
+    )
+
+
+def _both(pairs: list[tuple[ReceiptIdentity | None, ReceiptIdentity | None]]) -> list[Pair]:
+    """The pairs with both identities read."""
+    out = []
+    for a, b in pairs:
+        if a is not None and b is not None:
+            out.append((a, b))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,14 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ocr", type=int, default=0, help="read this many receipts + copies")
     ap.add_argument("--only", default="", help="candidate names containing this")
     args = ap.parse_args(argv)
-    docs, _ = generate(args)
+    docs, texts = generate(args)
     kinds = {k: sum(1 for d in docs if d.kind == k) for k in dict.fromkeys(d.kind for d in docs)}
     print(f"{len(docs)} images: " + ", ".join(f"{v} {k}" for k, v in kinds.items()))
     for cand in CANDIDATES:
         if args.only in cand.name:
             measure(docs, cand, args.count)
     if args.ocr:
-        identity_bench(docs, args.ocr, args.count)
+        identity_bench(docs, args.ocr, args.count, texts, args.seed)
     return 0
 
 

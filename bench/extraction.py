@@ -9,7 +9,9 @@ Prints, per source and field: labelled, predicted, correct, accuracy, precision
 retailer is right when it fuzzy-equals one of `retailer_names` after folding
 case and punctuation, or when a label that is only the brand ("real") starts
 the legal name read ("real GmbH"), legal forms ignored; VAT numbers compare
-digits only; dates by ISO equality; products case-insensitively); `exact` counts
+digits only; dates by ISO equality; products case-insensitively; the total, where
+a label has one ("total": "3990.00", as bench/holdout.py writes), by amount; it is
+never required, so it asks no OCR pass of its own); `exact` counts
 the right answers spelled exactly as labelled (retailers within the OCR-slip
 tolerance are right, "TED HENG" for "TEO HENG", but not exact). Labels a document
 itself contradicts (`bench/label_errata.json`, each with the printed text that
@@ -45,7 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mailbot.core.errors import ExtractionError
 from parsers.document.text import read_document
 
-FIELDS = ("retailer", "purchase_date", "vat_number", "product")
+REQUIRED = ("retailer", "purchase_date", "vat_number", "product")
+"""The fields a proof of purchase must show: the only ones that decide OCR passes."""
+FIELDS = (*REQUIRED, "total")
 MONTHS = (
     "jan",
     "feb|fev",
@@ -111,7 +115,14 @@ def labels(meta: dict[str, Any]) -> dict[str, Any]:
         "purchase_date": meta.get("purchase_date"),
         "vat_number": vat.get("number") or None,
         "product": meta.get("product"),
+        "total": meta.get("total"),
     }
+
+
+def _cents(text: str) -> int | None:
+    """Cents of a decimal string ("3990.00"), None when it is not one."""
+    m = re.fullmatch(r"\s*(\d+)(?:\.(\d{2}))?\s*", str(text))
+    return None if m is None else int(m.group(1)) * 100 + int(m.group(2) or 0)
 
 
 def correct(name: str, value: str, label: Any, *, exact: bool = False) -> bool:
@@ -123,6 +134,8 @@ def correct(name: str, value: str, label: Any, *, exact: bool = False) -> bool:
         return digits(value) == digits(label)
     if name == "product":
         return value.casefold() == str(label).casefold()
+    if name == "total":
+        return _cents(value) is not None and _cents(value) == _cents(label)
     return bool(value == label)
 
 
@@ -135,6 +148,8 @@ def in_text(name: str, label: Any, text: str) -> bool:
         return fold(label).replace(" ", "") in fold(text).replace(" ", "")
     if name == "vat_number":
         return digits(label) in re.sub(r"[\s.\-]", "", text)
+    if name == "total":
+        return _amount_in_text(label, text)
     year, month, day = (int(x) for x in str(label).split("-"))
     folded = fold(text)
     for name in MONTHS[month - 1].split("|"):
@@ -150,9 +165,24 @@ def in_text(name: str, label: Any, text: str) -> bool:
     return False
 
 
+def _amount_in_text(label: Any, text: str) -> bool:
+    """Whether the amount is printed, in any grouping ("3 990,00", "3.990,00",
+    "3990.00", "3990,-")."""
+    cents = _cents(label)
+    if cents is None:
+        return False
+    units = str(cents // 100)
+    groups = [units[max(0, i - 3) : i] for i in range(len(units), 0, -3)][::-1]
+    whole = r"[ .,'\u00a0]?".join(groups)
+    decimals = rf"[.,]\s?{cents % 100:02d}" + (r"|[.,]-" if cents % 100 == 0 else "")
+    return re.search(rf"(?<![\d.,]){whole}(?:{decimals})(?!\d)", text) is not None
+
+
 def _oracle(lab: dict[str, Any]) -> Any:
     def needs_more(text: str, doubts: Any) -> list[str]:
-        return [k for k, v in lab.items() if v is not None and not in_text(k, v, text)]
+        return [
+            k for k, v in lab.items() if k in REQUIRED and v is not None and not in_text(k, v, text)
+        ]
 
     return needs_more
 
@@ -169,6 +199,7 @@ def bench_one(path: str, mode: str, languages: str, engines: tuple[str, ...]) ->
     content = Path(path).read_bytes()
     started, cpu_started = time.monotonic(), _cpu()
     predicted: dict[str, Any] = {}
+    confidence: dict[str, float] = {}
     try:
         if mode == "extractor":
             from parsers.document.extraction import extract
@@ -186,7 +217,9 @@ def bench_one(path: str, mode: str, languages: str, engines: tuple[str, ...]) ->
                 timeout_s=_CACHE.get("timeout", 15.0),
             )
             doc = result.document
-            predicted = {k: (v["value"] if v else None) for k, v in _fields(result).items()}
+            read = _fields(result)
+            predicted = {k: (v["value"] if v else None) for k, v in read.items()}
+            confidence = {k: v["confidence"] for k, v in read.items() if v}
         else:
             needs = _oracle(lab) if mode == "oracle" else None
             doc = read_document(
@@ -213,6 +246,7 @@ def bench_one(path: str, mode: str, languages: str, engines: tuple[str, ...]) ->
         "cpu": cpu,
         "labels": lab,
         "predicted": predicted,
+        "confidence": confidence,
         "ceiling": {k: in_text(k, v, doc.text) for k, v in lab.items() if v is not None},
         "notes": list(doc.notes),
         "timed_out": doc.timed_out,
@@ -234,7 +268,8 @@ def _required(path: str) -> tuple[str, ...]:
     if source.name not in _CACHE:
         found: set[str] = set()
         for meta in source.glob("*.json"):
-            found |= {k for k, v in labels(json.loads(meta.read_text())).items() if v}
+            meta_labels = labels(json.loads(meta.read_text()))
+            found |= {k for k, v in meta_labels.items() if v and k in REQUIRED}
         _CACHE[source.name] = tuple(sorted(found))
     return tuple(_CACHE[source.name])
 
@@ -268,7 +303,12 @@ def _models() -> tuple[Any, ...]:
 def _fields(result: Any) -> dict[str, Any]:
     from parsers.document.extraction import to_json
 
-    return dict(to_json(result)["fields"])
+    out = dict(to_json(result)["fields"])
+    total = result.fields.get("total")
+    out["total"] = (
+        {"value": total.value, "confidence": total.confidence} if total is not None else None
+    )
+    return out
 
 
 def run(
@@ -349,6 +389,24 @@ def apply_errata(
     return changed
 
 
+RELIED_ON = 0.8
+"""The shipped campaigns' min_confidence: the duplicate check uses a total only above it."""
+
+
+def _relied_on(ok: list[dict[str, Any]]) -> None:
+    """The totals read with the confidence the duplicate check relies on."""
+    labelled = [r for r in ok if r["labels"].get("total") is not None]
+    if not labelled:
+        return
+    sure = [r for r in labelled if r.get("confidence", {}).get("total", 0) >= RELIED_ON]
+    good = [r for r in sure if correct("total", r["predicted"]["total"], r["labels"]["total"])]
+    prec = f"{len(good) / len(sure):.2f}" if sure else "-"
+    print(
+        f"total at confidence >= {RELIED_ON} (what the duplicate check compares): "
+        f"{len(sure)}/{len(labelled)} read, {len(good)} right, precision {prec}"
+    )
+
+
 def report(rows: list[dict[str, Any]], mode: str, errata: dict[str, dict[str, Any]]) -> None:
     ok = [r for r in rows if "error" not in r]
     for r in rows:
@@ -356,6 +414,7 @@ def report(rows: list[dict[str, Any]], mode: str, errata: dict[str, dict[str, An
             print(f"ERROR {r['path']}: {r['error']}")
     print()
     _table(ok, mode, "labels", set())
+    _relied_on(ok)
     changed = apply_errata(ok, errata)
     if changed:
         print(f"\nwith the label errata of {ERRATA.name} (labels the document contradicts):")

@@ -11,8 +11,10 @@ invoices, half from shops outside the retailer list (only the legal-form and
 head-of-receipt rules can find those), the purchase date in a dozen forms next
 to a due date, a return-by date, a warranty date and a print time, the seller's
 number beside phone, card, bank-account, giro and EAN numbers, models printed
-with colours, brands and catalogue aliases; rendered as thermal and A4 photos
-(turned a little, blurred, grainy, JPEG-compressed) and as text PDFs.
+with colours, brands and catalogue aliases, the total above a VAT line; rendered as
+thermal and A4 photos (turned a little, blurred, grainy, JPEG-compressed) and as text
+PDFs. The labels hold the total as printed ("total": "3990.00") besides the corpus's
+fields.
 
 Everything is random but for `--seed`: the same seed writes the same files.
 """
@@ -420,6 +422,7 @@ def receipt_lines(
         "vat": {"country": country, "number": number},
         "product": model,
         "country": country,
+        "total": f"{lines_total}.00",
     }
     return head, body, labels
 
