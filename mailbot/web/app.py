@@ -134,6 +134,14 @@ class Desk:
         }
         return self.templates.TemplateResponse(request, name, base | ctx, status_code=status)
 
+    def rules_or_none(self) -> RuleSet | None:
+        """The rules in force, or None while the configured files do not load: a page
+        that only reads from them (payment terms) still renders."""
+        try:
+            return self.app.rules
+        except MailbotError:
+            return None
+
     def error(self, r: Req, status: int, text: str) -> Response:
         return self.render(r.request, r.user, "error.html", status=status, message=text)
 
@@ -252,7 +260,9 @@ def home(desk: Desk, r: Req) -> Response:
     q = r.request.query_params
     kind, campaign, reason = q.get("kind", ""), q.get("campaign", ""), q.get("reason", "")
     with transaction(desk.app.factory) as s:
-        items, counts, campaigns = queue.build(s, kind=kind, campaign=campaign, reason=reason)
+        items, counts, campaigns = queue.build(
+            s, kind=kind, campaign=campaign, reason=reason, rules=desk.rules_or_none()
+        )
     return desk.render(
         r.request,
         r.user,
