@@ -392,6 +392,11 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
             if _skippable(line.text):
                 continue
             if not logo and len(line.text.split()) == 1:
+                if _spaces_lost(line.text):
+                    # "RESTAURANTJIAWEI" over "JIAWEI HOUSE": the first line of
+                    # the name, its spaces lost (RapidOCR), not a logo; the line
+                    # under it is only the name's end, so abstain.
+                    break
                 logo = True  # one word over the name: a logo as OCR read it
                 continue
             if not _caps_name(line.text, rules):
@@ -412,6 +417,16 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
                 return _Hit(name, line, 0.62, "retailer:head-block", evidence)
             break
     return None
+
+
+SPACES_LOST = 12
+"""Capital letters in one word from which it is words run together ("RESTAURANTJIAWEI",
+"MEDANNIAGADAMAI": RapidOCR drops the spaces of wide print), not a shop's logo."""
+
+
+def _spaces_lost(text: str) -> bool:
+    word = _clean_name(text)
+    return word.isupper() and sum(ch.isalpha() for ch in word) >= SPACES_LOST
 
 
 def _without_title(name: str, rules: ReceiptRules) -> str:

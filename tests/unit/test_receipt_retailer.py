@@ -83,6 +83,17 @@ def test_head_block_abstains() -> None:
     assert retailer("TAX INVOICE\nBLUE HARBOUR\n12, HARBOUR ROAD 7") is None  # title first
 
 
+def test_head_block_a_name_line_run_together_is_no_logo() -> None:
+    # RapidOCR read "RESTAURANT JIAWEI" / "JIAWEI HOUSE" with the first line's
+    # space lost: under it stands only the end of the name, never the shop's.
+    text = "RESTAURANTJIAWEI\nJIAWEI HOUSE\n002693074-K\n13,JLN TASIK UTAMA 8"
+    assert retailer(text) is None
+    # A logo word of usual length is still skipped.
+    assert retailer("KEDAILOGO\nJIAWEI HOUSE\n002693074-K\n13,JLN TASIK UTAMA 8") == (
+        "JIAWEI HOUSE"
+    )
+
+
 def test_each_ocr_pass_has_its_own_head() -> None:
     # The second pass (after a blank line) read the head the first pass lost.
     text = "ee oe ;\n¥¥ |\nTotal 12.00\n\nBLUE HARBOUR CAFE\n12, HARBOUR ROAD 7"
