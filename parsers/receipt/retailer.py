@@ -411,6 +411,10 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
                 evidence = f"{line.text} / {nxt.text}"
             after = head[last + 1] if last + 1 < len(head) else None
             if after is not None and last == i and _caps_name(after.text, rules):
+                if _shared_word(name, after.text):
+                    # "RESTAURANT JIAWEI" / "JIAWEI HOUSE": one name over two
+                    # lines, not a tagline; where it ends is not clear.
+                    break
                 # A tagline under the name ("THREE STOOGES" / "BISTRO & CAFE").
                 after = head[last + 2] if last + 2 < len(head) else None
             if after is not None and len(re.findall(r"\d", after.text)) >= 2:
@@ -422,6 +426,12 @@ def _head_block(lines: Sequence[TextLine], rules: ReceiptRules) -> _Hit | None:
 SPACES_LOST = 12
 """Capital letters in one word from which it is words run together ("RESTAURANTJIAWEI",
 "MEDANNIAGADAMAI": RapidOCR drops the spaces of wide print), not a shop's logo."""
+
+
+def _shared_word(one: str, other: str) -> bool:
+    """Whether the two lines have a word of three letters or more in common."""
+    words = {w.casefold() for w in re.findall(r"[^\W\d_]{3,}", one)}
+    return any(w.casefold() in words for w in re.findall(r"[^\W\d_]{3,}", other))
 
 
 def _spaces_lost(text: str) -> bool:

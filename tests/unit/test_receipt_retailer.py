@@ -88,6 +88,8 @@ def test_head_block_a_name_line_run_together_is_no_logo() -> None:
     # space lost: under it stands only the end of the name, never the shop's.
     text = "RESTAURANTJIAWEI\nJIAWEI HOUSE\n002693074-K\n13,JLN TASIK UTAMA 8"
     assert retailer(text) is None
+    # Read with its space, the name's second line is no tagline: it repeats a word.
+    assert retailer("RESTAURANT JIAWEI\nJIAWEI HOUSE\n002693074-K\n13,JLN TASIK UTAMA 8") is None
     # A logo word of usual length is still skipped.
     assert retailer("KEDAILOGO\nJIAWEI HOUSE\n002693074-K\n13,JLN TASIK UTAMA 8") == (
         "JIAWEI HOUSE"
