@@ -1,17 +1,21 @@
 """Several daemons on one PostgreSQL, against a real Dovecot and SMTP sink.
 
-Three processes (two `mailbot run`, one `mailbot worker`) share 200 mails: shipment
+Three processes (two `mailbot run`, one `mailbot worker`) share 1 000 mails: shipment
 notices (some RMAs get two, decided one after the other) and receipt photos read by
-OCR. The intake leader is killed with SIGKILL mid-run (more mail arrives after that,
-which only a new leader can fetch), then the worker. Every mail must end once with a
-final status, no reply may go out twice, and the claims and RMAs must end as a
-single-process run of the same mails (on SQLite) leaves them. SQLite itself refuses
-a second daemon.
+OCR, on a PostgreSQL cluster of the test's own (`devtools.postgres`). The intake
+leader is killed with SIGKILL mid-run (more mail arrives after that, which only a new
+leader can fetch); half-way the PostgreSQL server is stopped under the daemons and
+started again (more mail arrives meanwhile); then the worker is killed. Every mail
+must end once with a final status, no reply may go out twice, no daemon may die or
+log an unexpected error, and the claims and RMAs must end as a single-process run of
+the same mails (on SQLite) leaves them. SQLite itself refuses a second daemon.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import random
 import signal
@@ -23,17 +27,21 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from mailbot.cli.app import App
 from mailbot.config import load_settings
 from mailbot.core.errors import RowBusy
+from mailbot.devtools import postgres as devtools_postgres
 from mailbot.devtools import scenario
 from mailbot.devtools.dovecot import LocalDovecot
+from mailbot.devtools.postgres import LocalPostgres
 from mailbot.devtools.samples import receipt_image
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.intake import ledger
@@ -56,7 +64,9 @@ from tests.integration._ingest_helpers import (
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2023-01-20T10:00:00+00:00"  # inside the shipped campaign cashback-2022
-TEXT, TWICE, RECEIPTS = 150, 20, 30
+# RMAs with one notice, every TWICE_EVERY-th of them with a second; claims with a photo
+TEXT, TWICE_EVERY, RECEIPTS = 800, 10, 120
+TWICE = TEXT // TWICE_EVERY
 HEADERS = BytesHeaderParser()
 
 
@@ -65,10 +75,17 @@ def _now() -> datetime:
 
 
 def _config(
-    path: Path, imap_port: int, smtp_port: int, data: Path, url: str, **imap: object
+    path: Path,
+    imap_port: int,
+    smtp_port: int,
+    data: Path,
+    url: str,
+    ocr_workers: int = 1,
+    **imap: object,
 ) -> Path:
     sections: dict[str, dict[str, str | int | float | bool]] = {
         "imap": {"idle": True, "poll_seconds": 2, "batch_size": 25, **imap},  # type: ignore[dict-item]
+        "ocr": {"workers": ocr_workers},
         # an unknown outcome (the killed leader was mid-send) is never resent on its
         # own: "no reply twice" is then strict (the default resends once, same Message-ID)
         "smtp": {"rate_limit_per_hour": 100000, "resend_unconfirmed": False},
@@ -79,6 +96,7 @@ def _config(
     return path
 
 
+@functools.cache  # the reference and the run under test send the same photos
 def receipt_photo(i: int) -> bytes:
     """A receipt photo of its own (number, framing, light): distinct difference hashes,
     so no mail is taken for a resubmitted receipt (see bench/e2e.py)."""
@@ -127,25 +145,35 @@ def _register(
 
 
 def _mails(rmas: list[tuple[str, str]], claims: list[tuple[str, str]]) -> list[bytes]:
-    """In arrival order: receipts spread among the notices; each of the first TWICE RMAs
-    gets its notice a second time five mails later, where another process is likely
-    to take it while the first is being decided (the same text both times, so the
-    outcome does not depend on which one is decided first)."""
+    """In arrival order: receipts spread evenly among the notices; every TWICE_EVERY-th
+    RMA gets its notice a second time five mails later, where another process is
+    likely to take it while the first is being decided (the same text both times, so
+    the outcome does not depend on which one is decided first)."""
     body = scenario.NOTICE_WITH_TRACKING
     notices = [scenario.shipment_notice(a, n, body) for a, n in rmas]
     photos = [scenario.receipt_mail(a, c, receipt_photo(i)) for i, (a, c) in enumerate(claims)]
     out: list[bytes] = []
     for i, notice in enumerate(notices):
         out.append(notice)
-        if 5 <= i < TWICE + 5:
+        if i >= 5 and (i - 5) % TWICE_EVERY == 0:
             a, n = rmas[i - 5]
             out.append(scenario.shipment_notice(a, n, body))
-        if i % 5 == 0 and photos:
+        # as many photos so far as the share of notices so far
+        while len(claims) - len(photos) < (i + 1) * len(claims) // len(notices):
             out.append(photos.pop(0))
     return out + photos
 
 
-def _outcome(cfg: Path) -> dict[str, object]:
+class Outcome(TypedDict):
+    states: dict[str, str]  # customer -> claim "state:reasons" or RMA state
+    ledger: dict[str, int]  # ledger status -> mails
+    broken: list[int]  # RMAs whose events do not chain
+    outbox: Counter[str]  # outbox status -> replies
+    replies: Counter[str]  # recipient -> replies
+    busy: int  # replies not yet sent or given up
+
+
+def _outcome(cfg: Path) -> Outcome:
     """What the run left: each customer's claim or RMA state, and every ledger status."""
     app = App(load_settings(cfg), clock=_now)
     with transaction(app.factory) as s:
@@ -158,12 +186,11 @@ def _outcome(cfg: Path) -> dict[str, object]:
         states.update(
             {email: state for email, state in s.execute(select(m.Rma.email, m.Rma.state))}
         )
-        ledger = dict(
-            s.execute(select(m.Message.status, func.count()).group_by(m.Message.status)).all()
-        )
+        by_status = select(m.Message.status, func.count()).group_by(m.Message.status)
+        ledger = {status: int(n) for status, n in s.execute(by_status)}
         chains_broken = _broken_chains(s)
         by_outbox = select(m.Outbox.status, func.count()).group_by(m.Outbox.status)
-        outbox = Counter(dict(s.execute(by_outbox).all()))
+        outbox = Counter({status: int(n) for status, n in s.execute(by_outbox)})
         replies = Counter(s.scalars(select(m.Outbox.to_addr)))
     app.engine.dispose()
     return {
@@ -176,16 +203,18 @@ def _outcome(cfg: Path) -> dict[str, object]:
     }
 
 
-def _broken_chains(s: object) -> list[int]:
+def _broken_chains(s: Session) -> list[int]:
     """RMAs whose events do not chain (an event's from_state is not the state the
     previous one left): what two decisions at the same time would leave."""
-    rows = s.execute(  # type: ignore[attr-defined]
+    rows = s.execute(
         select(m.Event.rma_id, m.Event.from_state, m.Event.to_state)
         .where(m.Event.rma_id.is_not(None), m.Event.from_state.is_not(None))
         .order_by(m.Event.rma_id, m.Event.id)
     )
-    broken, last = [], {}
+    broken: list[int] = []
+    last: dict[int, str | None] = {}
     for rma_id, from_state, to_state in rows:
+        assert rma_id is not None
         if rma_id in last and last[rma_id] != from_state:
             broken.append(rma_id)
         last[rma_id] = to_state
@@ -223,38 +252,88 @@ def ref_sink() -> Iterator[SmtpSink]:
         sink.stop()
 
 
-def test_three_processes_kill_9_leader_and_worker(
+@pytest.fixture
+def private_pg() -> Iterator[LocalPostgres]:
+    """A PostgreSQL cluster of this test's own: it is stopped under the daemons, which
+    the machine's shared server must not be. Never a skip: without the server
+    binaries the test fails, naming what is missing."""
+    why = devtools_postgres.available()
+    if why:
+        pytest.fail(f"this test starts a PostgreSQL cluster of its own: {why}")
+    server = LocalPostgres().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+# The last line of a traceback whose cause is the database being down, nothing else
+OUTAGE = "mailbot.core.errors.StoreUnavailable: database unavailable: "
+
+
+def _log_errors(log: Path) -> tuple[list[str], int]:
+    """What a daemon's JSON log says went wrong, and how many error records were only
+    the database being down (the outbox delivery job logs those with their traceback
+    and tries again on its next run). Wrong: a record at level error or above or with
+    a traceback for any other cause, and any line that is not a record (the
+    interpreter's own traceback when a process crashes)."""
+    wrong, outage = [], 0
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            wrong.append(line)
+            continue
+        if record.get("level") in ("error", "critical") or "exc" in record:
+            exc = str(record.get("exc", "")).strip()
+            if exc and exc.splitlines()[-1].startswith(OUTAGE):
+                outage += 1
+            else:
+                wrong.append(f"{record.get('event')}: {exc[-400:]}")
+    return wrong, outage
+
+
+def test_three_processes_kill_9_leader_and_worker_and_restart_postgres(
     dovecot: LocalDovecot,
     smtp_sink: SmtpSink,
     ref_sink: SmtpSink,
-    pg_url: str,
+    private_pg: LocalPostgres,
     sqlite_url: str,
     tmp_path: Path,
 ) -> None:
-    # the reference: one process on SQLite, its own folder and sink, the same mails
+    started = time.monotonic()
+    # the reference: one process on SQLite, its own folder and sink, the same mails; its
+    # photos read two at a time (both cores), which changes nothing of what is decided
     ref = _config(
-        tmp_path / "ref.toml", dovecot.port, ref_sink.port, tmp_path / "ref", sqlite_url,
+        tmp_path / "ref.toml", dovecot.port, ref_sink.port, tmp_path / "ref", sqlite_url, 2,
         folders=["Ref"], processed_folder="ref/processed", quarantine_folder="ref/quarantine",
     )  # fmt: skip
     append_all(dovecot.port, _mails(*_register(ref)), folder="Ref")
     before = len(ref_sink.messages)
-    done = subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(ref), "--now", NOW, "once"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    # it decides while the run under test is being set up (its own database and sink)
+    reference = _mailbot(ref, "once", tmp_path / "ref.log")
+    cfg = _config(
+        tmp_path / "pg.toml", dovecot.port, smtp_sink.port, tmp_path / "pg", private_pg.url
+    )
+    mails = _mails(*_register(cfg))
+    assert reference.wait(600) == 0, (tmp_path / "ref.log").read_text()[-2000:]
     expected = _outcome(ref)
     del ref_sink.messages[:before]
     total = TEXT + TWICE + RECEIPTS
-    assert sum(expected["ledger"].values()) == total  # type: ignore[attr-defined]
+    assert sum(expected["ledger"].values()) == total
+    set_up = time.monotonic() - started
 
-    cfg = _config(tmp_path / "pg.toml", dovecot.port, smtp_sink.port, tmp_path / "pg", pg_url)
-    mails = _mails(*_register(cfg))
     smtp_sink.messages.clear()
-    confirmations = _outcome(cfg)["outbox"]["sent"]  # type: ignore[index]
-    first, later = mails[:120], mails[120:]
+    confirmations = _outcome(cfg)["outbox"]["sent"]
+    # the first part now; the second after the leader's kill (only a new leader can
+    # fetch it), the third while the database is down (fetched once it is back)
+    first, second, third = (
+        mails[: total // 2],
+        mails[total // 2 : total * 4 // 5],
+        mails[total * 4 // 5 :],
+    )
     append_all(dovecot.port, first)
-    logs = [tmp_path / f"p{k}.log" for k in range(3)]
+    logs = [tmp_path / f"p{k}.log" for k in range(4)]
     procs = [
         _mailbot(cfg, "run", logs[0]),
         _mailbot(cfg, "run", logs[1]),
@@ -266,24 +345,47 @@ def test_three_processes_kill_9_leader_and_worker(
         with transaction(app.factory) as s:
             return int(s.scalar(select(func.count()).where(m.Message.status != "pending")) or 0)
 
+    run_started = time.monotonic()
     try:
         assert wait_for(lambda: _leads(logs[0]) + _leads(logs[1]) == 1, 60)
         leader = 0 if _leads(logs[0]) else 1
-        assert wait_for(lambda: finished() >= 40, 120, interval=0.05)
+        survivor = 1 - leader
+        assert wait_for(lambda: finished() >= total // 6, 180, interval=0.05)
         procs[leader].kill()  # mid-run: rows taken by it go back to the others
         procs[leader].wait(10)
         killed_at = time.monotonic()
-        append_all(dovecot.port, later)  # only a new leader can fetch these
-        assert wait_for(lambda: _leads(logs[1 - leader]) == 1, 30)
+        append_all(dovecot.port, second)
+        assert wait_for(lambda: _leads(logs[survivor]) == 1, 30)
         failover = time.monotonic() - killed_at
-        assert wait_for(lambda: finished() >= 120, 180, interval=0.05)
+
+        assert wait_for(lambda: finished() >= total // 2, 240, interval=0.05)
+        decided_before = finished()
+        app.engine.dispose()
+        private_pg.stop()  # fast: every session is ended, mid-transaction or not
+        stopped_at = time.monotonic()
+        append_all(dovecot.port, third)
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - stopped_at)))  # refused meanwhile
+        private_pg.start()
+        outage = time.monotonic() - stopped_at
+        back_at = time.monotonic()
+        # the survivor takes the intake again (its lock went with its connection), and
+        # deciding goes on
+        assert wait_for(lambda: _leads(logs[survivor]) == 2, 60)
+        assert wait_for(lambda: finished() > decided_before, 60, interval=0.05)
+        resumed = time.monotonic() - back_at
+        assert [p.poll() for p in procs if p is not procs[leader]] == [None, None]
+
+        assert wait_for(lambda: finished() >= total * 3 // 4, 180, interval=0.05)
         procs[2].kill()  # the worker, mid-run
         procs[2].wait(10)
-        procs.append(_mailbot(cfg, "worker", tmp_path / "p3.log"))  # and a new one
-        assert wait_for(lambda: finished() == total, 300), app.engine.dispose()
+        procs.append(_mailbot(cfg, "worker", logs[3]))  # and a new one
+        assert wait_for(lambda: finished() == total, 300)
         assert wait_for(lambda: folder_count(dovecot.port, "INBOX") == 0, 30)
         queued = ("queued", "held")
         assert wait_for(lambda: sum(_outcome(cfg)["outbox"][k] for k in queued) == 0, 60)
+        run_seconds = time.monotonic() - run_started
+        # no daemon died on the way (the killed ones aside)
+        assert [p.poll() for p in (procs[survivor], procs[3])] == [None, None]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -293,11 +395,15 @@ def test_three_processes_kill_9_leader_and_worker(
     # daemons' clock is fixed (--now): let the lease run out here. Claimed rows are
     # sent now; a row that was `sending` becomes `unconfirmed` (it may have gone out).
     later_on = _now() + timedelta(minutes=5)
-    while deliver_pending(app.factory, app.settings, later_on, limit=100).sent:
+    while deliver_pending(app.factory, app.settings, later_on, limit=500).sent:
         pass
     time.sleep(1)  # a reply sent twice would show up meanwhile
     app.engine.dispose()
-    assert codes[1 - leader] == 0 and codes[-1] == 0  # the survivors stop cleanly
+    assert codes[survivor] == 0 and codes[-1] == 0  # the survivors stop cleanly
+    # the restart is waited out; nothing went wrong beyond the database being down
+    seen = {log.name: _log_errors(log) for log in logs}
+    assert {name: wrong for name, (wrong, _) in seen.items()} == {log.name: [] for log in logs}
+    outage_errors = sum(n for _, n in seen.values())
     got = _outcome(cfg)
     assert got["busy"] == 0, got["outbox"]
     assert got["ledger"] == expected["ledger"]
@@ -305,20 +411,25 @@ def test_three_processes_kill_9_leader_and_worker(
     assert got["states"] == expected["states"]
     # the same replies decided for the same customers, each captured once at most
     assert got["replies"] == expected["replies"]
-    assert set(expected["outbox"]) == {"sent"}  # type: ignore[arg-type]
+    assert set(expected["outbox"]) == {"sent"}
     outbox = got["outbox"]
-    assert set(outbox) <= {"sent", "unconfirmed"}, outbox  # type: ignore[arg-type]
+    assert set(outbox) <= {"sent", "unconfirmed"}, outbox
     ids, to = _replies(smtp_sink)
     assert [mid for mid, n in ids.items() if n > 1] == []  # no reply twice
-    sent = outbox["sent"] - confirmations  # type: ignore[index]
-    assert sent <= sum(to.values()) <= sent + outbox["unconfirmed"]  # type: ignore[index]
+    sent = outbox["sent"] - confirmations
+    assert sent <= sum(to.values()) <= sent + outbox["unconfirmed"]
     assert (
         folder_count(dovecot.port, "mailbot/processed")
         + folder_count(dovecot.port, "mailbot/quarantine")
         == total
     )
     assert failover < 10, failover
-    print(f"intake fail-over after kill -9: {failover:.1f} s")
+    print(
+        f"{total} mails: set-up and reference {set_up:.0f} s, three processes {run_seconds:.0f} s; "
+        f"intake fail-over after kill -9 {failover:.1f} s; PostgreSQL down {outage:.1f} s, "
+        f"deciding again {resumed:.1f} s after it was back ({outage_errors} error records "
+        "of the outage itself)"
+    )
 
 
 def test_sqlite_refuses_a_second_daemon(
