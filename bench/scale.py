@@ -13,16 +13,19 @@ What it measures, per process count N (a fresh schema, Dovecot and SMTP sink eac
 * CPU seconds per mail over all daemon trees (their tesseract runs included): unlike
   wall time it hardly depends on what else the machine runs, so it tells whether a
   process added costs anything beyond its share of the work.
-* `--pg-restart`: restart the PostgreSQL cluster half-way (`pg_ctlcluster
-  --skip-systemctl-redirect 15 main restart`). Only on a machine where nothing else
-  uses that server: every other client loses its connections.
+* `--pg-restart`: stop and start PostgreSQL two thirds of the way (every session
+  ended, fast mode). It runs on a cluster of the bench's own (`devtools.postgres`,
+  on a free loopback port; needs the PostgreSQL server binaries) instead of
+  `--pg-url`, so no other client of the machine's server loses its connections. Every
+  daemon must still be running afterwards.
 
 Every run checks the invariants: each mail decided once (final status, none pending),
-no reply captured twice (Message-IDs in the sink).
+no reply captured twice (Message-IDs in the sink), no daemon exited but the one killed.
 
-Run (exit 0 when every run decided every mail and sent no reply twice):
+Run (exit 0 when every run decided every mail, sent no reply twice and lost no daemon):
     PYTHONPATH=. python bench/scale.py --mails 1000 --procs 1,2,4 --failover
     PYTHONPATH=. python bench/scale.py --mails 200 --procs 1,2
+    PYTHONPATH=. python bench/scale.py --mails 200 --procs 2 --pg-restart
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from mailbot.cli.app import App
 from mailbot.config import load_settings
 from mailbot.devtools import scenario
 from mailbot.devtools.dovecot import LocalDovecot
+from mailbot.devtools.postgres import LocalPostgres
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.store import models as m
 from mailbot.store.db import transaction
@@ -67,6 +71,8 @@ class Result:
     seconds: float = 0.0
     failover: float | None = None
     restarted: bool = False
+    outage: float | None = None
+    exited: int = 0
     doubles: int = 0
     cpu_seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -99,7 +105,7 @@ def _leads(log: Path) -> int:
 def _counts(app: App) -> dict[str, int]:
     with transaction(app.factory) as s:
         q = select(m.Message.status, func.count()).group_by(m.Message.status)
-        return dict(s.execute(q).all())  # type: ignore[arg-type]
+        return dict(s.execute(q).all())
 
 
 def _span(app: App) -> tuple[int, float]:
@@ -122,7 +128,15 @@ def _append(port: int, raws: list[bytes]) -> None:
         c.logout()
 
 
-def run(n: int, mails: int, args: argparse.Namespace, *, failover: bool) -> Result:
+def run(
+    n: int,
+    mails: int,
+    args: argparse.Namespace,
+    *,
+    failover: bool,
+    server: LocalPostgres | None = None,
+) -> Result:
+    """One run of `n` daemons; `server`: the private cluster `--pg-restart` restarts."""
     base = Path(tempfile.mkdtemp(prefix=f"mbscale-{n}-"))
     schema, url = _schema(args.pg_url)
     dovecot = LocalDovecot().start()
@@ -154,28 +168,33 @@ def run(n: int, mails: int, args: argparse.Namespace, *, failover: bool) -> Resu
         app = App(load_settings(cfg))
         deadline = time.monotonic() + args.timeout
         restarted = False
+        killed_leader: int | None = None
         while time.monotonic() < deadline:
             decided = sum(v for k, v in _counts(app).items() if k != "pending")
             if failover and result.failover is None and decided >= half // 2:
                 leader = next(i for i, log in enumerate(logs) if _leads(log))
                 procs[leader].kill()
                 procs[leader].wait(10)
+                killed_leader = leader
                 killed = time.monotonic()
                 _append(dovecot.port, prepared[half:])
                 while not any(_leads(log) for i, log in enumerate(logs) if i != leader):
                     time.sleep(0.05)
                 result.failover = time.monotonic() - killed
                 print(f"  leader {leader} killed; new leader after {result.failover:.2f} s")
-            if args.pg_restart and not restarted and decided >= mails * 2 // 3:
-                subprocess.run(
-                    ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
-                    check=True,
-                )
+            if server is not None and not restarted and decided >= mails * 2 // 3:
+                app.engine.dispose()
+                down = time.monotonic()
+                server.restart()
+                result.outage = time.monotonic() - down
                 restarted = result.restarted = True
-                print("  PostgreSQL restarted")
+                print(f"  PostgreSQL restarted (down {result.outage:.2f} s)", flush=True)
             if decided >= mails:
                 break
             time.sleep(0.5)
+        result.exited = sum(
+            1 for i, p in enumerate(procs) if i != killed_leader and p.poll() is not None
+        )
         # of the processes still running (a killed leader's share is not counted)
         result.cpu_seconds = sum(tree_cpu_seconds(p.pid) for p in procs if p.poll() is None)
         result.statuses = _counts(app)
@@ -205,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", default="1,2,4", help="comma-separated process counts")
     ap.add_argument("--ocr-workers", type=int, default=1, help="[ocr] workers per process")
     ap.add_argument("--failover", action="store_true", help="kill -9 the leader (largest N)")
-    ap.add_argument("--pg-restart", action="store_true", help="restart PostgreSQL mid-run")
-    ap.add_argument("--pg-url", default=PG_URL)
+    ap.add_argument(
+        "--pg-restart",
+        action="store_true",
+        help="restart PostgreSQL mid-run (a private cluster, not --pg-url)",
+    )
+    ap.add_argument("--pg-url", default=PG_URL, help="the server to run on (no --pg-restart)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="cap on one run (s)")
     ap.add_argument("--deliver-wait", type=float, default=5.0, help="wait for last replies (s)")
     args = ap.parse_args(argv)
@@ -217,25 +240,39 @@ def main(argv: list[str] | None = None) -> int:
         f"load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    server = None
+    if args.pg_restart:
+        # restarting the machine's server would cut every other client off
+        server = LocalPostgres().start()
+        args.pg_url = server.url
+        print(f"PostgreSQL: a private cluster on port {server.port}", flush=True)
     results = []
-    for n in counts:
-        fo = args.failover and n == max(counts) and n > 1
-        print(f"run: {n} process(es){' with leader kill -9' if fo else ''}", flush=True)
-        r = run(n, args.mails, args, failover=fo)
-        results.append(r)
-        print(
-            f"  {r.decided}/{r.mails} decided in {r.seconds:.1f} s: {r.throughput:.2f} mails/s; "
-            f"statuses {r.statuses}; replies twice {r.doubles}; "
-            f"CPU {r.cpu_seconds / max(r.decided, 1):.2f} s/mail; load {os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
+    try:
+        for n in counts:
+            fo = args.failover and n == max(counts) and n > 1
+            print(f"run: {n} process(es){' with leader kill -9' if fo else ''}", flush=True)
+            r = run(n, args.mails, args, failover=fo, server=server)
+            results.append(r)
+            print(
+                f"  {r.decided}/{r.mails} decided in {r.seconds:.1f} s: "
+                f"{r.throughput:.2f} mails/s; statuses {r.statuses}; replies twice {r.doubles}; "
+                f"daemons exited {r.exited}; CPU {r.cpu_seconds / max(r.decided, 1):.2f} s/mail; "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    finally:
+        if server is not None:
+            server.cleanup()
     one = next((r.throughput for r in results if r.procs == 1), None)
     print("\nprocs  mails/s  vs 1   fail-over s")
     for r in results:
         ratio = f"{r.throughput / one:5.2f}" if one else "    -"
         fo = f"{r.failover:.2f}" if r.failover is not None else "-"
         print(f"{r.procs:5d}  {r.throughput:7.2f}  {ratio}  {fo}")
-    ok = all(r.decided == r.mails and r.doubles == 0 for r in results)
+    ok = all(
+        r.decided == r.mails and r.doubles == 0 and r.exited == 0 and r.restarted == args.pg_restart
+        for r in results
+    )
     return 0 if ok else 1
 
 
