@@ -19,7 +19,8 @@ _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za
 # 11+ digits (optionally grouped) look like bank accounts (NO: 11) or card numbers.
 _LONG_DIGITS = re.compile(r"\b\d(?:[ .-]?\d){10,}\b")
 
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# uvicorn adds `color_message`, the message again with ANSI colour codes: noise in a log system.
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 def mask_email(address: str | None) -> str:

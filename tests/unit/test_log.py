@@ -35,3 +35,18 @@ def test_json_formatter_masks_message_and_extra_fields() -> None:
     assert data["sender"] == "a***@example.fi"
     assert data["uid"] == 7
     assert "per@" not in line and "anna@" not in line
+
+
+def test_json_formatter_drops_uvicorns_coloured_copy_of_the_message() -> None:
+    record = logging.makeLogRecord(
+        {
+            "msg": "Uvicorn running on %s",
+            "args": ("http://127.0.0.1:8080",),
+            "levelname": "INFO",
+            "name": "uvicorn.error",
+            "color_message": "Uvicorn running on \x1b[1m%s\x1b[0m",
+        }
+    )
+    data = json.loads(JsonFormatter().format(record))
+    assert data["event"] == "Uvicorn running on http://127.0.0.1:8080"
+    assert "color_message" not in data
