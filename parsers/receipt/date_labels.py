@@ -61,21 +61,22 @@ slip in a word of seven letters or more ("fortalds" for "forfald"), none in shor
 
 
 @functools.cache
-def _deadline_words(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The plain words (five letters or more) among the `not_purchase` patterns'
-    alternatives, folded: what a misread deadline label is compared with."""
+def _plain_words(patterns: tuple[str, ...], min_letters: int) -> tuple[str, ...]:
+    """The plain words (`min_letters` letters or more) among the patterns'
+    alternatives, folded, sorted: what a misread label is compared with."""
+    plain = re.compile(rf"[^\W\d_]{{{min_letters},}}")
     words = {
         fold(alternative)
         for pattern in patterns
         for alternative in pattern.split("|")
-        if re.fullmatch(r"[^\W\d_]{5,}", alternative)
+        if plain.fullmatch(alternative)
     }
     return tuple(sorted(words))
 
 
 def like_a_deadline(context: str, rules: ReceiptRules) -> bool:
     """Whether a word of `context` is a deadline word with an OCR slip."""
-    stems = _deadline_words(tuple(p.pattern for p in rules.not_purchase))
+    stems = _plain_words(tuple(p.pattern for p in rules.not_purchase), 5)
     for word in re.findall(r"[^\W\d_]{5,}", fold(context)):
         for stem in stems:
             if len(word) + 1 >= len(stem) and fuzz.partial_ratio(word, stem) >= NEAR_DEADLINE_RATIO:
@@ -88,23 +89,11 @@ NEAR_LABEL_RATIO = 75
 ("Kj@psdato", "Kebsdato" for Kjøpsdato/Købsdato)."""
 
 
-@functools.cache
-def _purchase_words(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The plain words (six letters or more) among the purchase patterns, folded."""
-    words = {
-        fold(alternative)
-        for pattern in patterns
-        for alternative in pattern.split("|")
-        if re.fullmatch(r"[^\W\d_]{6,}", alternative)
-    }
-    return tuple(sorted(words))
-
-
 def like_a_purchase_label(word: str, rules: ReceiptRules) -> bool:
     """Whether `word` is a purchase label with an OCR slip or two."""
     patterns = tuple(p.pattern for p in (*rules.strong_purchase, *rules.purchase))
     folded = fold(word)
-    return any(fuzz.ratio(folded, w) >= NEAR_LABEL_RATIO for w in _purchase_words(patterns))
+    return any(fuzz.ratio(folded, w) >= NEAR_LABEL_RATIO for w in _plain_words(patterns, 6))
 
 
 def _whole_word(text: str, start: int, end: int) -> tuple[int, int]:

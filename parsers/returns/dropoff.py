@@ -25,8 +25,13 @@ MAX_TEXT = 20_000
 """Only the start of a body is read: a drop-off note is short, and a pasted
 log or newsletter must not cost seconds."""
 
-_MONTHS: dict[str, int] = {}
-for _num, _names in enumerate(
+
+def _numbered(groups: tuple[str, ...], start: int = 0) -> dict[str, int]:
+    """Each word of each space-separated group -> the group's number (from `start`)."""
+    return {word: num for num, names in enumerate(groups, start=start) for word in names.split()}
+
+
+_MONTHS = _numbered(
     (
         "januar januari january jan",
         "februar februari february feb",
@@ -42,9 +47,7 @@ for _num, _names in enumerate(
         "desember december des dec",
     ),
     start=1,
-):
-    for _n in _names.split():
-        _MONTHS[_n] = _num
+)
 
 _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
 
@@ -59,8 +62,7 @@ _RELATIVE: tuple[tuple[str, int], ...] = (
     ),
 )
 
-_WEEKDAYS: dict[str, int] = {}
-for _i, _names in enumerate(
+_WEEKDAYS = _numbered(
     (
         "mandag måndag monday",
         "tirsdag tisdag tuesday",
@@ -70,9 +72,7 @@ for _i, _names in enumerate(
         "lørdag lördag saturday",
         "søndag söndag sunday",
     )
-):
-    for _n in _names.split():
-        _WEEKDAYS[_n] = _i
+)
 _WEEKDAY_ALT = "|".join(_WEEKDAYS)
 
 _B = r"(?<![\w])"  # word start that also works before digits
