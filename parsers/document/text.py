@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pdfplumber
 from PIL import Image
@@ -53,6 +53,8 @@ from parsers.document.ocr import (
     line_doubts,
 )
 from parsers.mail.attachments import sniff_type
+
+_Boxed = TypeVar("_Boxed", Line, Word)
 
 __all__ = ["DocumentText", "Line", "Word", "is_available", "read_document", "read_many"]
 
@@ -258,28 +260,23 @@ def _read_pdf_images(
 
 def _pdf_page_text(page: pdfplumber.page.Page, number: int) -> OcrResult:
     lines = tuple(
-        Line(
-            text=str(raw["text"]),
-            page=number,
-            x0=float(raw["x0"]),
-            top=float(raw["top"]),
-            x1=float(raw["x1"]),
-            bottom=float(raw["bottom"]),
-        )
+        _boxed(Line, raw, number)
         for raw in page.extract_text_lines(layout=False, strip=True, return_chars=False)
     )
-    words = tuple(
-        Word(
-            text=str(raw["text"]),
-            page=number,
-            x0=float(raw["x0"]),
-            top=float(raw["top"]),
-            x1=float(raw["x1"]),
-            bottom=float(raw["bottom"]),
-        )
-        for raw in page.extract_words()
-    )
+    words = tuple(_boxed(Word, raw, number) for raw in page.extract_words())
     return OcrResult(text="\n".join(line.text for line in lines), lines=lines, words=words)
+
+
+def _boxed(kind: type[_Boxed], raw: dict[str, Any], number: int) -> _Boxed:
+    """A pdfplumber line or word (its text and box in PDF points) as ours."""
+    return kind(
+        text=str(raw["text"]),
+        page=number,
+        x0=float(raw["x0"]),
+        top=float(raw["top"]),
+        x1=float(raw["x1"]),
+        bottom=float(raw["bottom"]),
+    )
 
 
 def _read_image(
