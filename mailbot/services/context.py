@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mailbot.config import Settings
-from mailbot.core.claim_state import Claim
+from mailbot.core.claim_state import Claim, base_context
 from mailbot.core.rma_machine import Rma
 from mailbot.core.transition import ReplyIntent
 
@@ -46,11 +46,7 @@ def status_url(settings: Settings, language: str | None = None) -> str | None:
 
 
 def _claim_defaults(claim: Claim) -> dict[str, Any]:
-    return {
-        "code": claim.code,
-        "name": claim.name,
-        "model": claim.model,
-        "language": claim.language,
+    return base_context(claim) | {
         "rma_number": None,
         "missing_documents": list(claim.missing_documents),
         "missing_fields": list(claim.missing_fields),
