@@ -50,19 +50,28 @@ def _single_daemon(app: App, command: str) -> SingleDaemonLock | None:
     return lock
 
 
-def cmd_run(args: argparse.Namespace, app: App) -> int:
-    app.ensure_schema()
-    shared = is_shared(app.engine)
-    single = None if shared else _single_daemon(app, "run")
-    if not shared and single is None:
-        return 1
-    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
+def _reloader_and_health(
+    args: argparse.Namespace, app: App
+) -> tuple[Reloader, HealthServer | None]:
+    """The SIGHUP reloader, fresh metrics, and /healthz + /metrics when
+    `health.listen` is set (the server reports the reloader's status)."""
+    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))
     metrics.reset()
     health = None
     if app.settings.health.listen:
         health = HealthServer(
             app.settings.health.listen, app.factory, app.settings, reload=reloader.status
         ).start()
+    return reloader, health
+
+
+def cmd_run(args: argparse.Namespace, app: App) -> int:
+    app.ensure_schema()
+    shared = is_shared(app.engine)
+    single = None if shared else _single_daemon(app, "run")
+    if not shared and single is None:
+        return 1
+    reloader, health = _reloader_and_health(args, app)
     desk = None
     if app.settings.web.in_daemon:  # the web desk in this process (`[web] in_daemon`)
         from mailbot.cli.web import DeskThread
@@ -127,13 +136,7 @@ def cmd_worker(args: argparse.Namespace, app: App) -> int:
         )
         return 2
     app.ensure_schema()
-    reloader = Reloader(app, args.config, log_level_fixed=bool(args.log_level))  # SIGHUP
-    metrics.reset()
-    health = None
-    if app.settings.health.listen:
-        health = HealthServer(
-            app.settings.health.listen, app.factory, app.settings, reload=reloader.status
-        ).start()
+    reloader, health = _reloader_and_health(args, app)
     notifier = Notifier()
     watchdog = Watchdog(notifier)
     metrics.add_beat_listener(watchdog)
