@@ -324,6 +324,24 @@ def _mark_failed(factory: Factory, message_id: int, exc: Exception) -> None:
         row.processed_at = now()
 
 
+def _group_full(
+    group: Sequence[tuple[int, str]],
+    began: float,
+    group_seconds: float,
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Whether a group commit ends here: GROUP_MAX rows, `group_seconds` since it
+    began (time.monotonic()), or a stop request."""
+    return len(group) >= GROUP_MAX or time.monotonic() - began >= group_seconds or should_stop()
+
+
+def _count_finished(group: Sequence[tuple[int, str]]) -> None:
+    """Count a committed group's rows in the metrics (a skipped row was left alone)."""
+    for _, status in group:
+        if status != SKIPPED:
+            metrics.message_finished(status)
+
+
 def process_many(
     factory: Factory,
     store: RawStore,
@@ -362,16 +380,10 @@ def process_many(
                     status = _apply(session, store, mid, processor, (PENDING,), raw, locked=True)
                     group.append((mid, status))
                     i += 1
-                    if (
-                        len(group) >= GROUP_MAX
-                        or time.monotonic() - began >= group_seconds
-                        or should_stop()
-                    ):
+                    if _group_full(group, began, group_seconds, should_stop):
                         break
                 session.commit()
-            for _, status in group:
-                if status != SKIPPED:
-                    metrics.message_finished(status)
+            _count_finished(group)
             out.extend(group)
             del held
         except StoreUnavailable:  # as in process_one: not the messages' fault
@@ -491,18 +503,10 @@ def process_available(
                     # raises again (as process_many does)
                     retry_alone.append(ids.pop(0))
                     busy = True  # commit now: process_one needs the row unlocked
-                if not (
-                    busy
-                    or not ids
-                    or len(group) >= GROUP_MAX
-                    or time.monotonic() - began >= group_seconds
-                    or should_stop()
-                ):
+                if not (busy or not ids or _group_full(group, began, group_seconds, should_stop)):
                     continue
                 session.commit()
-                for _, st in group:
-                    if st != SKIPPED:
-                        metrics.message_finished(st)
+                _count_finished(group)
                 out.extend(group)
                 group = []
                 for rid in retry_alone:
