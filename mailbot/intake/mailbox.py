@@ -311,12 +311,17 @@ class Mailbox:
         found.sort(key=lambda m: m.uid)
         return found
 
-    def fetch_bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
-        """Raw bytes of each message (BODY.PEEK: does not set \\Seen)."""
+    def _fetch(self, uids: Sequence[int], item: str, what: str) -> dict[Any, Any]:
+        """imapclient's answer to FETCH `item` for these UIDs (each once; none: empty)."""
         if not uids:
             return {}
-        with _translated("fetch bodies"):
-            data = self.client.fetch(sorted(set(uids)), ["BODY.PEEK[]"])
+        with _translated(what):
+            data: dict[Any, Any] = self.client.fetch(sorted(set(uids)), [item])
+        return data
+
+    def fetch_bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """Raw bytes of each message (BODY.PEEK: does not set \\Seen)."""
+        data = self._fetch(uids, "BODY.PEEK[]", "fetch bodies")
         out: dict[int, bytes] = {}
         for uid, item in data.items():
             body = item.get(b"BODY[]")
@@ -326,10 +331,7 @@ class Mailbox:
 
     def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str]:
         """Only the Message-ID header (for oversized mail whose body we never download)."""
-        if not uids:
-            return {}
-        with _translated("fetch headers"):
-            data = self.client.fetch(sorted(set(uids)), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        data = self._fetch(uids, "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", "fetch headers")
         out: dict[int, str] = {}
         for uid, item in data.items():
             raw = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
