@@ -2,7 +2,8 @@
 both show every field read, the extras (buyer company, receipt number, total) too.
 
 HEIC photos (converted to JPEG as for a mail), PDFs whose receipt is an embedded
-image, Outlook `winmail.dat` (TNEF: each file inside). The files are made here.
+image, Outlook `winmail.dat` (TNEF: each file inside). The files are made in
+tests/_formats.py.
 """
 
 from __future__ import annotations
@@ -12,25 +13,10 @@ import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import pillow_heif
-import pytest
-from PIL import Image
-
 from mailbot.cli.main import main
 from mailbot.devtools.samples import text_pdf
-from parsers.document.ocr import TESSERACT
-from tests.golden.make_fixtures import render_receipt, scanned_pdf
-from tests.unit.test_attachments import make_tnef
+from tests._formats import heic_receipt, needs_tesseract, scanned_receipt_pdf, winmail_dat
 
-needs_tesseract = pytest.mark.skipif(TESSERACT.is_available() is None, reason="no tesseract")
-
-LINES = [
-    "ELKJOP NORGE AS",
-    "Org.nr 988 077 917 MVA",
-    "Dato: 12.12.2022",
-    "Sony WH-1000XM5   3 990,00",
-    "TOTAL 3 990,00",
-]
 INVOICE = [
     "Hansen Lyd AS",
     "Org.nr 988077917 MVA",
@@ -56,10 +42,12 @@ def rules_test(path: Path, *extra: str) -> tuple[int, str]:
     return run("rules", "test", str(path), "--campaign", "cashback-2022", *extra)
 
 
-def _heic(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    pillow_heif.from_pillow(image.convert("RGB")).save(out, quality=90)
-    return out.getvalue()
+def read_ok(path: Path, data: bytes) -> str:
+    """`data` written to `path` and read by `rules test`: it succeeds; its output."""
+    path.write_bytes(data)
+    code, out = rules_test(path)
+    assert code == 0, out
+    return out
 
 
 def words(out: str) -> str:
@@ -76,9 +64,7 @@ def _receipt_read(shown: str) -> None:
 @needs_tesseract
 def test_rules_test_reads_a_heic_photo_as_the_mail_path_converts_it(tmp_path: Path) -> None:
     path = tmp_path / "kvittering.heic"
-    path.write_bytes(_heic(render_receipt(LINES, size=30)))
-    code, out = rules_test(path)
-    assert code == 0, out
+    out = read_ok(path, heic_receipt())
     assert "read as:   ocr" in out and "(converted from image/heic)" in out
     _receipt_read(out)
     code, out = rules_test(path, "--json")
@@ -90,19 +76,14 @@ def test_rules_test_reads_a_heic_photo_as_the_mail_path_converts_it(tmp_path: Pa
 
 @needs_tesseract
 def test_rules_test_reads_a_pdf_that_holds_only_an_image(tmp_path: Path) -> None:
-    path = tmp_path / "scan.pdf"
-    path.write_bytes(scanned_pdf(render_receipt(LINES, size=30)))
-    code, out = rules_test(path)
-    assert code == 0, out
+    out = read_ok(tmp_path / "scan.pdf", scanned_receipt_pdf())
     assert "read as:   ocr" in out
     _receipt_read(out)
 
 
 def test_rules_test_opens_a_winmail_dat_and_refuses_what_a_mail_would(tmp_path: Path) -> None:
     path = tmp_path / "winmail.dat"
-    path.write_bytes(
-        make_tnef([("kvittering.pdf", text_pdf(LINES)), ("notes.exe", b"MZ\x90\x00" + b"\0" * 64)])
-    )
+    path.write_bytes(winmail_dat())
     code, out = rules_test(path)
     assert code == 1  # the program inside is refused
     assert f"file:      {path}[kvittering.pdf]" in out and "read as:   pdf-text" in out

@@ -2,7 +2,7 @@
 
 HEIC photos (converted to JPEG as for a mail), Outlook `winmail.dat` (TNEF: the
 files inside), PDFs whose receipt is an embedded image, and a refusal the mail
-path would give. The files are made here; nothing comes from the corpus.
+path would give. The files are made in tests/_formats.py; nothing comes from the corpus.
 """
 
 from __future__ import annotations
@@ -12,24 +12,8 @@ import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import pillow_heif
-import pytest
-from PIL import Image
-
 from mailbot.cli.main import main
-from parsers.document.ocr import TESSERACT
-from tests.golden.make_fixtures import render_receipt, scanned_pdf, text_pdf
-from tests.unit.test_attachments import make_tnef
-
-needs_tesseract = pytest.mark.skipif(TESSERACT.is_available() is None, reason="no tesseract")
-
-LINES = [
-    "ELKJOP NORGE AS",
-    "Org.nr 988 077 917 MVA",
-    "Dato: 12.12.2022",
-    "Sony WH-1000XM5   3 990,00",
-    "TOTAL 3 990,00",
-]
+from tests._formats import heic_receipt, needs_tesseract, scanned_receipt_pdf, winmail_dat
 
 
 def extract(*paths: Path) -> tuple[int, list[dict[str, object]]]:
@@ -55,16 +39,10 @@ def _receipt_read(obj: dict[str, object]) -> None:
     assert fields["vat_number"] and fields["vat_number"]["value"] == "988077917", obj
 
 
-def _heic(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    pillow_heif.from_pillow(image.convert("RGB")).save(out, quality=90)
-    return out.getvalue()
-
-
 @needs_tesseract
 def test_heic_photo_is_read_as_the_mail_path_converts_it(tmp_path: Path) -> None:
     path = tmp_path / "kvittering.heic"
-    obj = read_one(path, _heic(render_receipt(LINES, size=30)))
+    obj = read_one(path, heic_receipt())
     assert obj["file"] == str(path) and obj["source"] == "ocr"
     assert obj["converted_from"] == "image/heic"
     _receipt_read(obj)
@@ -72,9 +50,7 @@ def test_heic_photo_is_read_as_the_mail_path_converts_it(tmp_path: Path) -> None
 
 def test_tnef_winmail_dat_gives_one_object_per_file_inside(tmp_path: Path) -> None:
     path = tmp_path / "winmail.dat"
-    path.write_bytes(
-        make_tnef([("kvittering.pdf", text_pdf(LINES)), ("notes.exe", b"MZ\x90\x00" + b"\0" * 64)])
-    )
+    path.write_bytes(winmail_dat())
     code, objs = extract(path)
     assert code == 1  # the program inside is refused, as a mail's would be
     pdf, exe = objs
@@ -86,7 +62,7 @@ def test_tnef_winmail_dat_gives_one_object_per_file_inside(tmp_path: Path) -> No
 
 @needs_tesseract
 def test_pdf_whose_receipt_is_an_embedded_image(tmp_path: Path) -> None:
-    obj = read_one(tmp_path / "scan.pdf", scanned_pdf(render_receipt(LINES, size=30)))
+    obj = read_one(tmp_path / "scan.pdf", scanned_receipt_pdf())
     assert obj["source"] == "ocr"
     _receipt_read(obj)
 

@@ -10,13 +10,13 @@ import zipfile
 import zlib
 from email.message import EmailMessage
 
-import pillow_heif
 import pytest
 from PIL import Image
 
 from mailbot.core.mail import Attachment
 from parsers.mail.attachments import AttachmentLimits, judge_file, safe_filename, sniff_type
 from parsers.mail.parse import parse_email
+from tests._formats import heic_bytes, make_tnef
 
 # --- fixture builders -------------------------------------------------------
 
@@ -37,10 +37,7 @@ def png(w: int, h: int, noise: bool = True) -> bytes:
 
 
 def heic(w: int = 640, h: int = 480) -> bytes:
-    im = Image.effect_noise((w, h), 60).convert("RGB")
-    buf = io.BytesIO()
-    pillow_heif.from_pillow(im).save(buf, quality=60)
-    return buf.getvalue()
+    return heic_bytes(Image.effect_noise((w, h), 60), quality=60)
 
 
 def make_pdf(pages: int = 1, encrypted: bool = False) -> bytes:
@@ -77,29 +74,6 @@ def make_pdf(pages: int = 1, encrypted: bool = False) -> bytes:
         out += f"{off:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {n} /Root 1 0 R{encrypt} >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
-
-
-def _tnef_attr(level: int, attr_id: int, attr_type: int, data: bytes) -> bytes:
-    checksum = sum(data) & 0xFFFF
-    return (
-        struct.pack("<BHHI", level, attr_id, attr_type, len(data))
-        + data
-        + struct.pack("<H", checksum)
-    )
-
-
-def make_tnef(files: list[tuple[str, bytes]]) -> bytes:
-    """A tiny TNEF (winmail.dat) stream, written per [MS-OXTNEF] 2.1.3 because
-    tnefparse can only read: signature, key, version and code page, then per
-    file attAttachRendData (starts an attachment), attAttachTitle, attAttachData."""
-    out = struct.pack("<IH", 0x223E9F78, 0x0001)
-    out += _tnef_attr(1, 0x9006, 0x0008, struct.pack("<I", 0x00010000))  # attTnefVersion
-    out += _tnef_attr(1, 0x9007, 0x0006, struct.pack("<II", 1252, 0))  # attOemCodepage
-    for name, data in files:
-        out += _tnef_attr(2, 0x9002, 0x0006, b"\x01\x00" + b"\xff" * 4 + b"\x00" * 8)
-        out += _tnef_attr(2, 0x8010, 0x0001, name.encode("cp1252") + b"\x00")
-        out += _tnef_attr(2, 0x800F, 0x0006, data)
-    return out
 
 
 def png_bomb(w: int = 100_000, h: int = 100_000) -> bytes:
@@ -317,18 +291,24 @@ def test_cid_referenced_logo_ignored_but_cid_referenced_photo_kept() -> None:
 # --- walking a whole mail ---------------------------------------------------
 
 
-def _mail() -> EmailMessage:
+def _mail(text: str) -> EmailMessage:
+    """A customer's mail saying `text`, to add attachments to."""
     m = EmailMessage()
     m["From"] = "Kari <kari@example.no>"
     m["To"] = "kampanje@example.com"
     m["Subject"] = "Kvittering"
     m["Message-ID"] = "<m1@example.no>"
+    m.set_content(text)
     return m
 
 
+def _accepted(raw: bytes) -> list[tuple[str, bool]]:
+    """(file name, accepted) of each attachment found in the mail `raw`."""
+    return [(a.filename, a.accepted) for a in parse_email(raw).attachments]
+
+
 def test_mail_with_html_logo_photo_zip_and_heic() -> None:
-    m = _mail()
-    m.set_content("Her er kvitteringen.")
+    m = _mail("Her er kvitteringen.")
     m.add_alternative('<p>Her er kvitteringen.</p><img src="cid:logo123@x">', subtype="html")
     m.get_payload()[1].add_related(png(300, 100), "image", "png", cid="<logo123@x>")
     m.add_attachment(
@@ -350,19 +330,15 @@ def test_mail_with_html_logo_photo_zip_and_heic() -> None:
 
 
 def test_forwarded_message_attachments_found() -> None:
-    inner = _mail()
-    inner.set_content("Original mail from the shop")
+    inner = _mail("Original mail from the shop")
     inner.add_attachment(make_pdf(1), maintype="application", subtype="pdf", filename="faktura.pdf")
-    outer = _mail()
-    outer.set_content("Videresender kvitteringen.")
+    outer = _mail("Videresender kvitteringen.")
     outer.add_attachment(inner)  # message/rfc822
-    parsed = parse_email(outer.as_bytes())
-    assert [(a.filename, a.accepted) for a in parsed.attachments] == [("faktura.pdf", True)]
+    assert _accepted(outer.as_bytes()) == [("faktura.pdf", True)]
 
 
 def test_base64_encoded_forwarded_message_opened() -> None:
-    inner = _mail()
-    inner.set_content("shop mail")
+    inner = _mail("shop mail")
     inner.add_attachment(
         photo_jpeg(500, 500), maintype="image", subtype="jpeg", filename="foto.jpg"
     )
@@ -375,22 +351,18 @@ def test_base64_encoded_forwarded_message_opened() -> None:
         + b64
         + "\r\n--XX--\r\n"
     ).encode()
-    parsed = parse_email(raw)
-    assert [(a.filename, a.accepted) for a in parsed.attachments] == [("foto.jpg", True)]
+    assert _accepted(raw) == [("foto.jpg", True)]
 
 
 def test_tnef_in_a_mail() -> None:
-    m = _mail()
-    m.set_content("see attached")
+    m = _mail("see attached")
     blob = make_tnef([("scan.png", png(500, 700))])
     m.add_attachment(blob, maintype="application", subtype="ms-tnef", filename="winmail.dat")
-    parsed = parse_email(m.as_bytes())
-    assert [(a.filename, a.accepted) for a in parsed.attachments] == [("scan.png", True)]
+    assert _accepted(m.as_bytes()) == [("scan.png", True)]
 
 
 def test_rfc2231_and_rfc2047_filenames_decoded() -> None:
-    m = _mail()
-    m.set_content("x")
+    m = _mail("x")
     m.add_attachment(
         make_pdf(1), maintype="application", subtype="pdf", filename="kvittering_for_kjøp_Å.pdf"
     )
@@ -428,8 +400,7 @@ def test_safe_filename_caps_length_keeps_extension() -> None:
 
 
 def test_signature_and_vcard_parts_ignored_not_refused() -> None:
-    m = _mail()
-    m.set_content("kvittering vedlagt")
+    m = _mail("kvittering vedlagt")
     m.add_attachment(
         b"0\x82\x05\x00fake-cms",
         maintype="application",

@@ -17,7 +17,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from mailbot.core.errors import ExtractionError
 from parsers.document import ocr
 from parsers.document.imageprep import flat_field, open_image, prepare
-from parsers.document.ocr import ENGINES, TESSERACT
+from parsers.document.ocr import ENGINES
 from parsers.document.text import (
     FALLBACK_MIN_BUDGET_S,
     DocumentText,
@@ -25,6 +25,7 @@ from parsers.document.text import (
     read_document,
     read_many,
 )
+from tests._formats import needs_tesseract
 from tests.golden.make_fixtures import (
     font,
     jpeg_with_exif_rotation,
@@ -33,8 +34,6 @@ from tests.golden.make_fixtures import (
     scanned_pdf,
     text_pdf,
 )
-
-needs_tesseract = pytest.mark.skipif(TESSERACT.is_available() is None, reason="no tesseract")
 
 LINES = [
     "ELEKTROHUSET AS",
