@@ -158,14 +158,18 @@ def test_order_date_on_a_web_shop_screenshot_is_the_purchase_date() -> None:
     assert date("Order date: 12 Nov 2022\nTotal 5.00", dt.date(2026, 1, 1)) == "2022-11-12"
 
 
-def test_invoice_printing_both_dates_reads_the_invoice_date() -> None:
-    invoice = "Faktura 5521\nOrdredato: 02.04.2018\nFakturadato: 05.04.2018\nTotalt 2 499,00"
+@pytest.mark.parametrize(
+    "invoice",
+    [
+        "Faktura 5521\nOrdredato: 02.04.2018\nFakturadato: 05.04.2018\nTotalt 2 499,00",
+        # in either order, and under a table header too
+        "Fakturadato: 05.04.2018\nOrdredato: 02.04.2018\nTotalt 2 499,00",
+        "Ordredato Fakturadato Forfallsdato\n02.04.2018 05.04.2018 19.04.2018\n",
+    ],
+    ids=["order_date_first", "invoice_date_first", "table"],
+)
+def test_invoice_printing_both_dates_reads_the_invoice_date(invoice: str) -> None:
     assert date(invoice, dt.date(2026, 1, 1)) == "2018-04-05"
-    # in either order, and under a table header too
-    invoice = "Fakturadato: 05.04.2018\nOrdredato: 02.04.2018\nTotalt 2 499,00"
-    assert date(invoice, dt.date(2026, 1, 1)) == "2018-04-05"
-    table = "Ordredato Fakturadato Forfallsdato\n02.04.2018 05.04.2018 19.04.2018\n"
-    assert date(table, dt.date(2026, 1, 1)) == "2018-04-05"
 
 
 def test_an_order_date_beside_deadlines_only_is_the_purchase_date() -> None:

@@ -37,21 +37,20 @@ def _append(path: Path, text: str) -> int:
     return before.count("\n") + 1
 
 
-def test_bad_regex_names_file_and_line(rules_copy: Path) -> None:
-    path = rules_copy / "document.yaml"
-    line = _append(path, "receipt_number_labels:\n  - 'kvittering(nr'\n")
-    # The key is now duplicated: the loader says where.
+@pytest.mark.parametrize(
+    ("name", "appended"),
+    [
+        # a bad regex, under a key that is now duplicated: the loader says where
+        ("document.yaml", "receipt_number_labels:\n  - 'kvittering(nr'\n"),
+        ("thresholds.yaml", "colour: blue\n"),  # an unknown key
+    ],
+    ids=["bad_regex", "unknown_key"],
+)
+def test_mistake_names_file_and_line(rules_copy: Path, name: str, appended: str) -> None:
+    line = _append(rules_copy / name, appended)
     with pytest.raises(RulesError) as err:
         load_receipt_rules(rules_copy)
-    assert f"document.yaml:{line}" in str(err.value)
-
-
-def test_unknown_key_names_file_and_line(rules_copy: Path) -> None:
-    path = rules_copy / "thresholds.yaml"
-    line = _append(path, "colour: blue\n")
-    with pytest.raises(RulesError) as err:
-        load_receipt_rules(rules_copy)
-    assert f"thresholds.yaml:{line}" in str(err.value)
+    assert f"{name}:{line}" in str(err.value)
 
 
 def test_bad_regex_in_list(rules_copy: Path) -> None:
