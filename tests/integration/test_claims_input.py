@@ -28,6 +28,7 @@ REGISTER = ["claims", "register", "--campaign", "cashback-2022", "--model", "WH-
 class Cli:
     def __init__(self, tmp: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
         self.err = ""
+        self.tmp = tmp
         self.db_url = db_url
         self.capsys = capsys
         self.config = store_config(tmp, db_url)
@@ -37,6 +38,12 @@ class Cli:
         code = main(["--config", str(self.config), "--log-level", "ERROR", "--now", now, *argv])
         out, err = self.capsys.readouterr()
         return code, out, err
+
+    def csv(self, name: str, text: str, encoding: str = "utf-8") -> Path:
+        """`text` written as the file `name` to import."""
+        path = self.tmp / name
+        path.write_text(text, encoding=encoding)
+        return path
 
     def imported(self, csv_file: Path, *options: str) -> list[dict[str, Any]]:
         """`claims import FILE --json` that succeeds: a row per line read; stderr is
@@ -111,9 +118,9 @@ def test_register_refuses_unknown_models_and_closed_campaigns(cli: Cli) -> None:
     assert cli.counts() == (1, 1)
 
 
-def test_import_semicolons_day_first_dates_and_kept_columns_twice(cli: Cli, tmp_path: Path) -> None:
-    csv_file = tmp_path / "eksport.csv"
-    csv_file.write_text(
+def test_import_semicolons_day_first_dates_and_kept_columns_twice(cli: Cli) -> None:
+    csv_file = cli.csv(
+        "eksport.csv",
         "Campaign;Email;Name;Model;Serial;Purchase date;Price;Currency;Skjema-ID;Kanal\n"
         "cashback-2022;kari@example.no;Kari;WH-1000XM5;5123456;12.12.2022;3990,00;NOK;;web\n"
         "cashback-2022;ola@example.no;Ola;WF-1000XM4;;03/01/2023;;;;butikk\n"
@@ -136,53 +143,52 @@ def test_import_semicolons_day_first_dates_and_kept_columns_twice(cli: Cli, tmp_
     assert "ignored columns skjema_id, kanal" in cli.err
 
 
-def test_import_is_idempotent_by_external_id(cli: Cli, tmp_path: Path) -> None:
-    csv_file = tmp_path / "form.csv"
-    csv_file.write_text(
+def test_import_is_idempotent_by_external_id(cli: Cli) -> None:
+    csv_file = cli.csv(
+        "form.csv",
         "external_id,campaign,email,name,model\n"
         "F-1001,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
-        "F-1002,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
+        "F-1002,cashback-2022,kari@example.no,Kari,WH-1000XM5\n",
     )
     assert [r["status"] for r in cli.imported(csv_file)] == ["registered", "registered"]
     # the form's export again, one row corrected (name) and one new
-    csv_file.write_text(
+    cli.csv(
+        "form.csv",
         "external_id,campaign,email,name,model\n"
         "F-1001,cashback-2022,kari@example.no,Kari Nordmann,WH-1000XM5\n"
         "F-1002,cashback-2022,kari@example.no,Kari,WH-1000XM5\n"
-        "F-1003,cashback-2022,ola@example.no,Ola,WH-1000XM5\n"
+        "F-1003,cashback-2022,ola@example.no,Ola,WH-1000XM5\n",
     )
     assert [r["status"] for r in cli.imported(csv_file)] == ["exists", "exists", "registered"]
     assert cli.counts() == (3, 3)
 
 
-def test_import_without_ids_knows_a_claim_however_the_model_was_typed(
-    cli: Cli, tmp_path: Path
-) -> None:
-    first = tmp_path / "a.csv"
-    first.write_text(
-        "campaign,email,name,model,serial\ncashback-2022,kari@example.no,Kari,wh1000xm5,1\n"
+def test_import_without_ids_knows_a_claim_however_the_model_was_typed(cli: Cli) -> None:
+    first = cli.csv(
+        "a.csv",
+        "campaign,email,name,model,serial\ncashback-2022,kari@example.no,Kari,wh1000xm5,1\n",
     )
     cli.imported(first)
-    second = tmp_path / "b.csv"
-    second.write_text(
+    second = cli.csv(
+        "b.csv",
         "campaign,email,name,model,serial\n"
         "cashback-2022,Kari@Example.no,Kari N.,WH-1000XM5,1\n"
-        "cashback-2022,kari@example.no,Kari,WH-1000XM5,2\n"
+        "cashback-2022,kari@example.no,Kari,WH-1000XM5,2\n",
     )
     assert [r["status"] for r in cli.imported(second)] == ["exists", "registered"]
     assert cli.counts() == (2, 2)
 
 
-def test_import_names_every_bad_row_and_registers_none(cli: Cli, tmp_path: Path) -> None:
-    csv_file = tmp_path / "bad.csv"
-    csv_file.write_text(
+def test_import_names_every_bad_row_and_registers_none(cli: Cli) -> None:
+    csv_file = cli.csv(
+        "bad.csv",
         "campaign,email,name,model,purchase_date,note\n"
         "cashback-2022,kari@example.no,Kari,WH-1000XM5,2022-12-12,ok\n"
         "cashback-2022,ola@example.no,Ola,Galaxy S23,2022-12-12,\n"
         "cashback-2022,per@example.no,Per,WH-1000XM5,12/31/2022,\n"
         f"cashback-2022,evil@example.no,{'N' * 300},WH-1000XM5,,\n"
         "cashback-2022,Evil <evil@example.org>,Eve,WH-1000XM5,,\n"
-        "cashback-2022,kari@example.no,Kari,WH-1000XM5,2022-12-12,again\n"
+        "cashback-2022,kari@example.no,Kari,WH-1000XM5,2022-12-12,again\n",
     )
     code, out, err = cli("claims", "import", str(csv_file), "--extra-columns", "refuse")
     assert code == 2 and f"{csv_file}:1: unknown columns note" in err

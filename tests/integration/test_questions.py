@@ -43,6 +43,16 @@ def _no_more_mail(op: Operator, count: int) -> None:
     assert len(op.sink.messages) == count, [m.message["Subject"] for m in op.sink.messages]
 
 
+def _status_answer(op: Operator, reply_to: Captured, question: str, sent: int) -> str:
+    """`question` sent in answer to `reply_to` after `sent` mails: one status mail comes
+    back; its text."""
+    op.deliver(_answer(reply_to, question))
+    op.run("once")
+    [status] = op.replies_after(sent, 1)
+    assert "Status for kravet ditt" in status.message["Subject"]
+    return _text(status)
+
+
 def test_text_only_claim_mail_is_answered_only_when_clear(op_db: Operator) -> None:
     op = op_db
     code = _register(op)
@@ -66,11 +76,7 @@ def test_text_only_claim_mail_is_answered_only_when_clear(op_db: Operator) -> No
     _no_more_mail(op, 2)
 
     # a status question before any document: the state and what is missing
-    op.deliver(_answer(confirmation, "Hei!\n\nHvor langt har kravet mitt kommet?\n\nKari"))
-    op.run("once")
-    [status] = op.replies_after(2, 1)
-    assert "Status for kravet ditt" in status.message["Subject"]
-    text = _text(status)
+    text = _status_answer(op, confirmation, "Hei!\n\nHvor langt har kravet mitt kommet?\n\nKari", 2)
     assert "registrert" in text and "kjøpsbevis" in text and "28 dager" in text
     assert _state(op, code) == "registered"
 
@@ -89,11 +95,7 @@ def test_text_only_claim_mail_is_answered_only_when_clear(op_db: Operator) -> No
     [approved] = op.replies_after(3, 1)
     assert _state(op, code) == "approved"
     question = "Når får jeg pengene? Jeg sendte kvitteringen for en stund siden."
-    op.deliver(_answer(approved, question))
-    op.run("once")
-    [paid_when] = op.replies_after(4, 1)
-    assert "Status for kravet ditt" in paid_when.message["Subject"]
-    text = _text(paid_when)
+    text = _status_answer(op, approved, question, 4)
     # approved at the fixed clock 2023-01-20; payment within 28 days of validation
     assert "godkjent" in text and "17. februar 2023" in text and "NOK" in text
     assert _state(op, code) == "approved"

@@ -6,8 +6,9 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,12 +74,22 @@ def _seed(
     return deadline
 
 
-def test_sweeps_are_idempotent_and_catch_up(
-    tmp_path: Path, db_url: str, store: sessionmaker[Session]
-) -> None:
+class Seeded(NamedTuple):
+    settings: Settings
+    factory: sessionmaker[Session]
+    deadline: datetime
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, db_url: str, store: sessionmaker[Session]) -> Seeded:
+    """The store with `_seed`'s claim and RMA, the settings they were made under, the
+    claim's deadline."""
     settings = _settings(tmp_path, db_url)
-    factory = store
-    deadline = _seed(factory, settings)
+    return Seeded(settings, store, _seed(store, settings))
+
+
+def test_sweeps_are_idempotent_and_catch_up(seeded: Seeded) -> None:
+    settings, factory, deadline = seeded
 
     def events() -> int:
         with db.transaction(factory) as s:
@@ -129,11 +140,9 @@ def _sweep_cli(tmp: Path, url: str, *argv: str) -> tuple[int, str, str]:
 
 
 def test_dry_run_writes_nothing_and_tells_what_a_real_run_does(
-    tmp_path: Path, db_url: str, store: sessionmaker[Session]
+    tmp_path: Path, db_url: str, seeded: Seeded
 ) -> None:
-    settings = _settings(tmp_path, db_url)
-    factory = store
-    deadline = _seed(factory, settings)
+    settings, factory, deadline = seeded
     # a second claim whose mails must not go out (a no-reply address): reported as such
     _seed(factory, settings, email="no-reply@example.no")
     remind_at = (deadline - timedelta(days=2)).isoformat()

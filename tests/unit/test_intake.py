@@ -18,10 +18,11 @@ from imapclient.exceptions import LoginError
 from sqlalchemy import create_engine
 
 from mailbot.cli.messages import run_messages_list, run_messages_stats
-from mailbot.config import ImapSettings
+from mailbot.config import ImapSettings, Settings
 from mailbot.core.errors import MailboxError
 from mailbot.daemon import loop
 from mailbot.daemon.loop import Backoff
+from mailbot.intake.ledger import Factory
 from mailbot.intake.mailbox import FolderStatus, Mailbox, NewMessage, TokenSource, _uid_set
 from mailbot.intake.sync import Ingestor
 from mailbot.store.db import session_factory
@@ -199,6 +200,27 @@ def test_stop_flag_leaves_the_rest_pending_for_the_next_start(tmp_path: Path) ->
     assert sorted(fake.moved["mailbot/processed"]) == list(range(1, 11))
 
 
+def _serve(
+    settings: Settings,
+    fake: FakeMailbox,
+    stop: threading.Event,
+    factory: Factory,
+    backoff: Backoff,
+    **hooks: Any,
+) -> int:
+    """The daemon's loop over `fake` with a recording processor, until `stop` is set:
+    its exit code. `hooks` are loop.run's own (on_idle_tick, on_reload, ...)."""
+    return loop.run(
+        settings,
+        recording_processor(),
+        stop,
+        factory=factory,
+        backoff=backoff,
+        mailbox_factory=lambda: cast(Mailbox, fake),
+        **hooks,
+    )
+
+
 def test_run_reconnects_with_backoff_then_serves_and_stops(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     factory = make_factory(url)
@@ -214,15 +236,7 @@ def test_run_reconnects_with_backoff_then_serves_and_stops(tmp_path: Path) -> No
         stop.set()
 
     b = Backoff(initial=0.01, maximum=0.05, rng=random.Random(0))
-    rc = loop.run(
-        settings,
-        recording_processor(),
-        stop,
-        factory=factory,
-        backoff=b,
-        mailbox_factory=lambda: cast(Mailbox, fake),
-        on_idle_tick=tick,
-    )
+    rc = _serve(settings, fake, stop, factory, b, on_idle_tick=tick)
     assert rc == 0
     assert [c[0] for c in fake.calls].count("connect") == 4 and ticks == [1]
     assert b.attempt == 0  # reset after the pass that succeeded
@@ -257,14 +271,7 @@ def test_database_down_backs_off_although_imap_logins_succeed(
     stop = FakeClockStop(until=120.0)
     b = Backoff(initial=1.0, maximum=300.0, rng=random.Random(0))
     caplog.set_level(logging.INFO, logger="mailbot.daemon.loop")
-    rc = loop.run(
-        settings,
-        recording_processor(),
-        stop,
-        factory=dead,
-        backoff=b,
-        mailbox_factory=lambda: cast(Mailbox, fake),
-    )
+    rc = _serve(settings, fake, stop, dead, b)
     assert rc == 0
     logins = [c[0] for c in fake.calls].count("connect")
     # 0.5-1, 1-2, 2-4, ... 32-64 s: at most 8 logins in two minutes (before: ~160)
@@ -295,13 +302,12 @@ def test_sighup_reloads_between_passes_and_the_daemon_keeps_serving(tmp_path: Pa
             stop.set()
 
     try:
-        rc = loop.run(
+        rc = _serve(
             settings,
-            recording_processor(),
+            fake,
             stop,
-            factory=make_factory(url),
-            backoff=Backoff(initial=0.01, maximum=0.05),
-            mailbox_factory=lambda: cast(Mailbox, fake),
+            make_factory(url),
+            Backoff(initial=0.01, maximum=0.05),
             on_idle_tick=tick,
             tick_seconds=0.05,
             on_reload=lambda: events.append("reload"),
