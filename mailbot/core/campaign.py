@@ -136,6 +136,14 @@ class Campaign:
     def local_date(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
 
+    def pay_by(self, approved: datetime) -> date | None:
+        """The last day payment is promised on: `payment_days` after the approval, in
+        the campaign's calendar (the approval mail says "within N days"); None when
+        the campaign promises no time."""
+        if self.payment_days is None:
+            return None
+        return self.local_date(approved) + timedelta(days=self.payment_days)
+
     def end_of_day(self, day: date) -> datetime:
         """The first instant after `day` in the campaign's zone (deadlines are exclusive)."""
         return end_of_local_day(day, self.tz)

@@ -527,14 +527,12 @@ def answer_status_question(
 ) -> Transition[Claim]:
     """A question about progress or payment: the state in words, what is missing and
     by when, and when payment comes under the campaign's terms (`payment_days` after
-    validation; the expected last day once validated). A claim in review is described
+    the approval, the day the desk's queue shows too). A claim in review is described
     as being checked, like the documents_received mail does: nobody is told of a
     suspicion."""
     docs, fields, due = _still_needed(claim, campaign)
-    pay_by = None
-    validated = claim.validated_at or claim.approved_at
-    if campaign.payment_days is not None and validated is not None:
-        pay_by = campaign.local_date(validated) + timedelta(days=campaign.payment_days)
+    approved = claim.approved_at or claim.validated_at
+    pay_by = campaign.pay_by(approved) if approved is not None else None
     ctx = _base_context(claim) | {
         "state": claim.state.value,
         "missing_documents": docs,

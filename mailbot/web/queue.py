@@ -13,13 +13,12 @@ due rows first, up to a page (`queue.html`); the rest is reached by filter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from mailbot.core.campaign import Campaign
 from mailbot.log import mask_email, scrub
 from mailbot.ruleset.loader import RuleSet
 from mailbot.services.messages import PERSON_REASONS, cause, needs_person
@@ -96,15 +95,6 @@ def _claims(s: Session) -> list[Item]:
     ]
 
 
-def pay_by(campaign: Campaign, approved: datetime) -> date | None:
-    """The last day payment is promised on: `payment_days` after the approval, in the
-    campaign's calendar (the approval mail says "within N days"); None when the
-    campaign promises no time."""
-    if campaign.payment_days is None:
-        return None
-    return campaign.local_date(approved) + timedelta(days=campaign.payment_days)
-
-
 def _payments(s: Session, rules: RuleSet | None) -> list[Item]:
     c = m.Claim
     # one time from the snapshot JSON (each JSON path parses the whole document), not
@@ -122,7 +112,7 @@ def _payments(s: Session, rules: RuleSet | None) -> list[Item]:
     for r in rows:
         campaign = campaigns.get(r.campaign_id)
         at = datetime.fromisoformat(r.approved_at) if r.approved_at else r.updated_at
-        day = pay_by(campaign, at) if campaign is not None else None
+        day = campaign.pay_by(at) if campaign is not None else None
         amount = f" {r.payout_amount} {r.payout_currency}" if r.payout_amount is not None else ""
         if day is not None:
             when = f"pay by {day.isoformat()}"

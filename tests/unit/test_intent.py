@@ -14,6 +14,7 @@ from mailbot.core.claim_machine import (
     ClaimState,
     answer_attachment_missing,
     answer_status_question,
+    approve,
     ask,
     mark_paid,
     receive_documents,
@@ -188,6 +189,22 @@ def test_a_status_question_on_an_approved_claim_gives_amount_and_payment_day() -
     assert ctx["amount"] == claim.payout_amount is not None
     text = _render(t.reply, claim, "nb")
     assert "godkjent" in text and "28 dager" in text and "500 NOK" in text
+
+
+def test_the_payment_day_runs_from_the_approval_not_the_validation() -> None:
+    # validated now, approved by a person three days later: the promise ("within 28
+    # days" in the approval mail) runs from the approval, as the desk's queue counts it
+    c = cashback()
+    validated = receive_documents(
+        new_claim(), c, [receipt(), serial_photo()], NOW, auto_approve=False
+    ).snapshot
+    assert validated.state is ClaimState.VALIDATED
+    approved_on = NOW + timedelta(days=3)
+    claim = approve(validated, c, approved_on).snapshot
+    t = answer_status_question(claim, c, NOW + timedelta(days=5))
+    assert t.reply is not None
+    assert t.reply.context["pay_by"] == c.local_date(approved_on) + timedelta(days=28)
+    assert t.reply.context["pay_by"] == c.pay_by(approved_on)
 
 
 def test_a_status_question_before_documents_lists_what_is_missing() -> None:
