@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot import resources
 from mailbot.config import Settings, load_settings
 from mailbot.core import claim_machine as claim_sm
-from mailbot.core.claim_state import DocumentEvidence
-from mailbot.core.receipt_fields import DocumentKind
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.claims import Registration, register_claim
 from mailbot.services.records import claim_snapshot, record
@@ -25,6 +23,7 @@ from mailbot.services.sweeps import run_sweeps
 from mailbot.store import db
 from mailbot.store import models as m
 from tests.integration._helpers import run_cli, store_config
+from tests.unit.claim_factories import unread_photo
 
 RULES = load_ruleset(resources.rules_dir())
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -49,13 +48,7 @@ def _seed(
             now=T0,
         )
         # only a serial photo arrives: incomplete, with a deadline 14 days out
-        photo = DocumentEvidence(
-            kind=DocumentKind.SERIAL_PHOTO,
-            fields=None,
-            refused=None,
-            sha256="ab",
-            filename="serial.jpg",
-        )
+        photo = unread_photo("ab")
         t = claim_sm.receive_documents(claim_snapshot(row), campaign, [photo], T0)
         record(s, t, settings=settings, rules_version=RULES.version, claim_row=row)
         assert row.state == "incomplete" and row.deadline_at is not None

@@ -103,6 +103,11 @@ def receipt(
     )
 
 
+def unread_photo(sha: str = "s1") -> DocumentEvidence:
+    """A serial photo of which nothing could be read (no fields at all)."""
+    return DocumentEvidence(DocumentKind.SERIAL_PHOTO, None, None, sha, filename="serial.jpg")
+
+
 def serial_photo(sha: str = "s1", serial: str | None = None) -> DocumentEvidence:
     fields = ReceiptFields(
         DocumentKind.SERIAL_PHOTO, serial_number=fv(serial) if serial is not None else None

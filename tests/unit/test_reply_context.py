@@ -15,6 +15,7 @@ from mailbot.core.receipt_fields import DocumentKind
 from mailbot.ruleset.loader import load_ruleset
 from mailbot.services.context import reply_context
 from mailbot.templating.render import Templates
+from tests.unit.claim_factories import unread_photo
 
 RULES = load_ruleset(resources.rules_dir())
 SETTINGS = load_settings(environ={})
@@ -52,13 +53,7 @@ def test_claim_replies_render(language: str) -> None:
     t = claim_sm.receive_documents(reg.snapshot, campaign, [refused], now)
     assert t.reply is not None and t.reply.template == "attachment_refused"
     assert "docs.zip" in _render(t, t.snapshot, language)
-    photo = DocumentEvidence(
-        kind=DocumentKind.SERIAL_PHOTO,
-        fields=None,
-        refused=None,
-        sha256="cd",
-        filename="serial.jpg",
-    )
+    photo = unread_photo("cd")
     t = claim_sm.receive_documents(reg.snapshot, campaign, [photo], now)
     assert t.reply is not None and t.reply.template == "missing_info"
     text = _render(t, t.snapshot, language)
