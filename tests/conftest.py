@@ -43,11 +43,8 @@ def dovecot() -> Iterator[LocalDovecot]:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """An aiosmtpd server on a free loopback port capturing every mail."""
-    sink = SmtpSink().start()
-    try:
+    with SmtpSink() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture

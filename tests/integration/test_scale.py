@@ -245,11 +245,8 @@ def _replies(sink: SmtpSink) -> tuple[Counter[str], Counter[str]]:
 
 @pytest.fixture
 def ref_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink().start()
-    try:
+    with SmtpSink() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture
