@@ -8,15 +8,10 @@ once it stopped."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +28,10 @@ from mailbot.devtools.dovecot import LocalDovecot, free_port
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.resources import rules_dir
 from mailbot.templating.render import templates_version
+from tests.integration._daemon_helpers import http_get, start_daemon, stop_daemon
 from tests.integration._helpers import run_cli
 from tests.integration._ingest_helpers import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 BROKEN_YAML = "\n: [unclosed\n"
 
 
@@ -204,16 +199,6 @@ def test_a_daemon_that_does_not_answer_fails_after_two_seconds(tmp_path: Path) -
     assert took < 30  # the two seconds plus the other checks
 
 
-def _healthz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_mailbot_run_ok_then_a_broken_rules_reload_then_stopped(
@@ -224,15 +209,10 @@ def test_mailbot_run_ok_then_a_broken_rules_reload_then_stopped(
     port = free_port()
     cfg = _config(tmp_path, f"127.0.0.1:{port}", imap_port=dovecot.port, smtp_port=smtp_sink.port)
     log = tmp_path / "daemon.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("MAILBOT_CONFIG", None)
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(cfg), "run"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    proc = start_daemon(cfg, log)
     try:
-        assert wait_for(lambda: _healthz(port) == 200, 40), log.read_text()
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        assert wait_for(lambda: http_get(healthz, timeout=2)[0] == 200, 40), log.read_text()
         rules = App(load_settings(cfg, environ={})).rules.version
         _, item = daemon_item(cfg)
         assert item["detail"].startswith(f"running; rules {rules} templates "), item
@@ -247,7 +227,6 @@ def test_mailbot_run_ok_then_a_broken_rules_reload_then_stopped(
         )
         assert f"; in force: rules {rules} templates " in line
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(30)
+        rc = stop_daemon(proc, 30)
     assert rc == 0, log.read_text()
     assert daemon_line(cfg) == f"SKIP daemon     not running at 127.0.0.1:{port}"

@@ -5,35 +5,18 @@ turns /healthz to 503 with the reason."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mailbot.devtools.dovecot import LocalDovecot, free_port
 from mailbot.devtools.smtpsink import SmtpSink
+from tests.integration._daemon_helpers import http_get, run_config, start_daemon, stop_daemon
 from tests.integration._ingest_helpers import append_all, make_mail, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
 
 
 def _next(sock: socket.socket, seconds: float) -> bytes:
@@ -65,59 +48,35 @@ def test_health_metrics_and_systemd_notify(
     dovecot: LocalDovecot, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = tmp_path / "mailbot.toml"
-    config.write_text(f"""
-[imap]
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
-username = "claims"
-password = "secret"
-idle = true
-poll_seconds = 2
-timeout_seconds = 2.0
-[smtp]
-host = "127.0.0.1"
-port = {smtp_sink.port}
-tls = "none"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[log]
-format = "json"
-[health]
-listen = "127.0.0.1:{port}"
-""")
+    config = run_config(
+        tmp_path, dovecot.port, smtp_sink.port, f'[health]\nlisten = "127.0.0.1:{port}"\n'
+    )
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     err = tmp_path / "daemon.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), NOTIFY_SOCKET=str(tmp_path / "notify"))
-    env["WATCHDOG_USEC"] = "1500000"  # a ping at least every 0.5 s while the loop runs
-    env.pop("MAILBOT_CONFIG", None)
-    env.pop("WATCHDOG_PID", None)
     base = f"http://127.0.0.1:{port}"
-    with open(err, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    # WATCHDOG_USEC: a ping at least every 0.5 s while the loop runs
+    proc = start_daemon(
+        config, err, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="1500000"
+    )
     try:
         assert _next(notify, 30) == b"READY=1\nSTATUS=serving", err.read_text()
         pings = _received(notify, 2.5)
         assert pings.count(b"WATCHDOG=1") >= 3, pings
 
-        assert wait_for(lambda: _get(base + "/healthz")[0] == 200, 30), err.read_text()
-        health = json.loads(_get(base + "/healthz")[1])
+        assert wait_for(lambda: http_get(base + "/healthz")[0] == 200, 30), err.read_text()
+        health = json.loads(http_get(base + "/healthz")[1])
         assert health["status"] == "ok" and health["database"]["ok"]
         assert health["reload"]["rules"]["version"]  # the reloader's status is part of it
 
         append_all(dovecot.port, [make_mail(1), make_mail(2)])
 
         def handled() -> bool:
-            page = _get(base + "/metrics")[1].decode()
+            page = http_get(base + "/metrics")[1].decode()
             return _sample(page, "mailbot_messages_total") >= 2
 
         assert wait_for(handled, 30), err.read_text()
-        page = _get(base + "/metrics")[1].decode()
+        page = http_get(base + "/metrics")[1].decode()
         assert _sample(page, "mailbot_message_processing_seconds_count") >= 2
         assert _sample(page, "mailbot_database_up") == 1
         assert "mailbot_outbox_pending" in page and "mailbot_outbox_flagged" in page
@@ -126,15 +85,14 @@ listen = "127.0.0.1:{port}"
         # the IMAP server dies: the loop backs off (and keeps pinging: it is not hung),
         # /healthz says why it is unhealthy once the last poll is too old
         dovecot.stop()
-        assert wait_for(lambda: _get(base + "/healthz")[0] == 503, 40), err.read_text()
-        reasons = json.loads(_get(base + "/healthz")[1])["reasons"]
+        assert wait_for(lambda: http_get(base + "/healthz")[0] == 503, 40), err.read_text()
+        reasons = json.loads(http_get(base + "/healthz")[1])["reasons"]
         assert any(r.startswith("last successful poll") for r in reasons), reasons
         assert b"WATCHDOG=1" in _received(notify, 2)
         assert proc.poll() is None
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(30)
+        rc = stop_daemon(proc, 30)
     assert rc == 0, err.read_text()
     assert b"STOPPING=1" in _received(notify, 2)
     notify.close()
-    assert _get(base + "/healthz")[0] == 0  # the endpoint went with the daemon
+    assert http_get(base + "/healthz")[0] == 0  # the endpoint went with the daemon

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +12,10 @@ import pytest
 
 from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.resources import rules_dir
+from tests.integration._daemon_helpers import start_daemon, stop_daemon
 from tests.integration._ingest_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp: Path, port: int, *, level: str = "INFO", poll: int = 1) -> str:
@@ -58,13 +54,7 @@ def test_sighup_reloads_and_the_daemon_keeps_running(dovecot: LocalDovecot, tmp_
     config = tmp_path / "mailbot.toml"
     config.write_text(_config(tmp_path, dovecot.port))
     err = tmp_path / "daemon.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("MAILBOT_CONFIG", None)
-    with open(err, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    proc = start_daemon(config, err)
     try:
         assert wait_for(lambda: bool(_logged(err, "imap connected")), 30), err.read_text()
 
@@ -99,6 +89,5 @@ def test_sighup_reloads_and_the_daemon_keeps_running(dovecot: LocalDovecot, tmp_
         assert _logged(err, "log level changed")[0]["level"] == "WARNING"
         assert proc.poll() is None
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(20)
+        rc = stop_daemon(proc, 20)
     assert rc == 0

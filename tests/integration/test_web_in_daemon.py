@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
-import os
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -22,53 +19,31 @@ import pytest
 
 from mailbot.devtools.dovecot import LocalDovecot, free_port
 from mailbot.devtools.smtpsink import SmtpSink
+from tests.integration._daemon_helpers import (
+    daemon_env,
+    http_get,
+    run_config,
+    start_daemon,
+    stop_daemon,
+)
 from tests.integration._ingest_helpers import wait_for
+from tests.integration.test_web import csrf_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "a long desk password"
 
 
 def _config(tmp: Path, imap_port: int, smtp_port: int, web_port: int) -> Path:
-    config = tmp / "mailbot.toml"
-    config.write_text(f"""
-[imap]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-username = "claims"
-password = "secret"
-idle = true
-poll_seconds = 2
-timeout_seconds = 2.0
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-[paths]
-data_dir = "{tmp / "data"}"
-[log]
-format = "json"
-[web]
-in_daemon = true
-listen = "127.0.0.1:{web_port}"
-""")
-    return config
+    web = f'[web]\nin_daemon = true\nlisten = "127.0.0.1:{web_port}"\n'
+    return run_config(tmp, imap_port, smtp_port, web)
 
 
 def _mailbot(config: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), *argv],
-        input=stdin, capture_output=True, text=True, env=_env(), timeout=120, check=False,
+        input=stdin, capture_output=True, text=True, env=daemon_env(), timeout=120, check=False,
     )  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    for name in ("MAILBOT_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(name, None)
-    return env
 
 
 class Browser:
@@ -97,14 +72,6 @@ class Browser:
             return exc.code, exc.read().decode(), dict(exc.headers)
 
 
-def _answers(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/login", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
@@ -121,19 +88,13 @@ def test_the_desk_served_by_the_daemon_logs_in_and_stops_with_it(
     assert made.returncode == 0, made.stderr
     base = f"http://127.0.0.1:{port}"
     err = tmp_path / "daemon.log"
-    with open(err, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-            cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
+    proc = start_daemon(config, err)
     try:
-        assert wait_for(lambda: _answers(base), 30), err.read_text()
+        assert wait_for(lambda: http_get(base + "/login", timeout=2)[0] == 200, 30), err.read_text()
         browser = Browser(base)
         status, page, _ = browser.request("/login")
         assert status == 200 and 'id="login-form"' in page
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert token is not None
-        login = {"username": "ola", "password": PASSWORD, "csrf_token": token.group(1)}
+        login = {"username": "ola", "password": PASSWORD, "csrf_token": csrf_of(page)}
         status, _, headers = browser.request("/login", {**login, "next": "/"})
         assert status == 303 and headers["location"] == "/", (status, headers)
         status, queue, _ = browser.request("/")
@@ -145,12 +106,7 @@ def test_the_desk_served_by_the_daemon_logs_in_and_stops_with_it(
         assert idle.getresponse().read()
     finally:
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        rc = stop_daemon(proc, 15)
     took = time.monotonic() - started
     log = err.read_text()
     assert rc == 0, log

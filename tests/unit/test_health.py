@@ -8,8 +8,6 @@ import os
 import random
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -35,6 +33,7 @@ from mailbot.daemon.sdnotify import Notifier, Watchdog
 from mailbot.intake import ledger
 from mailbot.intake.mailbox import Mailbox
 from mailbot.store.rawstore import RawStore
+from tests.integration._daemon_helpers import http_get
 from tests.integration._ingest_helpers import (
     RAISE_MARK,
     make_factory,
@@ -268,14 +267,6 @@ def test_watchdog_pings_at_most_every_third_of_its_interval(notify_socket: socke
 # -- the endpoint ------------------------------------------------------------------------
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def test_endpoint_answers_503_then_200_and_serves_metrics(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     factory = make_factory(url)
@@ -285,7 +276,7 @@ def test_endpoint_answers_503_then_200_and_serves_metrics(tmp_path: Path) -> Non
     server = HealthServer("127.0.0.1:0", factory, settings, reload=lambda: reload).start()
     base = f"http://127.0.0.1:{server.port}"
     try:
-        status, body = _get(base + "/healthz")
+        status, body = http_get(base + "/healthz")
         assert status == 503
         assert json.loads(body)["reasons"] == [
             "no successful poll yet",
@@ -293,11 +284,11 @@ def test_endpoint_answers_503_then_200_and_serves_metrics(tmp_path: Path) -> Non
         ]
         metrics.poll_done()
         metrics.delivery_done()
-        status, body = _get(base + "/healthz")
+        status, body = http_get(base + "/healthz")
         assert status == 200, body
         health = json.loads(body)
         assert health["database"]["ok"] and health["warnings"][0].startswith("templates reload")
-        status, text = _get(base + "/metrics")
+        status, text = http_get(base + "/metrics")
         assert status == 200
         page = text.decode()
         for line in (
@@ -313,7 +304,7 @@ def test_endpoint_answers_503_then_200_and_serves_metrics(tmp_path: Path) -> Non
         ):
             assert line in page, line
         assert "mailbot_last_poll_timestamp_seconds 1." in page
-        assert _get(base + "/nothing")[0] == 404
+        assert http_get(base + "/nothing")[0] == 404
     finally:
         server.stop()
     # stopped: the database gauges are no longer registered
