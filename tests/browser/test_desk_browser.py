@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -31,10 +29,11 @@ import pytest
 
 from mailbot import resources
 from mailbot.devtools import scenario as sc
-from mailbot.devtools.dovecot import LocalDovecot
+from mailbot.devtools.dovecot import LocalDovecot, free_port
 from mailbot.devtools.samples import good_receipt_pdf, serial_photo
 from mailbot.devtools.scenario import KARI, Operator
 from mailbot.devtools.smtpsink import Captured, SmtpSink
+from tests.integration._daemon_helpers import http_get, upgraded_operator
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -51,17 +50,11 @@ OTHER_CLAIM = replace(
 QUESTION_FROM = "per.olsen@example.no"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Desk:
     """`mailbot web` in a subprocess on a free loopback port, with the operator's config."""
 
     def __init__(self, op: Operator) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (op.tmp / "web.log").open("wb")
         argv = [
@@ -85,12 +78,9 @@ class Desk:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mailbot web exited {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/login", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
+            if http_get(f"{self.url}/login", timeout=2)[0] == 200:
+                return
+            time.sleep(0.2)
         raise RuntimeError("mailbot web did not answer in time")
 
     def stop(self) -> None:
@@ -105,9 +95,7 @@ class Desk:
 
 @pytest.fixture
 def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, sqlite_url: str) -> Operator:
-    operator = Operator(tmp_path, dovecot, smtp_sink, sqlite_url)
-    operator.run("db", "upgrade")
-    return operator
+    return upgraded_operator(tmp_path, dovecot, smtp_sink, sqlite_url)
 
 
 @pytest.fixture
@@ -159,6 +147,14 @@ def claims_in_review(op: Operator) -> tuple[str, str]:
         assert isinstance(state, dict)
         assert state["state"] == "review", state["reasons"]
     return code, other
+
+
+def staff_and_claims_in_review(op: Operator, name: str, role: str) -> tuple[str, str, int]:
+    """A desk user `name` of `role` and the two claims of `claims_in_review`: their codes,
+    and how many mails the sink had by then."""
+    add_user(op, name, role, PASSWORD)
+    code, other = claims_in_review(op)
+    return code, other, len(op.sink.messages)
 
 
 def shot(driver: WebDriver, name: str) -> None:
@@ -219,9 +215,7 @@ def test_agent_approves_a_review_claim_and_the_claimant_sees_it(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    add_user(op, AGENT, "agent", PASSWORD)
-    code, other = claims_in_review(op)
-    sent_before = len(op.sink.messages)
+    code, other, sent_before = staff_and_claims_in_review(op, AGENT, "agent")
 
     # a wrong password is refused, and nothing of the desk is shown
     log_in(browser, desk.url, AGENT, "not the password")
@@ -275,9 +269,7 @@ def test_agent_approves_a_review_claim_and_the_claimant_sees_it(
 def test_admin_replays_candidate_rules_and_nothing_changes(
     op: Operator, desk: Desk, browser: WebDriver
 ) -> None:
-    add_user(op, ADMIN, "admin", PASSWORD)
-    code, other = claims_in_review(op)
-    sent_before = len(op.sink.messages)
+    code, other, sent_before = staff_and_claims_in_review(op, ADMIN, "admin")
     # the candidate: a campaign that ended before the receipts' purchase date (12.12.2022)
     candidate = op.tmp / "rules-candidate"
     shutil.copytree(resources.rules_dir(), candidate)

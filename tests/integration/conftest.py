@@ -13,22 +13,19 @@ from mailbot.devtools.dovecot import LocalDovecot
 from mailbot.devtools.scenario import Operator
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.store import db
+from tests.integration._daemon_helpers import upgraded_operator
 
 
 @pytest.fixture
 def op(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink) -> Operator:
     """`mailbot` against a throwaway Dovecot and SMTP sink, its database upgraded."""
-    operator = Operator(tmp_path, dovecot, smtp_sink)
-    operator.run("db", "upgrade")
-    return operator
+    return upgraded_operator(tmp_path, dovecot, smtp_sink)
 
 
 @pytest.fixture
 def op_db(tmp_path: Path, dovecot: LocalDovecot, smtp_sink: SmtpSink, db_url: str) -> Operator:
     """As `op`, on SQLite and on PostgreSQL."""
-    operator = Operator(tmp_path, dovecot, smtp_sink, db_url)
-    operator.run("db", "upgrade")
-    return operator
+    return upgraded_operator(tmp_path, dovecot, smtp_sink, db_url)
 
 
 @pytest.fixture
