@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,20 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+@contextmanager
+def desk_app(cfg: Path) -> Iterator[tuple[App, Wall, TestClient]]:
+    """The desk of `cfg` at T0 with a viewer (vera), an agent (anne) and an admin (ada),
+    its wall clock, and a client of it."""
+    app = App(load_settings(cfg, environ={}), clock=lambda: T0)
+    app.ensure_schema()
+    for name, role in (("vera", "viewer"), ("anne", "agent"), ("ada", "admin")):
+        accounts.add_user(app.factory, name, PASSWORD, role, T0)
+    wall = Wall()
+    with TestClient(create_app(app, wall_clock=wall), base_url="http://127.0.0.1") as client:
+        yield app, wall, client
+    app.engine.dispose()
+
+
 @pytest.fixture
 def desk(tmp_path: Path, db_url: str) -> Iterator[Desk]:
     cfg = store_config(
@@ -84,14 +99,8 @@ def desk(tmp_path: Path, db_url: str) -> Iterator[Desk]:
         '[smtp]\nhost = "127.0.0.1"\nport = 1\ntls = "none"\n'
         "[web]\nsession_minutes = 60\nlogin_attempts = 3\nlogin_window_minutes = 10\n",
     )
-    app = App(load_settings(cfg, environ={}), clock=lambda: T0)
-    app.ensure_schema()
-    for name, role in (("vera", "viewer"), ("anne", "agent"), ("ada", "admin")):
-        accounts.add_user(app.factory, name, PASSWORD, role, T0)
-    wall = Wall()
-    with TestClient(create_app(app, wall_clock=wall), base_url="http://127.0.0.1") as client:
+    with desk_app(cfg) as (app, wall, client):
         yield Desk(cfg, app, wall, client)
-    app.engine.dispose()
 
 
 ROUTES_GET = ["/", "/search", "/claims/12345678", "/rmas/RMA-1", "/messages/1", "/messages/1/raw",

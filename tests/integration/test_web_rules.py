@@ -14,16 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
-from mailbot.cli.app import App
-from mailbot.config import load_settings
 from mailbot.store import db
 from mailbot.store import models as m
-from mailbot.web import accounts
-from mailbot.web.app import create_app
 from tests.integration.test_replay import CAMPAIGN, Cli, _claim_with_receipt, _rules_copy
-from tests.integration.test_web import PASSWORD, T0, Desk, Wall, csrf_of
+from tests.integration.test_web import Desk, csrf_of, desk_app
 
 SERIAL_REQUIRED = "required_documents: [receipt, serial_photo]"
 RECEIPT_ONLY = "required_documents: [receipt]"
@@ -64,17 +59,11 @@ def desk(tmp_path: Path, db_url: str) -> Iterator[RulesDesk]:
     rules = _rules_copy(tmp_path, "rules")
     probe = Cli(tmp_path, db_url, tmp_path / "data", None)  # type: ignore[arg-type]
     cfg = probe.config(rules)
-    app = App(load_settings(cfg, environ={}), clock=lambda: T0)
-    app.ensure_schema()
-    for name, role in (("vera", "viewer"), ("anne", "agent"), ("ada", "admin")):
-        accounts.add_user(app.factory, name, PASSWORD, role, T0)
-    wall = Wall()
-    with TestClient(create_app(app, wall_clock=wall), base_url="http://127.0.0.1") as client:
+    with desk_app(cfg) as (app, wall, client):
         d = RulesDesk(cfg, app, wall, client)
         d.cli_ = Cli(tmp_path, db_url, tmp_path / "data", app.factory)
         d.rules = rules
         yield d
-    app.engine.dispose()
 
 
 def test_a_viewer_sees_the_rules_but_may_not_replay(desk: RulesDesk) -> None:
