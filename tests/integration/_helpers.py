@@ -1,5 +1,6 @@
 """Scaffolding of the integration tests that run `mailbot` in-process: a config over a
-database and a data directory, a command line whose output is captured, an upgraded store."""
+database and a data directory, a command line whose output is captured, an upgraded
+store, and a claim read back with its newest event."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.cli.main import main
 from mailbot.store import db
+from mailbot.store import models as m
 
 
 def store_config(tmp: Path, db_url: str, extra: str = "") -> Path:
@@ -43,3 +46,13 @@ def upgraded_factory(db_url: str) -> sessionmaker[Session]:
     engine = db.make_engine(db_url)
     db.upgrade(engine)
     return db.session_factory(engine)
+
+
+def claim_and_last_event(session: Session, code: str) -> tuple[m.Claim, m.Event]:
+    """The claim `code` and its newest event (it must have one)."""
+    claim = session.scalars(select(m.Claim).where(m.Claim.code == code)).one()
+    event = session.scalars(
+        select(m.Event).where(m.Event.claim_id == claim.id).order_by(m.Event.id.desc())
+    ).first()
+    assert event is not None
+    return claim, event

@@ -22,7 +22,7 @@ from mailbot.outbound.delivery import deliver_pending
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
-from tests.integration._helpers import run_cli, store_config
+from tests.integration._helpers import claim_and_last_event, run_cli, store_config
 
 NOW = "2023-01-20T10:00:00+00:00"
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -64,11 +64,7 @@ class Cli:
 
     def last_event(self, code: str) -> m.Event:
         with db.transaction(self.factory) as s:
-            claim = s.scalars(select(m.Claim).where(m.Claim.code == code)).one()
-            event = s.scalars(
-                select(m.Event).where(m.Event.claim_id == claim.id).order_by(m.Event.id.desc())
-            ).first()
-            assert event is not None
+            _, event = claim_and_last_event(s, code)
             s.expunge(event)
             return event
 

@@ -22,7 +22,7 @@ from mailbot.devtools.samples import customer_mail, good_receipt_pdf
 from mailbot.store import db
 from mailbot.store import models as m
 from mailbot.store.rawstore import RawStore
-from tests.integration._helpers import run_cli
+from tests.integration._helpers import claim_and_last_event, run_cli
 
 NOW = "2023-01-20T10:00:00+00:00"
 T0 = datetime(2023, 1, 20, 10, tzinfo=UTC)
@@ -62,11 +62,7 @@ class Cli:
     def claim(self, code: str) -> tuple[str, list[str], str | None]:
         """(state, reasons, rules version of the newest event)."""
         with db.transaction(self.factory) as s:
-            row = s.scalars(select(m.Claim).where(m.Claim.code == code)).one()
-            event = s.scalars(
-                select(m.Event).where(m.Event.claim_id == row.id).order_by(m.Event.id.desc())
-            ).first()
-            assert event is not None
+            row, event = claim_and_last_event(s, code)
             return row.state, list(row.state_reasons), event.rules_version
 
 
