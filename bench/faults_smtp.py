@@ -41,17 +41,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.config import Settings, SmtpSettings
+from mailbot.config import Settings
 from mailbot.devtools.faults import fail_sent_writes
+from mailbot.devtools.sending import APPROVED, sink_settings
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.services.outbox import queue_reply
@@ -59,43 +58,25 @@ from mailbot.store import db
 from mailbot.store.models import Outbox
 
 T0 = datetime(2023, 1, 20, 10, 0, tzinfo=UTC)
-CONTEXT = {
-    "name": "Kari Nordmann",
-    "code": "12345674",
-    "amount": Decimal("500"),
-    "currency": "NOK",
-    "payment_days": 28,
-}
 SETTLED = ("sent", "failed", "unconfirmed")
 
 # The killed sender: a separate process, so SIGKILL is a real kill -9.
 _CHILD = """
 import sys
 from datetime import datetime
-from mailbot.config import Settings, SmtpSettings
+from mailbot.devtools.sending import sink_settings
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.store import db
 url, port, now = sys.argv[1], int(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
-smtp = SmtpSettings(host="127.0.0.1", port=port, tls="none", from_address="claims@brand.example",
-                    reply_to="", timeout_seconds=10, rate_limit_per_hour=0)
 factory = db.session_factory(db.make_engine(url))
 print("ready", flush=True)
-deliver_pending(factory, Settings(smtp=smtp), now, limit=1000)
+deliver_pending(factory, sink_settings(port, rate_limit_per_hour=0), now, limit=1000)
 """
 
 
 def _settings(port: int, **smtp: Any) -> Settings:
-    base = SmtpSettings(
-        host="127.0.0.1",
-        port=port,
-        tls="none",
-        from_address="claims@brand.example",
-        reply_to="",
-        timeout_seconds=10,
-        rate_limit_per_hour=0,
-        max_attempts=8,
-    )
-    return Settings(smtp=replace(base, **smtp))
+    """Sending to the sink on `port` with no rate limit and 8 attempts; `smtp` overrides."""
+    return sink_settings(port, **({"rate_limit_per_hour": 0, "max_attempts": 8} | smtp))
 
 
 @contextmanager
@@ -130,7 +111,7 @@ def _queue(factory: sessionmaker[Session], settings: Settings, n: int) -> list[s
                 s,
                 template="approved",
                 language="nb",
-                context=CONTEXT,
+                context=APPROVED,
                 to_addr=f"customer{i}@example.no",
                 now=T0,
                 settings=settings,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from random import Random
 from typing import Any
 
@@ -18,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Settings, SmtpSettings
 from mailbot.devtools.faults import fail_sent_writes
+from mailbot.devtools.sending import APPROVED, BOT, sink_settings
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound import delivery
 from mailbot.outbound.delivery import DeliveryStats, deliver_pending, lease_for, requeue
@@ -28,31 +27,13 @@ from mailbot.store.models import Campaign, Claim, Event, Outbox
 
 pytestmark = pytest.mark.integration
 
-BOT = "claims@brand.example"
 KARI = "kari.nordmann@example.no"
 T0 = datetime(2023, 1, 20, 10, 0, tzinfo=UTC)
 
-APPROVED = {
-    "name": "Kari Nordmann",
-    "code": "12345674",
-    "amount": Decimal("500"),
-    "currency": "NOK",
-    "payment_days": 28,
-}
-
 
 def _settings(sink: SmtpSink, **smtp: Any) -> Settings:
-    base = SmtpSettings(
-        host="127.0.0.1",
-        port=sink.port,
-        tls="none",
-        from_address=BOT,
-        reply_to="",
-        timeout_seconds=10,
-        rate_limit_per_hour=5,
-        max_attempts=4,
-    )
-    return Settings(smtp=replace(base, **smtp))
+    """Sending to `sink`, 5 replies per recipient an hour, 4 attempts; `smtp` overrides."""
+    return sink_settings(sink.port, **({"rate_limit_per_hour": 5, "max_attempts": 4} | smtp))
 
 
 @pytest.fixture
