@@ -863,7 +863,10 @@ class World:
     start: dict[str, date]
     """Day 0 of the simulated month per campaign (the phase it runs in)."""
     shops: dict[str, list[Shop]] = field(default_factory=dict)
-    photos: list[bytes] = field(default_factory=list)
+    photos: dict[str, list[bytes]] = field(default_factory=dict)
+    """Receipt photos already sent, per campaign. Each campaign runs in an installation
+    of its own (`bench/month.py`'s phases, separate databases), so a receipt can only be
+    known as reused by the installation it was first sent to."""
     receipt_no: int = 400000
 
     def shop(self, country: str, campaign: str) -> Shop:
@@ -955,7 +958,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
             atts = [("kvittering.jpg", "image/jpeg", receipt_scan(purchase, i % 2))]
         else:
             photo = receipt_photo(purchase, rng)
-            world.photos.append(photo)
+            world.photos.setdefault(campaign, []).append(photo)
             atts = receipt_att(photo)
         if name_p == "phone_serial":
             atts += [
@@ -978,8 +981,9 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
         )
         mails.append(Mail(d1 + rng.randint(2, 6), APPROVE, reply(w["serial"], serial_att())))
     elif name_p == "reused_receipt":
-        if world.photos:
-            stolen = rephotographed(rng.choice(world.photos), rng)
+        earlier = world.photos.get(campaign)
+        if earlier:
+            stolen = rephotographed(rng.choice(earlier), rng)
             mails.append(
                 Mail(
                     d1 + 8,
@@ -995,7 +999,7 @@ def build_case(persona: Persona, campaign: str, i: int, world: World) -> Case:
                     ),
                 )
             )
-        else:  # nothing to reuse yet (tiny runs): an honest customer
+        else:  # nothing sent to this campaign yet (tiny runs): an honest customer
             mails.append(honest(d1))
     elif name_p == "nothing_attached":
         mails.append(
