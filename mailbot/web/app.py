@@ -281,6 +281,13 @@ def search_page(desk: Desk, r: Req) -> Response:
     return desk.render(r.request, r.user, "search.html", query="", results=None)
 
 
+def _hit(
+    kind: str, ref: str, link: str, state: str, what: str, email: str | None
+) -> dict[str, str | None]:
+    """One row of the search page."""
+    return {"kind": kind, "ref": ref, "link": link, "state": state, "what": what, "email": email}
+
+
 @page("viewer", post=True)
 def search(desk: Desk, r: Req) -> Response:
     """By claim code, RMA number or email (a POST: the address never enters a URL)."""
@@ -296,14 +303,14 @@ def search(desk: Desk, r: Req) -> Response:
                 .limit(50)
             ).all()
             results += [
-                {
-                    "kind": "claim",
-                    "ref": c.code,
-                    "link": f"/claims/{c.code}",
-                    "state": c.state,
-                    "what": f"{c.campaign_id}, {c.model}",
-                    "email": c.email,
-                }
+                _hit(
+                    "claim",
+                    c.code,
+                    f"/claims/{c.code}",
+                    c.state,
+                    f"{c.campaign_id}, {c.model}",
+                    c.email,
+                )
                 for c in claims
             ]
             rmas = s.scalars(
@@ -315,28 +322,16 @@ def search(desk: Desk, r: Req) -> Response:
                 .limit(50)
             ).all()
             results += [
-                {
-                    "kind": "RMA",
-                    "ref": x.number,
-                    "link": f"/rmas/{x.number}",
-                    "state": x.state,
-                    "what": x.product,
-                    "email": x.email,
-                }
+                _hit("RMA", x.number, f"/rmas/{x.number}", x.state, x.product, x.email)
                 for x in rmas
             ]
             if text.lstrip("#").isdigit() and len(text.lstrip("#")) < 10:
                 msg = s.get(m.Message, int(text.lstrip("#")))
                 if msg is not None:
+                    cause = messages_svc.cause(msg.status, msg.reason)
+                    link = f"/messages/{msg.id}"
                     results.append(
-                        {
-                            "kind": "ledger",
-                            "ref": f"#{msg.id}",
-                            "link": f"/messages/{msg.id}",
-                            "state": msg.status,
-                            "what": messages_svc.cause(msg.status, msg.reason),
-                            "email": msg.from_masked,
-                        }
+                        _hit("ledger", f"#{msg.id}", link, msg.status, cause, msg.from_masked)
                     )
     return desk.render(r.request, r.user, "search.html", query=text, results=results)
 
