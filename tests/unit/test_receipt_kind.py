@@ -34,6 +34,19 @@ def test_receipt_with_all_fields() -> None:
     assert fields.missing() == ()
 
 
+def test_a_bare_nr_opening_a_line_is_the_receipt_number() -> None:
+    text = "Sonos Store\nNr 401657\nDatum 2023-01-12\nSonos Roam 1 990,00\n"
+    fields = extract_fields(text, rules(), models=("Sonos Roam",))
+    assert fields.receipt_number is not None and fields.receipt_number.value == "401657"
+
+
+def test_no_receipt_number_from_a_vat_line_or_a_number_inside_a_line() -> None:
+    # "NO 923 456 789 MVA" opens many Norwegian receipts; "Org. nr" and "Tlf nr" are no
+    # receipt's number either
+    text = "Sonos Store\nNO 923 456 789 MVA\nOrg. nr 923456789\nTlf nr 22334455\n"
+    assert extract_fields(text, rules()).receipt_number is None
+
+
 def test_serial_label_photo() -> None:
     fields = extract_fields(LABEL, rules())
     assert fields.document_kind is DocumentKind.SERIAL_PHOTO
