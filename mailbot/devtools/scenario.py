@@ -179,6 +179,21 @@ def photo_receipt_answer(ours: Captured) -> bytes:
     )
 
 
+def complete_answer(ours: Captured, sender: str = KARI) -> bytes:
+    """A customer answers the confirmation with everything: the receipt PDF and the
+    serial photo."""
+    return answer(
+        ours,
+        sender,
+        "Re: ",
+        "Her er kvitteringen og serienummeret.",
+        [
+            ("kvittering.pdf", "application/pdf", good_receipt_pdf()),
+            ("serienummer.jpg", "image/jpeg", serial_photo()),
+        ],
+    )
+
+
 def pdf_receipt_answer(ours: Captured) -> bytes:
     """Kari answers the missing-information mail with a complete PDF receipt."""
     return answer(

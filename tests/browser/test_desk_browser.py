@@ -30,9 +30,8 @@ import pytest
 from mailbot import resources
 from mailbot.devtools import scenario as sc
 from mailbot.devtools.dovecot import LocalDovecot, free_port
-from mailbot.devtools.samples import good_receipt_pdf, serial_photo
 from mailbot.devtools.scenario import KARI, Operator
-from mailbot.devtools.smtpsink import Captured, SmtpSink
+from mailbot.devtools.smtpsink import SmtpSink
 from tests.integration._daemon_helpers import http_get, upgraded_operator
 
 if TYPE_CHECKING:
@@ -117,19 +116,6 @@ def add_user(op: Operator, name: str, role: str, password: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _documents(confirmation: Captured, sender: str) -> bytes:
-    return sc.answer(
-        confirmation,
-        sender,
-        "Re: ",
-        "Her er kvitteringen og serienummeret.",
-        [
-            ("kvittering.pdf", "application/pdf", good_receipt_pdf()),
-            ("serienummer.jpg", "image/jpeg", serial_photo()),
-        ],
-    )
-
-
 def claims_in_review(op: Operator) -> tuple[str, str]:
     """Two claims registered and confirmed by mail, then receipts for another model:
     both in review. A customer's question waits in the queue beside them."""
@@ -137,8 +123,8 @@ def claims_in_review(op: Operator) -> tuple[str, str]:
     op.run("once")
     confirmations = {c.rcpt_tos[0]: c for c in op.replies_after(0, 2)}
     op.deliver(
-        _documents(confirmations[KARI], KARI),
-        _documents(confirmations[OTHER_CLAIM.email], OTHER_CLAIM.email),
+        sc.complete_answer(confirmations[KARI], KARI),
+        sc.complete_answer(confirmations[OTHER_CLAIM.email], OTHER_CLAIM.email),
         sc.write(QUESTION_FROM, "Spørsmål om kampanjen", "Hei! Gjelder kampanjen også WH-1000XM4?"),
     )
     op.run("once")

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from mailbot.devtools import scenario as sc
-from mailbot.devtools.samples import bounce_for, good_receipt_pdf, serial_photo
+from mailbot.devtools.samples import bounce_for
 from mailbot.devtools.scenario import BOT, KARI, Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,18 +27,7 @@ def test_receipt_mail_is_processed_and_answered_on_both_databases(op_db: Operato
     code = op.created(replace(sc.KARI_CLAIM, retailer=None))
     op.run("once")
     [confirmation] = op.replies_after(0, 1)
-    op.deliver(
-        sc.answer(
-            confirmation,
-            KARI,
-            "Re: ",
-            "Her er kvitteringen og serienummeret.",
-            [
-                ("kvittering.pdf", "application/pdf", good_receipt_pdf()),
-                ("serienummer.jpg", "image/jpeg", serial_photo()),
-            ],
-        )
-    )
+    op.deliver(sc.complete_answer(confirmation, KARI))
     op.run("once")
     [answer] = op.replies_after(1, 1)
     assert code in answer.message["Subject"]
