@@ -64,10 +64,10 @@ def list_outbox(
     factory: sessionmaker[Session], *, status: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Newest replies first, optionally of one state (one of STATES)."""
-    if status is not None and status not in STATES:
-        raise ValueError(f"unknown outbox status {status!r}; one of: {', '.join(STATES)}")
     with transaction(factory) as s:
-        rows = newest_linked(s, Outbox, status=status, limit=limit)
+        rows = newest_linked(
+            s, Outbox, status=status, limit=limit, statuses=STATES, what="outbox status"
+        )
         return [_row(o, code, rma) for o, code, rma in rows]
 
 

@@ -127,9 +127,18 @@ def linked(model: type[_Linked]) -> Any:
 
 
 def newest_linked(
-    session: Session, model: type[_Linked], *, status: str | None, limit: int
+    session: Session,
+    model: type[_Linked],
+    *,
+    status: str | None,
+    limit: int,
+    statuses: Sequence[str],
+    what: str = "status",
 ) -> Sequence[Any]:
-    """The newest `limit` rows of `model` (of one status, if given), linked as `linked`."""
+    """The newest `limit` rows of `model` (of one status, if given), linked as `linked`.
+    A status not among `statuses` is a ValueError naming them (`what` names the kind)."""
+    if status is not None and status not in statuses:
+        raise ValueError(f"unknown {what} {status!r}; one of: {', '.join(statuses)}")
     stmt = linked(model).order_by(model.id.desc()).limit(max(0, limit))
     if status is not None:
         stmt = stmt.where(model.status == status)

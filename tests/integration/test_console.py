@@ -22,6 +22,8 @@ from mailbot.devtools.samples import customer_mail
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.outbound.smtp import SmtpTransport
+from mailbot.services import outbox_admin
+from mailbot.services.messages import recent_messages
 from mailbot.services.outbox import queue_reply
 from mailbot.store import db
 from mailbot.store import models as m
@@ -346,3 +348,12 @@ def test_a_claimed_reply_cancelled_before_sending_is_never_sent(
         assert mail.message["Message-ID"] == sent.message_id
     assert deliver_pending(factory, settings, T0 + timedelta(days=1)).sent == 0
     assert len(smtp_sink.messages) == 1
+
+
+def test_lists_refuse_a_status_they_do_not_know(store: sessionmaker[Session]) -> None:
+    with pytest.raises(ValueError, match=r"unknown status 'lost'; one of: pending, "):
+        recent_messages(store, status="lost")
+    with pytest.raises(ValueError, match=r"unknown outbox status 'lost'; one of: queued, "):
+        outbox_admin.list_outbox(store, status="lost")
+    assert recent_messages(store, status="pending") == []
+    assert outbox_admin.list_outbox(store, status="queued") == []
