@@ -18,19 +18,17 @@ def test_scrub_removes_account_numbers() -> None:
     assert "o***@x.no" in scrub("konto 1234 56 78903 tilhører ola@x.no")
 
 
-def test_json_formatter_masks_message_and_extra_fields() -> None:
+def _formatted(msg: str, *args: object, **extra: object) -> tuple[str, dict[str, object]]:
+    """A record of logger `t` at INFO, as the JSON formatter writes it: line and object."""
     record = logging.makeLogRecord(
-        {
-            "msg": "reply to %s",
-            "args": ("per@example.se",),
-            "levelname": "INFO",
-            "name": "t",
-            "sender": "anna@example.fi",
-            "uid": 7,
-        }
+        {"msg": msg, "args": args, "levelname": "INFO", "name": "t", **extra}
     )
     line = JsonFormatter().format(record)
-    data = json.loads(line)
+    return line, json.loads(line)
+
+
+def test_json_formatter_masks_message_and_extra_fields() -> None:
+    line, data = _formatted("reply to %s", "per@example.se", sender="anna@example.fi", uid=7)
     assert data["event"] == "reply to p***@example.se"
     assert data["sender"] == "a***@example.fi"
     assert data["uid"] == 7
@@ -38,15 +36,10 @@ def test_json_formatter_masks_message_and_extra_fields() -> None:
 
 
 def test_json_formatter_drops_uvicorns_coloured_copy_of_the_message() -> None:
-    record = logging.makeLogRecord(
-        {
-            "msg": "Uvicorn running on %s",
-            "args": ("http://127.0.0.1:8080",),
-            "levelname": "INFO",
-            "name": "uvicorn.error",
-            "color_message": "Uvicorn running on \x1b[1m%s\x1b[0m",
-        }
+    _, data = _formatted(
+        "Uvicorn running on %s",
+        "http://127.0.0.1:8080",
+        color_message="Uvicorn running on \x1b[1m%s\x1b[0m",
     )
-    data = json.loads(JsonFormatter().format(record))
     assert data["event"] == "Uvicorn running on http://127.0.0.1:8080"
     assert "color_message" not in data
