@@ -2,7 +2,7 @@
 
     python bench/extraction.py ../shared/corpus/receipts [--workers 1,2] [--limit N]
         [--sources nordic,lv] [--languages eng|campaign] [--needs-more extractor|oracle|off]
-        [--fallback rapidocr] [--timeout 15]
+        [--fallback rapidocr|none] [--timeout 15]
 
 Prints, per source and field: labelled, predicted, correct, accuracy, precision
 (scored as ../shared/corpus/README.md says: a null label is not scored; the
@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailbot.core.errors import ExtractionError
-from parsers.document.text import read_document
+from parsers.document.text import FALLBACK_ENGINES, read_document
 
 REQUIRED = ("retailer", "purchase_date", "vat_number", "product")
 """The fields a proof of purchase must show: the only ones that decide OCR passes."""
@@ -466,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--languages", default="eng", help="tesseract languages, or 'campaign'")
     ap.add_argument("--needs-more", default="auto", choices=("auto", "extractor", "oracle", "off"))
     ap.add_argument(
-        "--fallback", default="", help="optional engines after tesseract, e.g. rapidocr"
+        "--fallback",
+        default=",".join(FALLBACK_ENGINES),
+        help="engines after tesseract, as the daemon reads (rapidocr); 'none': tesseract alone",
     )
     ap.add_argument(
         "--models",
@@ -510,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     throughput: dict[int, float] = {}
     errata = load_errata(args.corpus)
     for workers in (int(w) for w in args.workers.split(",")):
-        engines = tuple(e for e in args.fallback.split(",") if e)
+        engines = tuple(e for e in args.fallback.split(",") if e and e != "none")
         rows, wall = run(paths, workers, mode, args.languages, engines)
         throughput[workers] = len(paths) / wall
         print(f"\n=== {workers} worker(s): {len(paths)} documents in {wall:.1f} s", end="")
