@@ -390,21 +390,26 @@ def apply_errata(
 
 
 RELIED_ON = 0.8
-"""The shipped campaigns' min_confidence: the duplicate check uses a total only above it."""
+"""The shipped campaigns' min_confidence: a rejection rests only on a value read with
+at least this confidence, and the duplicate check uses a total only above it."""
 
 
 def _relied_on(ok: list[dict[str, Any]]) -> None:
-    """The totals read with the confidence the duplicate check relies on."""
-    labelled = [r for r in ok if r["labels"].get("total") is not None]
-    if not labelled:
-        return
-    sure = [r for r in labelled if r.get("confidence", {}).get("total", 0) >= RELIED_ON]
-    good = [r for r in sure if correct("total", r["predicted"]["total"], r["labels"]["total"])]
-    prec = f"{len(good) / len(sure):.2f}" if sure else "-"
-    print(
-        f"total at confidence >= {RELIED_ON} (what the duplicate check compares): "
-        f"{len(sure)}/{len(labelled)} read, {len(good)} right, precision {prec}"
-    )
+    """Per field, the values read with the confidence decisions rely on; below it a
+    value sends a claim to review or a question, never to a rejection."""
+    fields = sorted({k for r in ok for k, v in r["labels"].items() if v is not None})
+    print(f"read with confidence >= {RELIED_ON} (what rejections and the duplicate check use):")
+    for name in fields:
+        labelled = [r for r in ok if r["labels"].get(name) is not None]
+        sure = [
+            r
+            for r in labelled
+            if r["predicted"].get(name) is not None
+            and r.get("confidence", {}).get(name, 0) >= RELIED_ON
+        ]
+        good = [r for r in sure if correct(name, r["predicted"][name], r["labels"][name])]
+        prec = f"{len(good) / len(sure):.2f}" if sure else "-"
+        print(f"  {name:<14} {len(sure)}/{len(labelled)} read, {len(good)} right, precision {prec}")
 
 
 def report(rows: list[dict[str, Any]], mode: str, errata: dict[str, dict[str, Any]]) -> None:
