@@ -319,3 +319,32 @@ def test_the_name_by_the_sellers_number_in_the_first_pass_that_read_it() -> None
     text = one + "Fyns Hifi A/S\nCVvR-nr. 43487582\n\n" + one + "FynsHini A/S\nCVR-nr.43487582"
     assert extract_fields(text, rules()).retailer is not None
     assert extract_fields(text, rules()).retailer.value == "Fyns Hifi A/S"  # type: ignore[union-attr]
+
+
+FOOTER_NAMED = """{head}
+Storgata 96, 3792
+Kvittering nr 988276
+Dato 2022-12-12 09:20
+I alt 10 479,00
+Tak for handlen!
+{footer}
+CVR: DK 15 00 55 64
+"""
+
+
+@pytest.mark.parametrize(
+    ("head", "footer", "expected"),
+    [
+        # the head and the footer agree: the footer's legal name
+        ("FYNS HIFI", "Fyns Hifi A/S", "Fyns Hifi A/S"),
+        # the brand over a longer company name is no second reading of it
+        ("LYDHUSET", "Lydhuset Aarhus ApS", "Lydhuset Aarhus ApS"),
+        # two readings of one name that disagree: one holds an OCR slip, abstain
+        ("FYNSHIFT", "Fyes Hin AS", None),
+        ("KOTITEATTER: POHJOLA", "Kotteatter Poryols Oy", None),
+    ],
+)
+def test_a_footer_name_the_head_reads_otherwise_is_not_believed(
+    head: str, footer: str, expected: str | None
+) -> None:
+    assert retailer(FOOTER_NAMED.format(head=head, footer=footer)) == expected
