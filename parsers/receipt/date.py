@@ -324,6 +324,18 @@ ORDER_DATE = "order date"
 """Why a date is set aside while another is left: the day a web-shop order was placed."""
 
 
+# A date's shape with a four-digit year, whatever the digits: "2023-01-92" is one.
+_DATE_SHAPED = re.compile(
+    r"(?<![\d.])(?:(?:19|20)\d\d([-./])\d{1,2}\1\d{1,3}|\d{1,2}([-./])\d{1,2}\2(?:19|20)\d\d)(?!\d)"
+)
+
+
+def _unreadable_date(lines: Sequence[TextLine], every: Sequence[DateCandidate]) -> bool:
+    """Whether a line prints something shaped like a date that reads as none."""
+    dated = {c.line.index for c in every}
+    return any(ln.index not in dated and _DATE_SHAPED.search(ln.text) for ln in lines)
+
+
 def _order_label(context: str, rules: ReceiptRules) -> bool:
     return any(p.search(context) for p in rules.order_date)
 
@@ -346,7 +358,10 @@ def find_purchase_date(
     if not cands:
         # An order confirmation or a web-shop screenshot prints only the order
         # date, and the order is the purchase; beside an invoice or receipt date
-        # it is not taken (an invoice prints both).
+        # it is not taken (an invoice prints both), nor beside a date OCR broke
+        # ("20:15 2023-01-92"), which may be that receipt date.
+        if _unreadable_date(lines, every):
+            return None
         cands = [
             replace(c, rule=f"{c.rule}:order", rejected=None)
             for c in every

@@ -172,6 +172,15 @@ def test_invoice_printing_both_dates_reads_the_invoice_date(invoice: str) -> Non
     assert date(invoice, dt.date(2026, 1, 1)) == "2018-04-05"
 
 
+def test_no_order_date_beside_a_date_ocr_broke() -> None:
+    # "2023-01-92" is the receipt's own date misread: it, not the order, dates the purchase
+    text = "Kvittering nr 498486\nOrdredato: 31.12.2022\n20:15 2023-01-92\nTotalt 3 088,00"
+    assert date(text, dt.date(2026, 1, 1)) is None
+    # a phone number or an amount is no date
+    text = "Ordredato: 31.12.2022\nTlf 22.33.44\nTotalt 3.990.00"
+    assert date(text, dt.date(2026, 1, 1)) == "2022-12-31"
+
+
 def test_an_order_date_beside_deadlines_only_is_the_purchase_date() -> None:
     text = "Ordrebekreftelse\nOrdredato: 02.04.2018\nLeveringsdato: 09.04.2018\nSum 99,00"
     assert date(text, dt.date(2026, 1, 1)) == "2018-04-02"
