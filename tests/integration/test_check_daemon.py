@@ -214,8 +214,11 @@ def test_mailbot_run_ok_then_a_broken_rules_reload_then_stopped(
         healthz = f"http://127.0.0.1:{port}/healthz"
         assert wait_for(lambda: http_get(healthz, timeout=2)[0] == 200, 40), log.read_text()
         rules = App(load_settings(cfg, environ={})).rules.version
-        _, item = daemon_item(cfg)
-        assert item["detail"].startswith(f"running; rules {rules} templates "), item
+        # /healthz answers from the start; the rules are in force once the intake loaded them
+        in_force = f"running; rules {rules} templates "
+        assert wait_for(lambda: daemon_item(cfg)[1]["detail"].startswith(in_force), 30), (
+            daemon_item(cfg)
+        )
 
         classify = tmp_path / "rules" / "classify.yaml"
         classify.write_text(classify.read_text() + BROKEN_YAML)
