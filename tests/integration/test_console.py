@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.config import Settings, SmtpSettings
+from mailbot.config import Settings
 from mailbot.devtools.samples import customer_mail
+from mailbot.devtools.sending import sink_settings
 from mailbot.devtools.smtpsink import SmtpSink
 from mailbot.outbound.delivery import deliver_pending
 from mailbot.outbound.smtp import SmtpTransport
@@ -64,17 +64,7 @@ def _setup(tmp: Path, url: str) -> tuple[Path, sessionmaker[Session]]:
 
 
 def _smtp(sink: SmtpSink) -> Settings:
-    return Settings(
-        smtp=replace(
-            SmtpSettings(),
-            host="127.0.0.1",
-            port=sink.port,
-            tls="none",
-            from_address=BOT,
-            timeout_seconds=10,
-            rate_limit_per_hour=50,
-        )
-    )
+    return sink_settings(sink.port, rate_limit_per_hour=50)
 
 
 # (status, reason, subject, linked to the claim, event kind)
