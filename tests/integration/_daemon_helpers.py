@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from mailbot.devtools.dovecot import LocalDovecot
-from mailbot.devtools.scenario import Operator
+from mailbot.devtools.scenario import Operator, Sections, config_toml
 from mailbot.devtools.smtpsink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,32 +31,15 @@ def upgraded_operator(
 
 
 def run_config(tmp: Path, imap_port: int, smtp_port: int, extra: str = "") -> Path:
-    """`tmp/mailbot.toml` for `mailbot run`: IMAP IDLE on `imap_port` (a poll every 2 s,
-    2 s timeouts), SMTP on `smtp_port`, data under `tmp/data`, JSON logs; then `extra`
-    (TOML)."""
+    """`tmp/mailbot.toml` for `mailbot run`: the throwaway servers' config
+    (`scenario.config_toml`, data under `tmp/data`) with IMAP IDLE (a poll every 2 s,
+    2 s timeouts) and JSON logs at INFO; then `extra` (TOML sections of its own)."""
     config = tmp / "mailbot.toml"
-    config.write_text(
-        f"""
-[imap]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-username = "claims"
-password = "secret"
-idle = true
-poll_seconds = 2
-timeout_seconds = 2.0
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-[paths]
-data_dir = "{tmp / "data"}"
-[log]
-format = "json"
-"""
-        + extra
-    )
+    sections: Sections = {
+        "imap": {"idle": True, "poll_seconds": 2, "timeout_seconds": 2.0},
+        "log": {"format": "json", "level": "INFO"},
+    }
+    config.write_text(config_toml(imap_port, smtp_port, tmp / "data", sections=sections) + extra)
     return config
 
 
